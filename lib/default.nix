@@ -1,0 +1,62 @@
+# inx's flake library. Takes only what it needs and never forces nixpkgs itself: on the
+# `toplevel` path a flake with no nixpkgs at all evaluates.
+{ guestModule }:
+
+let
+  # The schema of `inxManifest`; src/manifest.rs reads the same number.
+  schemaVersion = 1;
+
+  knownIncusAttrs = [ "config" "devices" "profiles" ];
+
+  checkIncus = incus:
+    let unknown = builtins.filter (n: !(builtins.elem n knownIncusAttrs)) (builtins.attrNames incus);
+    in
+    if unknown == [ ] then incus
+    else throw "inx.lib.mkContainer: unknown attribute(s) in incus: ${builtins.concatStringsSep ", " unknown} (known: ${builtins.concatStringsSep ", " knownIncusAttrs})";
+
+  # The small, JSON-able description the CLI reads with one `nix eval`. Only `toplevel`'s
+  # paths are forced; nothing else of the system is.
+  manifestOf = { toplevel, incus }: {
+    inherit schemaVersion;
+    toplevel = "${toplevel}";
+    drvPath = toplevel.drvPath or null;
+    incus = checkIncus incus;
+  };
+
+  fromToplevel = { toplevel, incus ? { } }: {
+    _type = "inx-container";
+    inherit toplevel;
+    inxManifest = manifestOf { inherit toplevel incus; };
+  };
+
+  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { } }:
+    let
+      nixos = nixpkgs.lib.nixosSystem {
+        inherit specialArgs;
+        modules = [ guestModule { nixpkgs.hostPlatform = nixpkgs.lib.mkDefault system; } ] ++ modules;
+      };
+      toplevel = nixos.config.system.build.toplevel;
+    in
+    {
+      _type = "inx-container";
+      inherit toplevel nixos;
+      inherit (nixos) config;
+      inxManifest = manifestOf { inherit toplevel incus; };
+    };
+in
+{
+  /* Declares a container for `inxContainers.<name>`. Either
+       mkContainer { nixpkgs, system, modules, specialArgs ? {}, incus ? {} }
+     (evaluates NixOS with inx's guest module) or
+       mkContainer { toplevel, incus ? {} }
+     (an already-built NixOS system, such as nixosConfigurations.x.config.system.build.toplevel).
+     `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; } is added to the instance. */
+  mkContainer = args:
+    if args ? toplevel && args ? nixpkgs then
+      throw "inx.lib.mkContainer: give either `toplevel` or `nixpkgs` (with `system` and `modules`), not both"
+    else if args ? toplevel then fromToplevel args
+    else if args ? nixpkgs then fromNixpkgs args
+    else throw "inx.lib.mkContainer: give `toplevel` (a built NixOS system) or `nixpkgs`, `system` and `modules`";
+
+  inherit schemaVersion;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Makes a Debian 12 machine ready for inx's end-to-end tests: installs Nix (Debian's nix-bin),
+# Incus (bookworm-backports) and the fixture tools, then starts nix-daemon and incusd and gives
+# Incus a storage-only setup. Idempotent: what is already there is left as it is.
+# Needs root. Logs go to $INX_TEST_LOG_DIR (default /var/log/inx-test).
+set -euo pipefail
+
+log_dir=${INX_TEST_LOG_DIR:-/var/log/inx-test}
+mkdir -p "$log_dir"
+say() { printf 'provision: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  say "must run as root (it installs packages and starts daemons)"
+  exit 1
+fi
+
+need_pkgs=()
+command -v nix >/dev/null || need_pkgs+=(nix-bin)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh && dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+command -v mksquashfs >/dev/null || need_pkgs+=(squashfs-tools)
+command -v git >/dev/null || need_pkgs+=(git)
+need_incus=0
+command -v incus >/dev/null || need_incus=1
+
+if [ ${#need_pkgs[@]} -gt 0 ] || [ $need_incus = 1 ]; then
+  # Incus 6.0 comes from bookworm-backports. Reuse the mirror and key of the existing Debian
+  # source instead of naming a mirror here.
+  src=/etc/apt/sources.list.d/debian.sources
+  bp=/etc/apt/sources.list.d/inx-backports.sources
+  if [ $need_incus = 1 ] && [ ! -f "$bp" ]; then
+    uris=$(grep -m1 '^URIs:' "$src" || true)
+    signed=$(grep -m1 '^Signed-By:' "$src" || true)
+    if [ -z "$uris" ]; then
+      say "cannot find a URIs: line in $src to reuse for bookworm-backports"
+      exit 1
+    fi
+    printf 'Types: deb\n%s\nSuites: bookworm-backports\nComponents: main\n%s\n' "$uris" "$signed" >"$bp"
+  fi
+  say "apt-get update"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log_dir/apt-update.log" 2>&1
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    say "installing ${need_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >"$log_dir/apt-install.log" 2>&1
+  fi
+  if [ $need_incus = 1 ]; then
+    say "installing incus from bookworm-backports"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports incus >"$log_dir/apt-incus.log" 2>&1
+  fi
+fi
+
+# Nix: flakes on, no binary cache (none can be reached from test machines).
+conf=/etc/nix/nix.conf
+mkdir -p /etc/nix
+touch "$conf"
+grep -q '^experimental-features' "$conf" || echo 'experimental-features = nix-command flakes' >>"$conf"
+grep -q '^substituters' "$conf" || echo 'substituters =' >>"$conf"
+grep -q '^sandbox' "$conf" || echo 'sandbox = false' >>"$conf"
+
+if ! nix-store --store daemon -q --hash /nix/store >/dev/null 2>&1 && [ ! -S /nix/var/nix/daemon-socket/socket ]; then
+  say "starting nix-daemon"
+  setsid nix-daemon >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
+fi
+for _ in $(seq 1 100); do
+  [ -S /nix/var/nix/daemon-socket/socket ] && break
+  sleep 0.1
+done
+[ -S /nix/var/nix/daemon-socket/socket ] || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
+
+if ! incus info >/dev/null 2>&1; then
+  say "starting incusd"
+  setsid /usr/libexec/incus/incusd --group root >"$log_dir/incusd.log" 2>&1 </dev/null &
+  if ! timeout 60 incus admin waitready; then
+    say "incusd did not start: see $log_dir/incusd.log"
+    tail -n 20 "$log_dir/incusd.log" >&2 || true
+    exit 1
+  fi
+fi
+
+# A storage pool and a default profile with a root disk; no network (test containers need none,
+# and `incus admin init --minimal` cannot pick a bridge subnet on these machines).
+if ! incus storage show default >/dev/null 2>&1; then
+  say "initialising incus (dir pool, no network)"
+  incus admin init --preseed <<'YAML'
+storage_pools:
+- name: default
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root:
+      type: disk
+      path: /
+      pool: default
+YAML
+fi
+say "ready: $(nix --version), incus $(incus version 2>/dev/null | tr '\n' ' ')"

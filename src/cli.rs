@@ -1,0 +1,103 @@
+//! Command-line interface: what users type. Parsing only; `commands` does the work.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "inx",
+    version,
+    about = "NixOS containers on Incus that share the host's /nix/store",
+    long_about = "inx runs the NixOS containers a flake declares as `inxContainers.<name> = \
+inx.lib.mkContainer { ... }` on Incus. Each container shares the host's /nix/store (read-only) \
+and boots the system its host profile points at (/nix/var/nix/profiles/inx/<name>/system), so \
+creating one costs no image and an update is a switch in place.",
+    after_help = "Exit codes: 0 ok, 1 a step failed, 2 usage, 3 bad input, 4 flake or evaluation error, \
+5 build failed, 6 nix or incus missing, 7 Incus daemon down or refusing, 8 instance not managed \
+by inx, 9 another inx is running, 10 unknown manifest schema."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The flake that declares the containers (its `inxContainers` output).
+    #[arg(long, global = true, default_value = ".", value_name = "REF")]
+    pub flake: String,
+    /// The Incus project to work in (default: the client's current project).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Print what would be done, change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print every command inx runs (on stderr).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, create, start and update declared containers (all when none is named).
+    ///
+    /// One evaluation and one build for all of them. A new system is switched in place
+    /// (switch-to-configuration switch) without a restart; a changed Incus setting is applied
+    /// live where Incus can, with a restart only where it must; nothing changed means nothing
+    /// is done. The root filesystem is never recreated.
+    Up {
+        /// Containers to bring up.
+        names: Vec<String>,
+    },
+    /// List declared and managed containers with their state.
+    ///
+    /// States: missing (declared, not created), stopped, running, outdated (running a system
+    /// other than its profile's), orphaned (managed but no longer declared), conflict (an
+    /// instance inx does not manage has the name).
+    List,
+    /// The state of some containers (all when none is named), like `list`.
+    Status { names: Vec<String> },
+    /// Start containers.
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop containers.
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Restart containers (a stopped one is started).
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command in a container, with PATH from its NixOS system.
+    ///
+    /// The exit code is the command's.
+    Exec {
+        name: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open an interactive login shell (bash) as root in a container.
+    Shell { name: String },
+    /// Delete containers: the instance, its root filesystem and its host profile.
+    ///
+    /// Nothing else is touched. Deleting a root filesystem asks for confirmation on a
+    /// terminal and needs --force otherwise.
+    Destroy {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not ask; delete even though data in the root filesystem is lost.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}

@@ -1,0 +1,52 @@
+use super::{parse_names, Ctx};
+use crate::error::{Error, Result};
+use crate::{execute, lock, plan};
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+/// `inx destroy NAME...`: the instances and their host profiles, after confirmation.
+pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
+    let names = parse_names(names)?;
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(lock::acquire(&ctx.profiles.lock_file())?)
+    };
+    let instances = ctx.instances()?;
+    let dirs: BTreeMap<_, _> = names
+        .iter()
+        .map(|n| {
+            let dir = ctx.profiles.dir(n);
+            let exists = dir.symlink_metadata().is_ok();
+            (n.clone(), (dir, exists))
+        })
+        .collect();
+    let plan = plan::destroy(&names, &instances, &dirs, &ctx.incus)?;
+    if ctx.dry_run {
+        ctx.print_plan(&plan);
+        return Ok(());
+    }
+    if plan.deletes_data() && !force && !confirm(&names)? {
+        return Err(Error::input("nothing was destroyed"));
+    }
+    execute::execute(&ctx.runner, &plan)
+}
+
+fn confirm(names: &[crate::name::ContainerName]) -> Result<bool> {
+    let list: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::input(format!(
+            "destroying {} deletes its root filesystem and everything in it",
+            list.join(", ")
+        ))
+        .with_hint("pass --force to confirm"));
+    }
+    eprint!(
+        "Destroy {} and delete its root filesystem? [y/N] ",
+        list.join(", ")
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -1,0 +1,40 @@
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::instance::is_managed;
+use crate::name::ContainerName;
+use crate::plan::unmanaged_error;
+
+/// `inx exec NAME -- CMD...`; returns the command's exit code.
+pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
+    let name = ContainerName::parse(name)?;
+    let instances = ctx.instances()?;
+    let instance = instances.get(name.as_str()).ok_or_else(|| {
+        Error::input(format!("there is no instance named {name}"))
+            .with_hint(format!("create it with `inx up {name}`"))
+    })?;
+    if !is_managed(instance) {
+        return Err(unmanaged_error(name.as_str()));
+    }
+    if !instance.running() {
+        return Err(Error::input(format!("{name} is not running"))
+            .with_hint(format!("start it with `inx start {name}`")));
+    }
+    let cmd = ctx.incus.exec(&name, argv);
+    if ctx.dry_run {
+        println!("{}", cmd.to_shell());
+        return Ok(0);
+    }
+    ctx.runner.interactive(&cmd)
+}
+
+/// `inx shell NAME`: root's login shell; NixOS always has bash in the system path.
+pub fn shell(ctx: &Ctx, name: &str) -> Result<i32> {
+    exec(
+        ctx,
+        name,
+        &[
+            "/run/current-system/sw/bin/bash".to_string(),
+            "--login".to_string(),
+        ],
+    )
+}

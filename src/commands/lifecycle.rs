@@ -1,0 +1,24 @@
+use super::{parse_names, Ctx};
+use crate::error::Result;
+use crate::execute;
+use crate::plan::{self, Lifecycle};
+
+/// `inx start|stop|restart NAME...`: one listing, then only the calls that change something.
+pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
+    let names = parse_names(names)?;
+    let instances = ctx.instances()?;
+    let plan = plan::lifecycle(op, &names, &instances, &ctx.incus)?;
+    if ctx.dry_run {
+        ctx.print_plan(&plan);
+        return Ok(());
+    }
+    for name in &plan.unchanged {
+        let already = if op == Lifecycle::Stop {
+            "stopped"
+        } else {
+            "running"
+        };
+        eprintln!("{name}: already {already}");
+    }
+    execute::execute(&ctx.runner, &plan)
+}

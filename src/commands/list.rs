@@ -1,0 +1,172 @@
+use super::{parse_names, Ctx};
+use crate::error::{Error, Result};
+use crate::incus::Instance;
+use crate::instance::{is_managed, KEY_SYSTEM};
+use crate::name::{ContainerName, StorePath};
+use crate::{nix, profile};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Missing,
+    Stopped,
+    Running,
+    Outdated,
+    Orphaned,
+    Conflict,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Missing => "missing",
+            State::Stopped => "stopped",
+            State::Running => "running",
+            State::Outdated => "outdated",
+            State::Orphaned => "orphaned",
+            State::Conflict => "conflict",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub state: State,
+    pub declared: bool,
+    pub managed: bool,
+    /// Incus's status of the instance, when there is one.
+    pub status: Option<String>,
+    /// The profile generation the container boots.
+    pub generation: Option<u32>,
+    pub profile_system: Option<StorePath>,
+    /// What the container runs now (running containers only).
+    pub running_system: Option<StorePath>,
+}
+
+/// `inx list` (no names) and `inx status [NAME...]`: one name-only evaluation (no system is
+/// evaluated) and one listing; profiles and running systems are read from the filesystem.
+pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
+    let wanted = parse_names(names)?;
+    let eval = nix::eval_names(&ctx.flake);
+    let out = ctx.runner.capture(&eval)?;
+    if !out.success() {
+        return Err(nix::eval_failure(&ctx.flake, &eval, &out));
+    }
+    let declared: BTreeSet<String> = nix::parse_names(&out)?.into_iter().collect();
+    let instances = ctx.instances()?;
+
+    let mut all: BTreeSet<&String> = declared.iter().collect();
+    all.extend(
+        instances
+            .values()
+            .filter(|i| is_managed(i))
+            .map(|i| &i.name),
+    );
+    let mut rows: Vec<Row> = all
+        .into_iter()
+        .map(|name| row(ctx, name, declared.contains(name), instances.get(name)))
+        .collect();
+    if !wanted.is_empty() {
+        let unknown: Vec<&ContainerName> = wanted
+            .iter()
+            .filter(|w| !rows.iter().any(|r| r.name == w.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|n| n.to_string()).collect();
+            return Err(Error::input(format!(
+                "neither declared nor managed by inx: {}",
+                names.join(", ")
+            )));
+        }
+        rows.retain(|r| wanted.iter().any(|w| w.as_str() == r.name));
+    }
+
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(())
+}
+
+fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Row {
+    let managed = instance.is_some_and(is_managed);
+    let profile = ContainerName::parse(name)
+        .map(|n| ctx.profiles.read(&n))
+        .unwrap_or_default();
+    let running_system = instance.filter(|i| managed && i.running()).and_then(|i| {
+        i.init_pid().and_then(profile::running_system).or_else(|| {
+            i.config
+                .get(KEY_SYSTEM)
+                .and_then(|s| StorePath::parse(s).ok())
+        })
+    });
+    let state = match instance {
+        None => State::Missing,
+        Some(_) if !managed => State::Conflict,
+        Some(_) if !declared => State::Orphaned,
+        Some(i) if i.running() => {
+            if profile.system.is_some() && running_system != profile.system {
+                State::Outdated
+            } else {
+                State::Running
+            }
+        }
+        Some(_) => State::Stopped,
+    };
+    Row {
+        name: name.to_string(),
+        state,
+        declared,
+        managed,
+        status: instance.map(|i| i.status.clone()),
+        generation: profile.generation,
+        profile_system: profile.system,
+        running_system,
+    }
+}
+
+pub fn table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            let system = r.running_system.as_ref().or(r.profile_system.as_ref());
+            [
+                r.name.clone(),
+                r.state.as_str().to_string(),
+                r.generation
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                system
+                    .map(|s| s.base_name().to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATE", "GEN", "SYSTEM"].map(String::from);
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            cells
+                .iter()
+                .chain([&header])
+                .map(|r| r[c].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in [&header].into_iter().chain(&cells) {
+        let line: Vec<String> = (0..4)
+            .map(|c| format!("{:<w$}", r[c], w = widths[c]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! One file per command. Each gathers facts (one `nix eval`, one `incus list`), asks `plan`
+//! what to do, then prints the plan (`--dry-run`) or hands it to `execute`.
+
+mod destroy;
+mod exec;
+mod lifecycle;
+mod list;
+mod up;
+
+pub use destroy::destroy;
+pub use exec::{exec, shell};
+pub use lifecycle::lifecycle;
+pub use list::list;
+pub use up::up;
+
+use crate::cli::Global;
+use crate::error::Result;
+use crate::incus::{self, Incus, Instance};
+use crate::name::{ContainerName, ProjectName};
+use crate::plan::Plan;
+use crate::process::Runner;
+use crate::profile::Profiles;
+use std::collections::BTreeMap;
+
+pub struct Ctx {
+    pub flake: String,
+    pub dry_run: bool,
+    pub json: bool,
+    pub runner: Runner,
+    pub incus: Incus,
+    pub profiles: Profiles,
+}
+
+impl Ctx {
+    pub fn new(global: &Global) -> Result<Self> {
+        let project = global
+            .project
+            .as_deref()
+            .map(ProjectName::parse)
+            .transpose()?;
+        Ok(Ctx {
+            flake: global.flake.clone(),
+            dry_run: global.dry_run,
+            json: global.json,
+            runner: Runner {
+                verbose: global.verbose,
+            },
+            incus: Incus {
+                project: project.clone(),
+            },
+            profiles: Profiles::new(project),
+        })
+    }
+
+    /// The one listing of what Incus has.
+    pub fn instances(&self) -> Result<BTreeMap<String, Instance>> {
+        let cmd = self.incus.list();
+        let out = incus::checked(&cmd, self.runner.capture(&cmd)?)?;
+        incus::parse_list(&out)
+    }
+
+    /// The flake as recorded on instances: a local path made absolute, so `.` means
+    /// something when read later.
+    pub fn flake_record(&self) -> String {
+        if self.flake.contains(':') {
+            return self.flake.clone();
+        }
+        std::fs::canonicalize(&self.flake)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| self.flake.clone())
+    }
+
+    /// `--dry-run` output: the plan as a script, or as JSON.
+    pub fn print_plan(&self, plan: &Plan) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(plan).expect("plans serialise")
+            );
+        } else {
+            print!("{}", plan.to_shell());
+        }
+    }
+}
+
+pub fn parse_names(names: &[String]) -> Result<Vec<ContainerName>> {
+    let mut parsed: Vec<ContainerName> = names
+        .iter()
+        .map(|n| ContainerName::parse(n))
+        .collect::<Result<_>>()?;
+    parsed.dedup();
+    Ok(parsed)
+}

@@ -1,0 +1,410 @@
+//! Plans: the pure middle of gather, plan, execute. Facts in, typed steps out; nothing here
+//! runs anything, so every decision is unit- and snapshot-tested.
+
+use crate::error::{Error, Kind, Result};
+use crate::incus::{Incus, Instance};
+use crate::instance::{self, Diff, Spec, KEY_MANAGED, KEY_SYSTEM};
+use crate::manifest::Manifest;
+use crate::name::{ContainerName, StorePath};
+use crate::nix;
+use crate::process::Cmd;
+use crate::profile::ProfileState;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerName>,
+    pub what: What,
+    pub description: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum What {
+    Build,
+    Profile,
+    Create,
+    Start,
+    Stop,
+    Restart,
+    Switch,
+    Config,
+    Devices,
+    Profiles,
+    Delete,
+    RemoveProfile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Run(Cmd),
+    CreateDir(PathBuf),
+    RemoveDir(PathBuf),
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Containers that need nothing.
+    pub unchanged: Vec<ContainerName>,
+}
+
+impl Plan {
+    /// The plan as a shell script a user could read or run.
+    pub fn to_shell(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            let who = step
+                .container
+                .as_ref()
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
+            out.push_str(&format!("# {who}{}\n", step.description));
+            let line = match &step.action {
+                Action::Run(cmd) => cmd.to_shell(),
+                Action::CreateDir(p) => format!(
+                    "mkdir -p {}",
+                    crate::process::quote(&p.display().to_string())
+                ),
+                Action::RemoveDir(p) => {
+                    format!("rm -rf {}", crate::process::quote(&p.display().to_string()))
+                }
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for name in &self.unchanged {
+            out.push_str(&format!("# {name}: up to date\n"));
+        }
+        out
+    }
+
+    /// Whether carrying out the plan writes any of inx's own devices (then it matters whether
+    /// the server can shift them).
+    pub fn writes_inx_devices(&self) -> bool {
+        self.steps.iter().any(|s| match s.what {
+            What::Create => true,
+            What::Devices => s.description.contains("inx-"),
+            _ => false,
+        })
+    }
+}
+
+/// Everything known about one container that `up` should bring to its declared state.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub manifest: &'a Manifest,
+    pub spec: Spec,
+    pub profile_dir: PathBuf,
+    pub profile: ProfileState,
+    pub instance: Option<&'a Instance>,
+    /// What the container runs now: read through its init's root, or the recorded key.
+    pub running_system: Option<StorePath>,
+    /// Whether the declared system is already in the store.
+    pub built: bool,
+}
+
+pub fn unmanaged_error(name: &str) -> Error {
+    Error::new(
+        Kind::Unmanaged,
+        format!("an instance named {name} exists, but inx does not manage it (it has no {KEY_MANAGED} key); inx leaves it alone"),
+    )
+    .with_hint("give the container another name in the flake, or remove or rename that instance with incus yourself")
+}
+
+fn missing_error(name: &ContainerName) -> Error {
+    Error::input(format!("there is no instance named {name}"))
+        .with_hint(format!("create it with `inx up {name}`"))
+}
+
+fn step(
+    container: &ContainerName,
+    what: What,
+    description: impl Into<String>,
+    action: Action,
+) -> Step {
+    Step {
+        container: Some(container.clone()),
+        what,
+        description: description.into(),
+        action,
+    }
+}
+
+fn run(container: &ContainerName, what: What, description: impl Into<String>, cmd: Cmd) -> Step {
+    step(container, what, description, Action::Run(cmd))
+}
+
+/// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
+pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
+    for t in targets {
+        if let Some(inst) = t.instance {
+            if !instance::is_managed(inst) {
+                return Err(unmanaged_error(inst.name.as_str()));
+            }
+            if inst.kind != "container" {
+                return Err(Error::input(format!(
+                    "{} is an Incus {}, not a container; inx up only manages containers",
+                    inst.name, inst.kind
+                )));
+            }
+        }
+    }
+
+    let mut plan = Plan::default();
+    let to_build: Vec<String> = targets
+        .iter()
+        .filter(|t| !t.built)
+        .map(|t| {
+            t.manifest
+                .drv_path
+                .clone()
+                .unwrap_or_else(|| t.manifest.toplevel.to_string())
+        })
+        .collect();
+    if !to_build.is_empty() {
+        plan.steps.push(Step {
+            container: None,
+            what: What::Build,
+            description: match to_build.len() {
+                1 => "build 1 system".to_string(),
+                n => format!("build {n} systems"),
+            },
+            action: Action::Run(nix::realise(&to_build)),
+        });
+    }
+
+    for t in targets {
+        let before = plan.steps.len();
+        plan_container(t, incus, &mut plan.steps);
+        if plan.steps.len() == before {
+            plan.unchanged.push(t.manifest.name.clone());
+        }
+    }
+    Ok(plan)
+}
+
+fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
+    let name = &t.manifest.name;
+    let system = &t.manifest.toplevel;
+
+    if t.profile.system.as_ref() != Some(system) {
+        let next = t.profile.generation.map_or(1, |g| g + 1);
+        steps.push(step(
+            name,
+            What::Profile,
+            "create the host profile directory",
+            Action::CreateDir(t.profile_dir.clone()),
+        ));
+        steps.push(run(
+            name,
+            What::Profile,
+            format!(
+                "point the host profile at {} (generation {next})",
+                system.base_name()
+            ),
+            nix::set_profile(&t.profile_dir.join("system"), system),
+        ));
+    }
+
+    let Some(inst) = t.instance else {
+        steps.push(run(
+            name,
+            What::Create,
+            "create the instance (empty root filesystem, shared store)",
+            incus.create_empty(name, &t.spec.profiles, instance::create_input(&t.spec)),
+        ));
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    };
+
+    let diff = instance::diff(&t.spec, inst);
+    if !inst.running() {
+        apply(name, &diff, incus, steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    }
+    if diff.needs_restart() {
+        steps.push(run(
+            name,
+            What::Stop,
+            "stop: a changed setting takes effect only at start",
+            incus.stop(name),
+        ));
+        apply(name, &diff, incus, steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    }
+    if t.running_system.as_ref() != Some(system) {
+        let switch = incus.exec(
+            name,
+            &[
+                "/nix/var/nix/profiles/system/bin/switch-to-configuration".to_string(),
+                "switch".to_string(),
+            ],
+        );
+        steps.push(run(
+            name,
+            What::Switch,
+            format!("switch to {} in place", system.base_name()),
+            switch,
+        ));
+    }
+    apply(name, &diff, incus, steps);
+}
+
+/// Steps that make the instance's config match; a system record is written last, after the
+/// switch it records succeeded.
+fn apply(name: &ContainerName, diff: &Diff, incus: &Incus, steps: &mut Vec<Step>) {
+    for key in &diff.unset {
+        steps.push(run(
+            name,
+            What::Config,
+            format!("unset {key}"),
+            incus.config_unset(name, key),
+        ));
+    }
+    for device in &diff.remove_devices {
+        steps.push(run(
+            name,
+            What::Devices,
+            format!("remove device {device}"),
+            incus.device_remove(name, device),
+        ));
+    }
+    for (device, props) in &diff.add_devices {
+        steps.push(run(
+            name,
+            What::Devices,
+            format!("add device {device}"),
+            incus.device_add(name, device, props),
+        ));
+    }
+    if let Some(profiles) = &diff.profiles {
+        steps.push(run(
+            name,
+            What::Profiles,
+            format!("assign profiles {}", profiles.join(",")),
+            incus.profile_assign(name, profiles),
+        ));
+    }
+    if !diff.set.is_empty() {
+        let keys: Vec<&str> = diff.set.keys().map(String::as_str).collect();
+        let what = if keys == [KEY_SYSTEM] {
+            "record the deployed system".to_string()
+        } else {
+            format!("set {}", keys.join(", "))
+        };
+        steps.push(run(
+            name,
+            What::Config,
+            what,
+            incus.config_set(name, &diff.set),
+        ));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// The plan of `inx start|stop|restart`: only managed instances, only what is needed.
+pub fn lifecycle(
+    op: Lifecycle,
+    names: &[ContainerName],
+    instances: &BTreeMap<String, Instance>,
+    incus: &Incus,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for name in names {
+        let inst = instances
+            .get(name.as_str())
+            .ok_or_else(|| missing_error(name))?;
+        if !instance::is_managed(inst) {
+            return Err(unmanaged_error(name.as_str()));
+        }
+        let running = inst.running();
+        match (op, running) {
+            (Lifecycle::Start, false) => {
+                plan.steps
+                    .push(run(name, What::Start, "start", incus.start(name)))
+            }
+            (Lifecycle::Stop, true) => {
+                plan.steps
+                    .push(run(name, What::Stop, "stop", incus.stop(name)))
+            }
+            (Lifecycle::Restart, true) => {
+                plan.steps
+                    .push(run(name, What::Restart, "restart", incus.restart(name)))
+            }
+            (Lifecycle::Restart, false) => plan.steps.push(run(
+                name,
+                What::Start,
+                "start (it was stopped)",
+                incus.start(name),
+            )),
+            _ => plan.unchanged.push(name.clone()),
+        }
+    }
+    Ok(plan)
+}
+
+/// The plan of `inx destroy`: the instance and its host profile, nothing else.
+pub fn destroy(
+    names: &[ContainerName],
+    instances: &BTreeMap<String, Instance>,
+    profile_dirs: &BTreeMap<ContainerName, (PathBuf, bool)>,
+    incus: &Incus,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for name in names {
+        let inst = instances.get(name.as_str());
+        if let Some(inst) = inst {
+            if !instance::is_managed(inst) {
+                return Err(unmanaged_error(name.as_str()));
+            }
+        }
+        let (dir, exists) = &profile_dirs[name];
+        if inst.is_none() && !exists {
+            return Err(Error::input(format!(
+                "there is no container named {name} to destroy"
+            )));
+        }
+        if inst.is_some() {
+            plan.steps.push(run(
+                name,
+                What::Delete,
+                "delete the instance and its root filesystem",
+                incus.delete(name),
+            ));
+        }
+        if *exists {
+            plan.steps.push(step(
+                name,
+                What::RemoveProfile,
+                "remove the host profile and its generations",
+                Action::RemoveDir(dir.clone()),
+            ));
+        }
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// Whether the plan deletes a root filesystem (then `destroy` wants confirmation).
+    pub fn deletes_data(&self) -> bool {
+        self.steps.iter().any(|s| s.what == What::Delete)
+    }
+}
+
+#[cfg(test)]
+mod tests;

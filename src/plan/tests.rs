@@ -1,0 +1,295 @@
+use super::*;
+use crate::manifest::{ConfigValue, IncusSettings};
+use std::path::Path;
+
+const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";
+const NEW: &str = "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-nixos-system-web-2";
+
+fn name(s: &str) -> ContainerName {
+    ContainerName::parse(s).unwrap()
+}
+
+fn manifest(n: &str, system: &str, incus: IncusSettings) -> Manifest {
+    Manifest {
+        name: name(n),
+        toplevel: StorePath::parse(system).unwrap(),
+        drv_path: Some(format!("{}.drv", system.replace("nixos-system", "drv"))),
+        incus,
+    }
+}
+
+fn deployed(m: &Manifest, status: &str) -> Instance {
+    let spec = spec(m);
+    Instance {
+        name: m.name.to_string(),
+        status: status.into(),
+        kind: "container".into(),
+        config: spec.config.clone(),
+        devices: spec.devices.clone(),
+        profiles: spec.profiles.clone(),
+        state: None,
+    }
+}
+
+fn spec(m: &Manifest) -> Spec {
+    instance::desired(
+        m,
+        "/srv/lab",
+        Path::new(&format!("/nix/var/nix/profiles/inx/{}", m.name)),
+        true,
+    )
+}
+
+fn target<'a>(
+    m: &'a Manifest,
+    inst: Option<&'a Instance>,
+    profile: Option<(&str, u32)>,
+    running: Option<&str>,
+) -> Target<'a> {
+    Target {
+        manifest: m,
+        spec: spec(m),
+        profile_dir: format!("/nix/var/nix/profiles/inx/{}", m.name).into(),
+        profile: ProfileState {
+            system: profile.map(|(p, _)| StorePath::parse(p).unwrap()),
+            generation: profile.map(|(_, g)| g),
+        },
+        instance: inst,
+        running_system: running.map(|p| StorePath::parse(p).unwrap()),
+        built: profile.is_some_and(|(p, _)| p == m.toplevel.as_str()),
+    }
+}
+
+fn shell(targets: &[Target]) -> String {
+    up(targets, &Incus::default()).unwrap().to_shell()
+}
+
+#[test]
+fn new_container_is_built_profiled_created_and_started() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    insta::assert_snapshot!(shell(&[target(&m, None, None, None)]));
+}
+
+#[test]
+fn nothing_changed_plans_nothing() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Running");
+    let plan = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    assert!(plan.steps.is_empty(), "{}", plan.to_shell());
+    assert_eq!(plan.unchanged, [name("web")]);
+}
+
+#[test]
+fn changed_system_switches_in_place_without_restart() {
+    let old = manifest("web", OLD, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let new = manifest("web", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
+        &Incus::default(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
+        [
+            What::Build,
+            What::Profile,
+            What::Profile,
+            What::Switch,
+            What::Config
+        ]
+    );
+    insta::assert_snapshot!(plan.to_shell());
+}
+
+#[test]
+fn a_switch_that_failed_before_is_retried() {
+    // The profile already points at the new system, but the container still runs the old one.
+    let old = manifest("web", OLD, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let new = manifest("web", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
+        &Incus::default(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(whats, [What::Switch, What::Config]);
+}
+
+#[test]
+fn stopped_container_is_started_with_its_new_system() {
+    let old = manifest("web", OLD, IncusSettings::default());
+    let inst = deployed(&old, "Stopped");
+    let new = manifest("web", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&new, Some(&inst), Some((OLD, 1)), None)],
+        &Incus::default(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
+        [
+            What::Build,
+            What::Profile,
+            What::Profile,
+            What::Config,
+            What::Start
+        ]
+    );
+}
+
+#[test]
+fn live_config_change_does_not_restart() {
+    let old = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let settings = IncusSettings {
+        config: BTreeMap::from([("limits.memory".into(), ConfigValue::String("1GiB".into()))]),
+        ..Default::default()
+    };
+    let new = manifest("web", NEW, settings);
+    let plan = up(
+        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    insta::assert_snapshot!(plan.to_shell());
+}
+
+#[test]
+fn config_change_that_acts_at_start_restarts() {
+    let old = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let settings = IncusSettings {
+        config: BTreeMap::from([("security.idmap.isolated".into(), ConfigValue::Bool(true))]),
+        ..Default::default()
+    };
+    let new = manifest("web", NEW, settings);
+    let plan = up(
+        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    insta::assert_snapshot!(plan.to_shell());
+}
+
+#[test]
+fn interrupted_up_finishes_where_it_stopped() {
+    // The profile was set and the instance created, but the start never ran.
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Stopped");
+    let plan = up(
+        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
+        &Incus::default(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(whats, [What::Start]);
+}
+
+#[test]
+fn unmanaged_instance_is_refused_before_any_step() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let other = manifest("db", NEW, IncusSettings::default());
+    let mut foreign = deployed(&m, "Running");
+    foreign.config.retain(|k, _| !k.starts_with("user.inx."));
+    let err = up(
+        &[
+            target(&other, None, None, None),
+            target(&m, Some(&foreign), None, None),
+        ],
+        &Incus::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, Kind::Unmanaged);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn several_containers_share_one_build() {
+    let a = manifest("a", OLD, IncusSettings::default());
+    let b = manifest("b", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&a, None, None, None), target(&b, None, None, None)],
+        &Incus::default(),
+    )
+    .unwrap();
+    let builds: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.what == What::Build)
+        .collect();
+    assert_eq!(builds.len(), 1);
+    let Action::Run(cmd) = &builds[0].action else {
+        panic!("a build runs a command")
+    };
+    assert_eq!(cmd.args.len(), 3, "one realise for both: {:?}", cmd.args);
+}
+
+#[test]
+fn plan_as_json() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Stopped");
+    let plan = up(
+        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
+        &Incus::default(),
+    )
+    .unwrap();
+    insta::assert_json_snapshot!(plan);
+}
+
+#[test]
+fn lifecycle_skips_what_is_already_so_and_refuses_strangers() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let instances = BTreeMap::from([("web".to_string(), deployed(&m, "Running"))]);
+    let incus = Incus::default();
+    let start = lifecycle(Lifecycle::Start, &[name("web")], &instances, &incus).unwrap();
+    assert!(start.steps.is_empty());
+    let stop = lifecycle(Lifecycle::Stop, &[name("web")], &instances, &incus).unwrap();
+    assert_eq!(stop.to_shell(), "# web: stop\nincus stop web\n");
+    assert_eq!(
+        lifecycle(Lifecycle::Start, &[name("db")], &instances, &incus)
+            .unwrap_err()
+            .kind,
+        Kind::Input
+    );
+    let mut foreign = instances.clone();
+    foreign.get_mut("web").unwrap().config.clear();
+    assert_eq!(
+        lifecycle(Lifecycle::Stop, &[name("web")], &foreign, &incus)
+            .unwrap_err()
+            .kind,
+        Kind::Unmanaged
+    );
+}
+
+#[test]
+fn destroy_removes_instance_and_profile_only() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let instances = BTreeMap::from([("web".to_string(), deployed(&m, "Running"))]);
+    let dirs = BTreeMap::from([
+        (
+            name("web"),
+            (PathBuf::from("/nix/var/nix/profiles/inx/web"), true),
+        ),
+        (
+            name("db"),
+            (PathBuf::from("/nix/var/nix/profiles/inx/db"), false),
+        ),
+    ]);
+    let plan = destroy(&[name("web")], &instances, &dirs, &Incus::default()).unwrap();
+    assert!(plan.deletes_data());
+    insta::assert_snapshot!(plan.to_shell());
+    assert_eq!(
+        destroy(&[name("db")], &instances, &dirs, &Incus::default())
+            .unwrap_err()
+            .kind,
+        Kind::Input
+    );
+}

@@ -1,0 +1,238 @@
+//! The one module that starts processes. Everything else builds `Cmd` values (argv as data) and
+//! hands them here, so what inx runs can be printed, recorded and tested without running it.
+
+use crate::error::{Error, Kind, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+}
+
+impl Cmd {
+    pub fn new(program: &str) -> Self {
+        Cmd {
+            program: program.to_string(),
+            args: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<String>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// The command as a line a user can paste into a POSIX shell.
+    pub fn to_shell(&self) -> String {
+        let words: Vec<String> = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|w| quote(w))
+            .collect();
+        let line = words.join(" ");
+        match &self.stdin {
+            None => line,
+            Some(input) => {
+                let body = input.strip_suffix('\n').unwrap_or(input);
+                format!("{line} <<'INX_EOF'\n{body}\nINX_EOF")
+            }
+        }
+    }
+}
+
+pub fn quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("{word:?}"))
+}
+
+#[derive(Debug)]
+pub struct Output {
+    /// `None` when the process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How a command's streams are wired.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Capture stdout and stderr: queries, and steps whose errors we explain ourselves.
+    Capture,
+    /// Capture stdout, pass stderr through live: builds, whose logs the user wants to see.
+    ShowStderr,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Runner {
+    pub verbose: bool,
+}
+
+impl Runner {
+    pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
+        self.run(cmd, Mode::Capture)
+    }
+
+    pub fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        self.run(cmd, Mode::ShowStderr)
+    }
+
+    /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
+    pub fn interactive(&self, cmd: &Cmd) -> Result<i32> {
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let status = duct::cmd(program, &cmd.args)
+            .unchecked()
+            .run()
+            .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?
+            .status;
+        Ok(exit_code_of(status))
+    }
+
+    fn run(&self, cmd: &Cmd, mode: Mode) -> Result<Output> {
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let mut expr = duct::cmd(program, &cmd.args).unchecked().stdout_capture();
+        if let Mode::Capture = mode {
+            expr = expr.stderr_capture();
+        }
+        expr = match &cmd.stdin {
+            Some(input) => expr.stdin_bytes(input.as_bytes().to_vec()),
+            None => expr.stdin_null(),
+        };
+        let out = expr
+            .run()
+            .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn trace(&self, cmd: &Cmd) {
+        if self.verbose {
+            eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
+        }
+    }
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn resolve(program: &str) -> Result<PathBuf> {
+    which::which(program).map_err(|_| {
+        let hint = match program {
+            "incus" => "install Incus (https://linuxcontainers.org/incus/) and start its daemon; on NixOS set virtualisation.incus.enable = true",
+            "nix" | "nix-env" | "nix-store" => "install Nix (2.8 or newer) and start nix-daemon",
+            _ => "install it or put it on PATH",
+        };
+        Error::new(Kind::ToolMissing, format!("`{program}` is not installed (not found on PATH)")).with_hint(hint)
+    })
+}
+
+/// A failed command as an error: what ran, how it ended, and the end of what it said.
+pub fn failure(kind: Kind, cmd: &Cmd, out: &Output) -> Error {
+    let status = match out.code {
+        Some(code) => format!("exit code {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    let tail = tail(&out.stderr, 15);
+    let line = cmd.to_shell();
+    let line = line.lines().next().unwrap_or_default();
+    let mut message = format!("`{line}` failed ({status})");
+    if !tail.is_empty() {
+        message.push_str(":\n");
+        message.push_str(&tail);
+    }
+    Error::new(kind, message)
+}
+
+/// The last `n` non-empty lines, indented.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_rendering_quotes_and_heredocs() {
+        let cmd = Cmd::new("incus").args(["config", "set", "web", "raw.lxc=lxc.init.cmd = /x"]);
+        assert_eq!(
+            cmd.to_shell(),
+            "incus config set web 'raw.lxc=lxc.init.cmd = /x'"
+        );
+        let with_input = Cmd::new("incus")
+            .args(["create", "--empty", "web"])
+            .stdin("{\"a\":1}\n");
+        assert_eq!(
+            with_input.to_shell(),
+            "incus create --empty web <<'INX_EOF'\n{\"a\":1}\nINX_EOF"
+        );
+    }
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        assert_eq!(tail("a\n\nb\nc\n", 2), "  b\n  c");
+        assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn missing_program_is_tool_missing() {
+        let e = Runner::default()
+            .capture(&Cmd::new("inx-no-such-program-xyz"))
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::ToolMissing);
+    }
+
+    #[test]
+    fn captures_output_and_exit_code() {
+        let out = Runner::default()
+            .capture(
+                &Cmd::new("sh")
+                    .args(["-c", "read x; echo out $x; echo err >&2; exit 3"])
+                    .stdin("in\n"),
+            )
+            .unwrap();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "out in\n", "err\n")
+        );
+    }
+}

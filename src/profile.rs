@@ -1,0 +1,116 @@
+//! Host-owned system profiles, one per container. Each is a GC root on the host (Nix scans
+//! /nix/var/nix/profiles), so the system a container runs can never be collected, and it is
+//! bound into the container at /nix/var/nix/profiles, so the container boots what it points at.
+
+use crate::name::{ContainerName, ProjectName, StorePath};
+use serde::Serialize;
+use std::path::PathBuf;
+
+pub const DEFAULT_ROOT: &str = "/nix/var/nix/profiles/inx";
+
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    root: PathBuf,
+    project: Option<ProjectName>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProfileState {
+    /// The system the profile points at now.
+    pub system: Option<StorePath>,
+    pub generation: Option<u32>,
+}
+
+impl Profiles {
+    /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
+    pub fn new(project: Option<ProjectName>) -> Self {
+        let root = std::env::var_os("INX_PROFILES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+        Profiles {
+            root,
+            project: project.filter(|p| !p.is_default()),
+        }
+    }
+
+    /// `ROOT/NAME` for the default project; `ROOT/.projects/PROJECT/NAME` for others (a name
+    /// that starts with '.' cannot be a container's, so the two never meet).
+    pub fn dir(&self, name: &ContainerName) -> PathBuf {
+        match &self.project {
+            None => self.root.join(name.as_str()),
+            Some(p) => self
+                .root
+                .join(".projects")
+                .join(p.as_str())
+                .join(name.as_str()),
+        }
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Reads `system -> system-N-link -> /nix/store/...`; a missing or odd profile reads as empty.
+    pub fn read(&self, name: &ContainerName) -> ProfileState {
+        let dir = self.dir(name);
+        let Ok(gen_link) = std::fs::read_link(dir.join("system")) else {
+            return ProfileState::default();
+        };
+        let generation = gen_link
+            .to_str()
+            .and_then(|s| s.strip_prefix("system-"))
+            .and_then(|s| s.strip_suffix("-link"))
+            .and_then(|n| n.parse().ok());
+        let system = std::fs::read_link(dir.join(&gen_link))
+            .ok()
+            .and_then(|p| p.to_str().and_then(|s| StorePath::parse(s).ok()));
+        ProfileState { system, generation }
+    }
+}
+
+/// The system a running container booted or last switched to, read from the host through its
+/// init's root (`/run/current-system`); `None` when it cannot be read.
+pub fn running_system(init_pid: u32) -> Option<StorePath> {
+    let link = std::fs::read_link(format!("/proc/{init_pid}/root/run/current-system")).ok()?;
+    StorePath::parse(link.to_str()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn reads_generation_and_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let profiles = Profiles {
+            root: tmp.path().to_path_buf(),
+            project: None,
+        };
+        let web = ContainerName::parse("web").unwrap();
+        assert_eq!(profiles.read(&web), ProfileState::default());
+        let dir = profiles.dir(&web);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web";
+        std::os::unix::fs::symlink(path, dir.join("system-3-link")).unwrap();
+        std::os::unix::fs::symlink("system-3-link", dir.join("system")).unwrap();
+        let state = profiles.read(&web);
+        assert_eq!(state.generation, Some(3));
+        assert_eq!(state.system.unwrap().as_str(), path);
+    }
+
+    #[test]
+    fn projects_get_their_own_directory() {
+        let web = ContainerName::parse("web").unwrap();
+        let lab = Profiles {
+            root: "/r".into(),
+            project: Some(ProjectName::parse("lab").unwrap()),
+        };
+        assert_eq!(lab.dir(&web), Path::new("/r/.projects/lab/web"));
+        let default = Profiles {
+            root: "/r".into(),
+            project: None,
+        };
+        assert_eq!(default.dir(&web), Path::new("/r/web"));
+    }
+}

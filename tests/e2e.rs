@@ -1,0 +1,530 @@
+//! End-to-end: the real inx binary against real Nix and real Incus, on a host that README's
+//! test command provisions. Each test says what it proves.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use harness::*;
+use std::path::Path;
+
+macro_rules! host {
+    ($test:expr) => {
+        match host($test) {
+            Some(guard) => guard,
+            None => return,
+        }
+    };
+}
+
+/// `up` creates an empty instance that boots the system straight from the shared store, with
+/// the store read-only inside, the host profile as a GC root, and the inx marker; a second
+/// `up` runs one evaluation and one listing and changes nothing.
+#[test]
+fn up_boots_from_the_shared_store_and_a_second_up_changes_nothing() {
+    let _host = host!("up_boots");
+    let fx = Fixture::new("boot");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+
+    fx.up(&[]).stderr_has("create the instance");
+    assert_eq!(status(&web), "Running");
+    let (generation, system) = profile(&web).expect("a host profile");
+    assert_eq!(generation, 1);
+    assert!(
+        system.starts_with("/nix/store/") && system.ends_with("-inx-synthetic-system"),
+        "{system}"
+    );
+    assert_eq!(config(&web, "user.inx.schema").as_deref(), Some("1"));
+    assert_eq!(
+        config(&web, "user.inx.system").as_deref(),
+        Some(system.as_str())
+    );
+    wait_active(&web, &system);
+    assert_eq!(
+        sh_out(&web, "cat /var/lib/inx-test/activations"),
+        "activate 1"
+    );
+
+    // The shared store: the host's paths, owned by root (shifted), not writable.
+    assert!(sh_out(&web, "ls /nix/store").contains(system.trim_start_matches("/nix/store/")));
+    assert_eq!(sh_out(&web, "stat -c %u /nix/store"), "0");
+    let write = sh(&web, "touch /nix/store/inx-e2e-probe");
+    assert!(!write.status.success());
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only"),
+        "{write:?}"
+    );
+    assert!(!Path::new("/nix/store/inx-e2e-probe").exists());
+
+    let before = pid(&web);
+    let again = fx.up(&["-v"]).stderr_has("up to date");
+    let traced = again.traced();
+    assert_eq!(
+        traced.len(),
+        2,
+        "an unchanged up runs one nix eval and one incus list: {traced:#?}"
+    );
+    assert!(
+        traced[0].starts_with("nix ") && traced[0].contains(" eval "),
+        "{traced:?}"
+    );
+    assert!(traced[1].starts_with("incus list"), "{traced:?}");
+    assert_eq!(pid(&web), before, "no restart");
+    assert_eq!(profile(&web).unwrap().0, 1, "no new generation");
+    assert_eq!(
+        sh_out(&web, "cat /var/lib/inx-test/activations"),
+        "activate 1"
+    );
+}
+
+/// A new system is switched in place: same init, files in the root filesystem kept,
+/// switch-to-configuration ran, a new profile generation.
+#[test]
+fn a_changed_system_is_switched_in_place() {
+    let _host = host!("switch");
+    let fx = Fixture::new("switch");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    sh_out(&web, "echo kept > /root/keep");
+    let init = pid(&web);
+
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+    fx.up(&[]).stderr_has("in place");
+    let (generation, v2) = profile(&web).unwrap();
+    assert_eq!(generation, 2);
+    assert_ne!(v1, v2);
+    assert_eq!(pid(&web), init, "switched without a restart");
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v2);
+    assert_eq!(sh_out(&web, "cat /var/lib/inx-test/switches"), "switch 2");
+    assert_eq!(sh_out(&web, "cat /root/keep"), "kept");
+    assert_eq!(
+        config(&web, "user.inx.system").as_deref(),
+        Some(v2.as_str())
+    );
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    assert_eq!(row(&list, &web)["state"], "running");
+    assert_eq!(row(&list, &web)["generation"], 2);
+}
+
+/// A switch that fails leaves the container running its old system, shown as outdated; the
+/// next `up` finishes the job.
+#[test]
+fn a_failed_switch_shows_outdated_and_the_next_up_finishes() {
+    let _host = host!("outdated");
+    let fx = Fixture::new("outdated");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    let init = pid(&web);
+
+    fx.declare(&[(
+        &web,
+        "inx.lib.mkContainer { toplevel = sysWith \"2\" \"false\"; }",
+    )]);
+    fx.inx(&["up"])
+        .code(1)
+        .stderr_has("switch-to-configuration");
+    assert_eq!(pid(&web), init, "a failed switch does not restart");
+    assert_eq!(
+        config(&web, "user.inx.system").as_deref(),
+        Some(v1.as_str()),
+        "the record stays at what runs"
+    );
+    let list = fx.inx(&["--json", "status", &web]).ok().json();
+    assert_eq!(row(&list, &web)["state"], "outdated");
+
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"3\"; }")]);
+    fx.up(&[]);
+    let (generation, v3) = profile(&web).unwrap();
+    assert_eq!(generation, 3);
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v3);
+    assert_eq!(pid(&web), init);
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    assert_eq!(row(&list, &web)["state"], "running");
+}
+
+/// stop, start, restart; a stopped container is started by `up`; list reports missing,
+/// stopped, running and orphaned.
+#[test]
+fn lifecycle_and_list_states() {
+    let _host = host!("lifecycle");
+    let fx = Fixture::new("life");
+    let (a, b) = (fx.name("a"), fx.name("b"));
+    let decl_a = "inx.lib.mkContainer { toplevel = sys \"1\"; }";
+    fx.declare(&[(&a, decl_a), (&b, decl_a)]);
+    fx.up(&[&a]);
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    assert_eq!(row(&list, &a)["state"], "running");
+    assert_eq!(row(&list, &b)["state"], "missing");
+    let text = fx.inx(&["list"]).ok().stdout;
+    assert!(
+        text.starts_with("NAME") && text.contains(&a) && text.contains("missing"),
+        "{text}"
+    );
+
+    fx.inx(&["stop", &a]).ok();
+    assert_eq!(status(&a), "Stopped");
+    assert_eq!(
+        row(&fx.inx(&["--json", "list"]).ok().json(), &a)["state"],
+        "stopped"
+    );
+    fx.inx(&["stop", &a]).ok().stderr_has("already stopped");
+    fx.inx(&["start", &a]).ok();
+    assert_eq!(status(&a), "Running");
+    let (_, system) = profile(&a).unwrap();
+    wait_active(&a, &system);
+    let first = pid(&a);
+    fx.inx(&["restart", &a]).ok();
+    assert_ne!(pid(&a), first, "restart restarts");
+    wait_active(&a, &system);
+    assert_eq!(
+        sh_out(&a, "cat /var/lib/inx-test/activations | wc -l"),
+        "3",
+        "one activation per boot"
+    );
+
+    // An up after a stop (or after an interrupted up) starts it again.
+    fx.inx(&["stop", &a]).ok();
+    fx.up(&[&a]).stderr_has("start");
+    assert_eq!(status(&a), "Running");
+
+    fx.declare(&[(&b, decl_a)]);
+    assert_eq!(
+        row(&fx.inx(&["--json", "list"]).ok().json(), &a)["state"],
+        "orphaned"
+    );
+}
+
+/// destroy needs confirmation, then removes the instance and its host profile and nothing else.
+#[test]
+fn destroy_removes_the_instance_and_its_profile_only() {
+    let _host = host!("destroy");
+    let fx = Fixture::new("destroy");
+    let (a, b) = (fx.name("a"), fx.name("b"));
+    let decl = "inx.lib.mkContainer { toplevel = sys \"1\"; }";
+    fx.declare(&[(&a, decl), (&b, decl)]);
+    fx.up(&[]);
+    let b_pid = pid(&b);
+
+    fx.inx(&["destroy", &a]).code(3).stderr_has("--force");
+    assert_eq!(status(&a), "Running", "refused without --force");
+    let plan = fx.inx(&["--dry-run", "destroy", "--force", &a]).ok().stdout;
+    assert!(
+        plan.contains(&format!("incus delete --force {a}")),
+        "{plan}"
+    );
+    assert_eq!(status(&a), "Running", "a dry run deletes nothing");
+
+    fx.inx(&["destroy", "--force", &a]).ok();
+    assert_eq!(status(&a), "absent");
+    assert!(
+        !Path::new(PROFILES).join(&a).exists(),
+        "the host profile is gone"
+    );
+    assert_eq!(pid(&b), b_pid, "the other container is untouched");
+    assert!(profile(&b).is_some());
+    fx.inx(&["destroy", "--force", &a]).code(3);
+    assert_eq!(
+        row(&fx.inx(&["--json", "list"]).ok().json(), &a)["state"],
+        "missing"
+    );
+}
+
+/// An instance with the same name that inx does not manage is never touched.
+#[test]
+fn an_unmanaged_instance_is_left_alone() {
+    let _host = host!("unmanaged");
+    let fx = Fixture::new("foreign");
+    let web = fx.name("web");
+    let made = std::process::Command::new("incus")
+        .args(["create", "--empty", &web, "-c", "user.note=mine"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let before = instance(&web).unwrap()["config"].clone();
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+
+    fx.inx(&["up"]).code(8).stderr_has("does not manage");
+    fx.inx(&["start", &web]).code(8);
+    fx.inx(&["exec", &web, "--", "true"]).code(8);
+    fx.inx(&["destroy", "--force", &web]).code(8);
+    assert_eq!(
+        instance(&web).unwrap()["config"],
+        before,
+        "config untouched"
+    );
+    assert_eq!(status(&web), "Stopped");
+    assert!(
+        !Path::new(PROFILES).join(&web).exists(),
+        "no profile made for it"
+    );
+    assert_eq!(
+        row(&fx.inx(&["--json", "list"]).ok().json(), &web)["state"],
+        "conflict"
+    );
+}
+
+/// Each kind of bad input gets its exit code and a clear message, and changes nothing.
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let _host = host!("bad_input");
+    let fx = Fixture::new("bad");
+    let web = fx.name("web");
+    let untouched = || {
+        assert_eq!(status(&web), "absent");
+        assert!(!Path::new(PROFILES).join(&web).exists());
+    };
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+
+    fx.inx(&["up", "Bad_Name"])
+        .code(3)
+        .stderr_has("invalid container name");
+    fx.inx(&["up", "e2e-bad-nope"])
+        .code(3)
+        .stderr_has("not declared");
+    fx.inx_with(&["up"], |c| {
+        c.args(["--flake", "/nonexistent/inx-e2e"]);
+    })
+    .code(4);
+    untouched();
+
+    std::fs::write(fx.user_dir().join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+    fx.inx(&["up"])
+        .code(4)
+        .stderr_has("has no inxContainers output");
+    fx.declare(&[(&web, "throw \"inx-e2e-boom\"")]);
+    fx.inx(&["up"]).code(4).stderr_has("inx-e2e-boom");
+    fx.write_flake(&format!(
+        "        {web} = {{ inxManifest = {{ schemaVersion = 99; }}; }};\n"
+    ));
+    fx.inx(&["up"]).code(10).stderr_has("schema version 99");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = broken; }")]);
+    fx.inx(&["up"]).code(5).stderr_has("failing on purpose");
+    untouched();
+
+    // Missing tools, a daemon that is down or refuses: only what inx needs is on PATH.
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    let bin = fx.path().join("only-incus");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(which::which("incus").unwrap(), bin.join("incus")).unwrap();
+    fx.inx_with(&["up"], |c| {
+        c.env("PATH", &bin);
+    })
+    .code(6)
+    .stderr_has("`nix` is not installed");
+    let bin = fx.path().join("only-nix");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["nix", "nix-store", "nix-env", "git"] {
+        std::os::unix::fs::symlink(which::which(tool).unwrap(), bin.join(tool)).unwrap();
+    }
+    fx.inx_with(&["up"], |c| {
+        c.env("PATH", &bin);
+    })
+    .code(6)
+    .stderr_has("`incus` is not installed");
+    fx.inx_with(&["up"], |c| {
+        c.env("INCUS_DIR", "/nonexistent/inx-e2e");
+    })
+    .code(7)
+    .stderr_has("not running");
+    // A user the daemon refuses (nobody, no incus group).
+    let refused = fx.inx_with(&["start", &web], |c| {
+        let inx = env!("CARGO_BIN_EXE_inx");
+        *c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            inx,
+            "start",
+            &web,
+        ])
+        .env("HOME", "/tmp")
+        .stdin(std::process::Stdio::null());
+    });
+    refused.code(7).stderr_has("refused");
+    untouched();
+}
+
+/// --dry-run prints the plan and changes nothing; a plan carried out only in part (an
+/// interrupted up) is finished by the next `up`.
+#[test]
+fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
+    let _host = host!("dry_run");
+    let fx = Fixture::new("dry");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    let plan = fx.inx(&["--dry-run", "up"]).ok().stdout;
+    assert!(
+        plan.contains(&format!("incus create --empty {web}")),
+        "{plan}"
+    );
+    assert_eq!(status(&web), "absent");
+    assert!(!Path::new(PROFILES).join(&web).exists());
+
+    // Carry out the plan by hand up to, not including, the start: as if inx died there.
+    let json = fx.inx(&["--dry-run", "--json", "up"]).ok().json();
+    for step in json["steps"].as_array().unwrap() {
+        if step["what"] == "start" {
+            break;
+        }
+        if let Some(dir) = step["create-dir"].as_str() {
+            std::fs::create_dir_all(dir).unwrap();
+            continue;
+        }
+        let run = &step["run"];
+        let mut cmd = std::process::Command::new(run["program"].as_str().unwrap());
+        cmd.args(
+            run["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap()),
+        );
+        let input = run["stdin"].as_str().unwrap_or("").to_string();
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "step {step}");
+    }
+    assert_eq!(status(&web), "Stopped");
+    let rest = fx.inx(&["--dry-run", "--json", "up"]).ok().json();
+    let whats: Vec<&str> = rest["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["start"], "only the start is left");
+    fx.up(&[]);
+    assert_eq!(status(&web), "Running");
+
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    let init = pid(&web);
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+    let plan = fx.inx(&["--dry-run", "up"]).ok().stdout;
+    assert!(plan.contains("switch-to-configuration switch"), "{plan}");
+    assert_eq!(profile(&web).unwrap(), (1, v1.clone()), "profile unchanged");
+    assert_eq!(pid(&web), init);
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v1);
+}
+
+/// exec runs with the system's PATH and passes the exit code on; shell is a login shell.
+#[test]
+fn exec_and_shell() {
+    let _host = host!("exec");
+    let fx = Fixture::new("exec");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, system) = profile(&web).unwrap();
+    wait_active(&web, &system);
+    let out = fx
+        .inx(&["exec", &web, "--", "cat", "/var/lib/inx-test/activations"])
+        .ok();
+    assert_eq!(out.stdout.trim(), "activate 1");
+    fx.inx(&["exec", &web, "--", "sh", "-c", "exit 7"]).code(7);
+    let shell = fx.inx_with(&["shell", &web], |c| {
+        let mut child_stdin = tempfile::tempfile().unwrap();
+        use std::io::{Seek, Write};
+        child_stdin
+            .write_all(b"echo shell-ok $((6 * 7))\nexit\n")
+            .unwrap();
+        child_stdin.rewind().unwrap();
+        c.stdin(child_stdin);
+    });
+    assert!(shell.ok().stdout.contains("shell-ok 42"));
+    fx.inx(&["stop", &web]).ok();
+    fx.inx(&["exec", &web, "--", "true"])
+        .code(3)
+        .stderr_has("not running");
+}
+
+/// Instance settings from the flake: live keys and devices apply without a restart; a key
+/// that acts only at start restarts the container, and its files survive.
+#[test]
+fn incus_settings_apply_live_or_with_a_restart() {
+    let _host = host!("settings");
+    let fx = Fixture::new("settings");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, system) = profile(&web).unwrap();
+    wait_active(&web, &system);
+    sh_out(&web, "echo kept > /root/keep");
+    let init = pid(&web);
+
+    let data = fx.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello"), "from the host").unwrap();
+    let live = format!(
+        "inx.lib.mkContainer {{ toplevel = sys \"1\"; incus.config.\"user.note\" = \"hello\"; incus.config.\"limits.processes\" = 500; incus.devices.data = {{ type = \"disk\"; source = \"{}\"; path = \"/mnt/data\"; }}; }}",
+        data.display()
+    );
+    fx.declare(&[(&web, &live)]);
+    fx.up(&[]);
+    assert_eq!(pid(&web), init, "live settings need no restart");
+    assert_eq!(config(&web, "user.note").as_deref(), Some("hello"));
+    assert_eq!(config(&web, "limits.processes").as_deref(), Some("500"));
+    assert_eq!(sh_out(&web, "cat /mnt/data/hello"), "from the host");
+
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; incus.config.\"security.syscalls.deny_compat\" = true; }")]);
+    fx.up(&[]).stderr_has("stop");
+    assert_ne!(pid(&web), init, "restarted for a start-time key");
+    assert_eq!(
+        config(&web, "security.syscalls.deny_compat").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        config(&web, "user.note"),
+        None,
+        "a key no longer declared is removed"
+    );
+    wait_active(&web, &system);
+    assert_eq!(
+        sh_out(&web, "cat /root/keep"),
+        "kept",
+        "the root filesystem survives"
+    );
+    assert_eq!(
+        sh(&web, "test -e /mnt/data/hello").status.code(),
+        Some(1),
+        "the device is gone"
+    );
+}
+
+/// Two inx at once: the second is refused while the first holds the host lock.
+#[test]
+fn a_second_inx_waits_its_turn() {
+    let _host = host!("lock");
+    let fx = Fixture::new("lock");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    std::fs::create_dir_all(PROFILES).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(PROFILES).join(".lock"))
+        .unwrap();
+    held.try_lock().expect("the lock is free");
+    fx.inx(&["up"]).code(9).stderr_has("another inx");
+    assert_eq!(status(&web), "absent");
+    drop(held);
+    fx.up(&[]);
+    assert_eq!(status(&web), "Running");
+}

@@ -92,13 +92,27 @@ pub fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
                 "declare containers as `{OUTPUT}.<name> = inx.lib.mkContainer {{ ... }};` in the flake's outputs, or pass --flake"
             ));
     }
+    // Only an error about the flake itself means it cannot be read; the same words about a
+    // path inside the configuration are an ordinary evaluation error. Nix quotes paths:
+    // '/srv/lab' or '/srv/lab/flake.nix'.
+    let first = err
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_default();
+    let location = flake.strip_prefix("path:").unwrap_or(flake);
+    let names_flake = |dir: &str| {
+        first.contains(&format!("'{dir}'")) || first.contains(&format!("'{dir}/flake.nix'"))
+    };
+    let about_flake = names_flake(location)
+        || std::fs::canonicalize(location).is_ok_and(|p| names_flake(&p.to_string_lossy()))
+        || first.contains("does not contain a 'flake.nix'");
     let unreadable = [
         "No such file or directory",
         "does not exist",
         "is not a flake",
         "cannot find flake",
     ];
-    if unreadable.iter().any(|s| err.contains(s)) {
+    if about_flake && unreadable.iter().any(|s| err.contains(s)) {
         return Error::new(Kind::Eval, format!("cannot read the flake {flake}:\n{}", tail(err, 8)))
             .with_hint("pass --flake with a directory that has a flake.nix (in a git repository, `git add` it)");
     }
@@ -145,5 +159,25 @@ mod tests {
             &out("error: boom\n(use '--show-trace' to show detailed location information)"),
         );
         insta::assert_snapshot!("thrown", thrown.to_string());
+        let gone = eval_failure(
+            "/srv/none",
+            &cmd,
+            &out("error: getting status of '/srv/none': No such file or directory"),
+        );
+        assert!(
+            gone.message.starts_with("cannot read the flake /srv/none"),
+            "{gone}"
+        );
+        let inner = eval_failure(
+            "/srv/lab",
+            &cmd,
+            &out("error: path '/srv/lab-data/x' does not exist"),
+        );
+        assert!(
+            inner
+                .message
+                .starts_with("evaluating /srv/lab#inxContainers failed"),
+            "{inner}"
+        );
     }
 }

@@ -334,7 +334,8 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     .code(7)
     .stderr_has("not running");
     // A user the daemon refuses (nobody, no incus group).
-    let refused = fx.inx_with(&["start", &web], |c| {
+    // exec takes no host lock, so nobody gets as far as Incus.
+    let refused = fx.inx_with(&["exec", &web, "--", "true"], |c| {
         let inx = env!("CARGO_BIN_EXE_inx");
         *c = std::process::Command::new("setpriv");
         c.args([
@@ -342,8 +343,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "--regid=65534",
             "--clear-groups",
             inx,
-            "start",
+            "exec",
             &web,
+            "--",
+            "true",
         ])
         .env("HOME", "/tmp")
         .stdin(std::process::Stdio::null());

@@ -83,11 +83,14 @@ impl Ctx {
     }
 }
 
+/// Validated names in the order given, each once.
 pub fn parse_names(names: &[String]) -> Result<Vec<ContainerName>> {
-    let mut parsed: Vec<ContainerName> = names
-        .iter()
-        .map(|n| ContainerName::parse(n))
-        .collect::<Result<_>>()?;
-    parsed.dedup();
+    let mut parsed: Vec<ContainerName> = Vec::new();
+    for name in names {
+        let name = ContainerName::parse(name)?;
+        if !parsed.contains(&name) {
+            parsed.push(name);
+        }
+    }
     Ok(parsed)
 }

@@ -68,13 +68,15 @@ fn target<'a>(
 ) -> Target<'a> {
     let profile_dir = ctx.profiles.dir(&m.name);
     let instance = instances.get(m.name.as_str());
-    let running_system = instance.filter(|i| i.running()).and_then(|i| {
-        i.init_pid().and_then(profile::running_system).or_else(|| {
-            i.config
-                .get(KEY_SYSTEM)
-                .and_then(|s| StorePath::parse(s).ok())
-        })
-    });
+    let running_system = instance
+        .filter(|i| i.running() && instance::is_managed(i))
+        .and_then(|i| {
+            i.init_pid().and_then(profile::running_system).or_else(|| {
+                i.config
+                    .get(KEY_SYSTEM)
+                    .and_then(|s| StorePath::parse(s).ok())
+            })
+        });
     Target {
         manifest: m,
         spec: instance::desired(m, flake, &profile_dir, shift),

@@ -1,0 +1,745 @@
+//! The inx binary against recording stand-ins for `nix`, `nix-store`, `nix-env` and `incus`.
+//!
+//! Every test runs the real binary in a sandbox: PATH holds only the stand-ins (one shell
+//! script, tests/cli/stand-in.sh, symlinked under each name) and a directory with just the
+//! utilities that script needs, so no real nix or incus can be reached. The stand-ins record
+//! each call in calls.log and answer from response files the test writes; each test checks the
+//! exit code and what inx did, and did not, run.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const STAND_IN: &str = include_str!("cli/stand-in.sh");
+const TOOLS: [&str; 4] = ["nix", "nix-store", "nix-env", "incus"];
+/// What the stand-in script runs besides shell builtins.
+const UTILITIES: [&str; 3] = ["sh", "cat", "rm"];
+
+const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+const DRV_HASH: &str = "zyxwvsrqpnmlkjihgfdcba9876543210";
+const SOCKET_DIR: &str = "/nix/var/nix/daemon-socket";
+
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    /// The sandbox directory, canonical (so it matches what inx prints).
+    root: PathBuf,
+    /// The temporary directory as created, in case it differs from `root`.
+    raw: PathBuf,
+}
+
+impl Sandbox {
+    /// All four stand-ins on PATH.
+    fn new() -> Self {
+        Self::with_tools(&TOOLS)
+    }
+
+    /// Only the named stand-ins on PATH.
+    fn with_tools(tools: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let raw = tmp.path().to_path_buf();
+        let root = raw.canonicalize().expect("canonical temp dir");
+        for d in [
+            "bin",
+            "sys",
+            "responses",
+            "stdin",
+            "home",
+            "profiles",
+            "work",
+        ] {
+            fs::create_dir(root.join(d)).unwrap();
+        }
+        let sh = find_program("sh");
+        let body = STAND_IN.replacen("#!/bin/sh", &format!("#!{}", sh.display()), 1);
+        let script = root.join("stand-in.sh");
+        fs::write(
+            &script,
+            body.replace("@SANDBOX@", root.to_str().expect("utf-8 temp dir")),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        for tool in tools {
+            symlink(&script, root.join("bin").join(tool)).unwrap();
+        }
+        for utility in UTILITIES {
+            symlink(find_program(utility), root.join("sys").join(utility)).unwrap();
+        }
+        Sandbox {
+            _tmp: tmp,
+            root,
+            raw,
+        }
+    }
+
+    fn profiles(&self) -> PathBuf {
+        self.root.join("profiles")
+    }
+
+    /// How the stand-in for `prog` answers `verb`.
+    fn respond(&self, prog: &str, verb: &str, out: &str, err: &str, code: i32) {
+        let base = self.root.join("responses").join(format!("{prog}-{verb}"));
+        fs::write(base.with_extension("out"), out).unwrap();
+        fs::write(base.with_extension("err"), err).unwrap();
+        fs::write(base.with_extension("code"), format!("{code}\n")).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let path = std::env::join_paths([self.root.join("bin"), self.root.join("sys")]).unwrap();
+        let mut cmd = Command::cargo_bin("inx").unwrap();
+        cmd.args(args)
+            .current_dir(self.root.join("work"))
+            .env("PATH", path)
+            .env("HOME", self.root.join("home"))
+            .env("INX_PROFILES_DIR", self.profiles())
+            // Help is wrapped to the terminal, or to COLUMNS when there is none.
+            .env("COLUMNS", "100")
+            .env_remove("CI")
+            // An empty, closed stdin: not a terminal, and stand-ins reading it see EOF.
+            .write_stdin("")
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        self.command(args).assert()
+    }
+
+    /// One line per stand-in call, in order: `prog [arg] [arg] ...`.
+    fn calls(&self) -> Vec<String> {
+        match fs::read_to_string(self.root.join("calls.log")) {
+            Ok(log) => log.lines().map(str::to_string).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Each call as `prog verb`, the verb found as the stand-in finds it (`incus list`,
+    /// `nix-store realise`, `nix-env set`).
+    fn call_verbs(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .map(|line| {
+                let mut words = line.split(" [");
+                let prog = words.next().unwrap();
+                let skip = ["--project]", "--extra-experimental-features]", "--profile]"];
+                let mut verb = "";
+                while let Some(w) = words.next() {
+                    if skip.contains(&w) {
+                        words.next();
+                        continue;
+                    }
+                    verb = w.trim_end_matches(']').trim_start_matches("--");
+                    break;
+                }
+                format!("{prog} {verb}")
+            })
+            .collect()
+    }
+
+    /// What a call of `prog verb` got on stdin.
+    fn stdin_of(&self, prog: &str, verb: &str) -> Option<String> {
+        fs::read_to_string(self.root.join("stdin").join(format!("{prog}-{verb}"))).ok()
+    }
+
+    /// Snapshot settings that replace the sandbox path with `[TMP]`.
+    fn settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        for p in [&self.root, &self.raw] {
+            settings.add_filter(&regex_escape(p.to_str().unwrap()), "[TMP]");
+        }
+        settings
+    }
+
+    // -- answers that several tests share --
+
+    fn eval_answers(&self, manifests: Value) {
+        self.respond("nix", "eval", &manifests.to_string(), "", 0);
+    }
+
+    fn list_answers(&self, instances: Value) {
+        self.respond("incus", "list", &instances.to_string(), "", 0);
+    }
+
+    fn server_answers_idmap(&self) {
+        self.respond(
+            "incus",
+            "query",
+            r#"{"environment":{"kernel_features":{"idmapped_mounts":"true"}}}"#,
+            "",
+            0,
+        );
+    }
+
+    /// One declared container `web`, not built, no instance, an idmapping server.
+    fn fresh_web(&self) {
+        self.eval_answers(one_container(1));
+        self.list_answers(json!([]));
+        self.server_answers_idmap();
+    }
+}
+
+fn find_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/bin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH"))
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn toplevel() -> String {
+    format!("/nix/store/{HASH}-nixos-system-web")
+}
+
+fn one_container(schema: u64) -> Value {
+    json!({
+        "missing": [],
+        "containers": {
+            "web": {
+                "schemaVersion": schema,
+                "toplevel": toplevel(),
+                "drvPath": format!("/nix/store/{DRV_HASH}-nixos-system-web.drv"),
+                "incus": {}
+            }
+        }
+    })
+}
+
+/// An `incus list` entry; managed ones carry inx's schema key (and the deployed system).
+fn instance(name: &str, status: &str, managed: bool) -> Value {
+    let config = if managed {
+        json!({ "user.inx.schema": "1", "user.inx.system": toplevel() })
+    } else {
+        json!({})
+    };
+    // No `state`: with a PID inx would read /proc/<pid>/root/run/current-system on the host
+    // running the tests, which is not ours to depend on.
+    json!({
+        "name": name,
+        "status": status,
+        "type": "container",
+        "config": config,
+        "devices": {},
+        "profiles": ["default"]
+    })
+}
+
+fn unmanaged_web() -> Value {
+    json!([{
+        "name": "web",
+        "status": "Running",
+        "type": "container",
+        "config": {},
+        "devices": {},
+        "profiles": ["default"],
+        "state": { "pid": 1 }
+    }])
+}
+
+/// inx refuses to create or start a container when the host's Nix daemon socket directory is
+/// missing (exit 6, before any build). The machine these tests run on normally has a
+/// nix-daemon; where it does not, the tests that get that far expect the refusal instead.
+fn host_has_nix_daemon() -> bool {
+    Path::new(SOCKET_DIR).is_dir()
+}
+
+fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+fn stdout_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stdout).into_owned()
+}
+
+const MUTATING: [&str; 10] = [
+    "nix-store realise",
+    "nix-env set",
+    "incus create",
+    "incus start",
+    "incus stop",
+    "incus restart",
+    "incus exec",
+    "incus config",
+    "incus delete",
+    "incus profile",
+];
+
+fn assert_nothing_changed(sb: &Sandbox) {
+    for call in sb.call_verbs() {
+        assert!(
+            !MUTATING.contains(&call.as_str()),
+            "unexpected mutating call {call}; all calls: {:#?}",
+            sb.calls()
+        );
+    }
+}
+
+// 1
+#[test]
+fn up_builds_profiles_creates_and_starts_a_new_container() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let assert = sb.run(&["up"]);
+    if !host_has_nix_daemon() {
+        // No /nix/var/nix/daemon-socket: inx refuses before building anything.
+        assert
+            .code(6)
+            .stderr(predicate::str::contains("daemon-socket does not exist"));
+        assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+        return;
+    }
+    let assert = assert.code(0);
+    assert_eq!(
+        sb.call_verbs(),
+        [
+            "nix eval",
+            "incus list",
+            "incus query",
+            "nix-store realise",
+            "nix-env set",
+            "incus create",
+            "incus start"
+        ],
+        "stderr: {}",
+        stderr_of(&assert)
+    );
+    sb.settings().bind(|| {
+        insta::assert_snapshot!("up_calls", sb.calls().join("\n"));
+    });
+    assert!(sb.profiles().join("web").is_dir(), "profile dir created");
+
+    let input = sb
+        .stdin_of("incus", "create")
+        .expect("create got the config on stdin");
+    let spec: Value = serde_json::from_str(&input).expect("create input is JSON");
+    assert_eq!(
+        spec["config"]["raw.lxc"],
+        "lxc.init.cmd = /nix/var/nix/profiles/system/init"
+    );
+    assert_eq!(spec["config"]["user.inx.schema"], "1");
+    assert_eq!(spec["config"]["user.inx.system"], toplevel());
+    let store = &spec["devices"]["inx-store"];
+    assert_eq!(store["source"], "/nix/store");
+    assert_eq!(store["readonly"], "true");
+    assert_eq!(store["shift"], "true");
+    assert_eq!(
+        spec["devices"]["inx-profiles"]["source"],
+        sb.profiles().join("web").to_str().unwrap()
+    );
+    assert_eq!(
+        spec["devices"]["inx-profiles"]["path"],
+        "/nix/var/nix/profiles"
+    );
+    assert_eq!(spec["devices"]["inx-daemon"]["source"], SOCKET_DIR);
+    sb.settings().bind(|| {
+        insta::assert_snapshot!("up_create_input", input);
+    });
+}
+
+// 2
+#[test]
+fn dry_run_up_prints_the_plan_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let assert = sb.run(&["--dry-run", "up"]).code(0);
+    let stdout = stdout_of(&assert);
+    sb.settings().bind(|| {
+        insta::assert_snapshot!("dry_run_up_plan", stdout);
+    });
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+    assert_nothing_changed(&sb);
+    assert!(
+        !sb.profiles().join("web").exists(),
+        "a dry run creates no profile directory"
+    );
+}
+
+#[test]
+fn dry_run_up_as_json() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
+    let plan: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON plan");
+    let whats: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("a steps array")
+        .iter()
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["build", "profile", "profile", "create", "start"]);
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+}
+
+// 3
+#[test]
+fn missing_inx_containers_output_is_an_eval_error() {
+    let sb = Sandbox::new();
+    sb.respond(
+        "nix",
+        "eval",
+        "",
+        "error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.inxContainers', 'legacyPackages.x86_64-linux.inxContainers' or 'inxContainers'\n",
+        1,
+    );
+    sb.run(&["up"])
+        .code(4)
+        .stderr(predicate::str::contains("has no inxContainers output"));
+    assert_eq!(sb.call_verbs(), ["nix eval"]);
+}
+
+#[test]
+fn a_throw_during_evaluation_is_an_eval_error() {
+    let sb = Sandbox::new();
+    sb.respond(
+        "nix",
+        "eval",
+        "{\"missing\":[",
+        "error: boom\n(use '--show-trace' to show detailed location information)\n",
+        1,
+    );
+    sb.run(&["up"])
+        .code(4)
+        .stderr(predicate::str::contains("boom"));
+    assert_eq!(sb.call_verbs(), ["nix eval"]);
+}
+
+// 4
+#[test]
+fn unknown_manifest_schema_stops_before_incus() {
+    let sb = Sandbox::new();
+    sb.eval_answers(one_container(99));
+    sb.list_answers(json!([]));
+    sb.run(&["up"])
+        .code(10)
+        .stderr(predicate::str::contains("schema version 99"));
+    assert_eq!(sb.call_verbs(), ["nix eval"]);
+}
+
+// 5
+#[test]
+fn up_refuses_an_unmanaged_instance_of_the_same_name() {
+    let sb = Sandbox::new();
+    sb.eval_answers(one_container(1));
+    sb.list_answers(unmanaged_web());
+    sb.server_answers_idmap();
+    sb.run(&["up"])
+        .code(8)
+        .stderr(predicate::str::contains("inx does not manage it"));
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus list"]);
+    assert!(!sb.profiles().join("web").exists());
+}
+
+#[test]
+fn other_commands_leave_an_unmanaged_instance_alone() {
+    for args in [
+        &["stop", "web"][..],
+        &["exec", "web", "--", "true"],
+        &["destroy", "--force", "web"],
+    ] {
+        let sb = Sandbox::new();
+        sb.list_answers(unmanaged_web());
+        sb.run(args).code(8);
+        assert_eq!(sb.call_verbs(), ["incus list"], "inx {args:?}");
+    }
+}
+
+// 6
+#[test]
+fn an_invalid_name_is_refused_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.run(&["up", "Bad_Name"])
+        .code(3)
+        .stderr(predicate::str::contains(
+            "invalid container name \"Bad_Name\"",
+        ));
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn start_without_names_is_a_usage_error() {
+    let sb = Sandbox::new();
+    sb.run(&["start"])
+        .code(2)
+        .stderr(predicate::str::contains("Usage"));
+    assert!(sb.calls().is_empty());
+}
+
+// 7
+#[test]
+fn incus_daemon_down_is_exit_7_with_a_hint() {
+    let sb = Sandbox::new();
+    sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+    sb.respond(
+        "incus",
+        "list",
+        "",
+        "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)\n",
+        1,
+    );
+    sb.run(&["list"])
+        .code(7)
+        .stderr(predicate::str::contains("not running"));
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus list"]);
+}
+
+#[test]
+fn incus_refusing_access_is_exit_7() {
+    let sb = Sandbox::new();
+    sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+    sb.respond(
+        "incus",
+        "list",
+        "",
+        "Error: You don't have the needed permissions to talk to the incus daemon (socket path: /var/lib/incus/unix.socket)\n",
+        1,
+    );
+    sb.run(&["list"])
+        .code(7)
+        .stderr(predicate::str::contains("incus-admin"));
+}
+
+// 8
+#[test]
+fn missing_incus_is_exit_6() {
+    let sb = Sandbox::with_tools(&["nix", "nix-store", "nix-env"]);
+    sb.run(&["start", "web"])
+        .code(6)
+        .stderr(predicate::str::contains("`incus` is not installed"));
+    assert!(sb.calls().is_empty());
+}
+
+#[test]
+fn missing_nix_is_exit_6() {
+    let sb = Sandbox::with_tools(&["nix-store", "nix-env", "incus"]);
+    sb.run(&["up"])
+        .code(6)
+        .stderr(predicate::str::contains("`nix` is not installed"));
+    assert!(sb.calls().is_empty());
+}
+
+// 9
+#[test]
+fn a_failed_build_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    sb.respond("nix-store", "realise", "", "error: builder failed\n", 100);
+    let assert = sb.run(&["up"]);
+    if !host_has_nix_daemon() {
+        // See up_builds_profiles_creates_and_starts_a_new_container.
+        assert.code(6);
+        assert_nothing_changed(&sb);
+        return;
+    }
+    assert
+        .code(5)
+        .stderr(predicate::str::contains("exit code 100"));
+    assert_eq!(
+        sb.call_verbs(),
+        ["nix eval", "incus list", "incus query", "nix-store realise"]
+    );
+}
+
+// 10
+#[test]
+fn exec_passes_the_command_and_its_exit_code_through() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    sb.respond("incus", "exec", "", "", 7);
+    sb.run(&["exec", "web", "--", "sh", "-c", "exit 7"]).code(7);
+    assert_eq!(
+        sb.calls(),
+        [
+            "incus [list] [--format] [json]",
+            "incus [exec] [web] [--env] [PATH=/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin] [--] [sh] [-c] [exit 7]",
+        ]
+    );
+}
+
+#[test]
+fn exec_in_a_stopped_container_is_refused() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Stopped", true)]));
+    sb.run(&["exec", "web", "--", "true"])
+        .code(3)
+        .stderr(predicate::str::contains("web is not running"));
+    assert_eq!(sb.call_verbs(), ["incus list"]);
+}
+
+// 11
+#[test]
+fn destroy_without_a_terminal_needs_force() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let profile = sb.profiles().join("web");
+    fs::create_dir_all(&profile).unwrap();
+    fs::write(profile.join("keep"), "x").unwrap();
+    sb.run(&["destroy", "web"])
+        .code(3)
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(sb.call_verbs(), ["incus list"]);
+    assert!(profile.join("keep").exists(), "the profile is kept");
+}
+
+#[test]
+fn destroy_with_force_deletes_the_instance_and_its_profile() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let profile = sb.profiles().join("web");
+    fs::create_dir_all(&profile).unwrap();
+    fs::write(profile.join("keep"), "x").unwrap();
+    sb.run(&["destroy", "--force", "web"]).code(0);
+    assert_eq!(
+        sb.calls(),
+        [
+            "incus [list] [--format] [json]",
+            "incus [delete] [--force] [web]"
+        ]
+    );
+    assert!(!profile.exists(), "the profile directory is removed");
+}
+
+// 12
+#[test]
+fn a_held_lock_stops_up_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let lock = fs::File::create(sb.profiles().join(".lock")).unwrap();
+    lock.try_lock().expect("the test takes the lock");
+    sb.run(&["up"])
+        .code(9)
+        .stderr(predicate::str::contains("another inx"));
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+    drop(lock);
+}
+
+// 13
+fn list_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.respond("nix", "eval", r#"["web","db"]"#, "", 0);
+    let mut other = instance("other", "Running", false);
+    other["state"] = json!({ "pid": 1 });
+    sb.list_answers(json!([
+        instance("web", "Running", true),
+        instance("old", "Stopped", true),
+        other
+    ]));
+    sb
+}
+
+#[test]
+fn list_json_shows_declared_and_managed_containers() {
+    let sb = list_sandbox();
+    let assert = sb.run(&["list", "--json"]).code(0);
+    let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+    let rows = rows.as_array().expect("an array");
+    let summary: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [("db", "missing"), ("old", "orphaned"), ("web", "running")]
+    );
+    let web = &rows[2];
+    assert_eq!(web["declared"], true);
+    assert_eq!(web["managed"], true);
+    assert_eq!(web["status"], "Running");
+    assert_eq!(web["running_system"], toplevel());
+    assert_eq!(web["profile_system"], Value::Null);
+    assert_eq!(rows[0]["status"], Value::Null);
+    assert_eq!(rows[1]["declared"], false);
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus list"]);
+    assert!(
+        sb.calls()[0].ends_with("[--apply] [builtins.attrNames]"),
+        "list evaluates names only: {}",
+        sb.calls()[0]
+    );
+}
+
+#[test]
+fn list_table() {
+    let sb = list_sandbox();
+    let assert = sb.run(&["list"]).code(0);
+    insta::assert_snapshot!("list_table", stdout_of(&assert));
+}
+
+// 14
+#[test]
+fn completions_for_bash() {
+    let sb = Sandbox::new();
+    sb.run(&["completions", "bash"])
+        .code(0)
+        .stdout(predicate::str::contains("inx").and(predicate::str::contains("complete")));
+    assert!(sb.calls().is_empty());
+}
+
+#[test]
+fn help_lists_every_command() {
+    let sb = Sandbox::new();
+    let assert = sb.run(&["--help"]).code(0);
+    let help = stdout_of(&assert);
+    for command in [
+        "up",
+        "list",
+        "status",
+        "start",
+        "stop",
+        "restart",
+        "exec",
+        "shell",
+        "destroy",
+        "completions",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "--help lists {command}"
+        );
+    }
+    insta::assert_snapshot!("help", help);
+    assert!(sb.calls().is_empty());
+}
+
+// Regressions: bugs these tests found.
+
+#[test]
+fn a_name_given_twice_is_acted_on_once() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([
+        instance("web", "Stopped", true),
+        instance("db", "Stopped", true)
+    ]));
+    sb.run(&["start", "web", "db", "web"]).code(0);
+    assert_eq!(
+        sb.calls(),
+        [
+            "incus [list] [--format] [json]",
+            "incus [start] [web]",
+            "incus [start] [db]"
+        ]
+    );
+}
+
+#[test]
+fn a_held_lock_stops_lifecycle_commands_too() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let lock = fs::File::create(sb.profiles().join(".lock")).unwrap();
+    lock.try_lock().expect("the test takes the lock");
+    sb.run(&["stop", "web"]).code(9);
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}

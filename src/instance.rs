@@ -3,6 +3,7 @@
 
 use crate::incus::{Config, Devices, Instance};
 use crate::manifest::Manifest;
+use crate::name::StorePath;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +31,23 @@ pub struct Spec {
 
 pub fn is_managed(instance: &Instance) -> bool {
     instance.config.contains_key(KEY_MANAGED)
+}
+
+/// What a running instance runs now: read through its init's root, or, where that cannot be
+/// read, the system inx last recorded. `None` when it is not running.
+pub fn running_system(instance: &Instance) -> Option<StorePath> {
+    if !instance.running() {
+        return None;
+    }
+    instance
+        .init_pid()
+        .and_then(crate::profile::running_system)
+        .or_else(|| {
+            instance
+                .config
+                .get(KEY_SYSTEM)
+                .and_then(|s| StorePath::parse(s).ok())
+        })
 }
 
 /// `shift` is whether Incus can idmap the shared mounts (so the store is owned by root inside

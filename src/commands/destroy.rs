@@ -1,17 +1,13 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Result};
-use crate::{execute, lock, plan};
+use crate::{execute, plan};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// `inx destroy NAME...`: the instances and their host profiles, after confirmation.
 pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
     let names = parse_names(names)?;
-    let _lock = if ctx.dry_run {
-        None
-    } else {
-        Some(lock::acquire(&ctx.profiles.lock_file())?)
-    };
+    let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
     let dirs: BTreeMap<_, _> = names
         .iter()

@@ -1,16 +1,12 @@
 use super::{parse_names, Ctx};
 use crate::error::Result;
+use crate::execute;
 use crate::plan::{self, Lifecycle};
-use crate::{execute, lock};
 
 /// `inx start|stop|restart NAME...`: one listing, then only the calls that change something.
 pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
     let names = parse_names(names)?;
-    let _lock = if ctx.dry_run {
-        None
-    } else {
-        Some(lock::acquire(&ctx.profiles.lock_file())?)
-    };
+    let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
     let plan = plan::lifecycle(op, &names, &instances, &ctx.incus)?;
     if ctx.dry_run {

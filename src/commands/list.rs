@@ -1,9 +1,9 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Result};
 use crate::incus::Instance;
-use crate::instance::{is_managed, KEY_SYSTEM};
+use crate::instance::{self, is_managed};
 use crate::name::{ContainerName, StorePath};
-use crate::{nix, profile};
+use crate::nix;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -100,13 +100,9 @@ fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Ro
     let profile = ContainerName::parse(name)
         .map(|n| ctx.profiles.read(&n))
         .unwrap_or_default();
-    let running_system = instance.filter(|i| managed && i.running()).and_then(|i| {
-        i.init_pid().and_then(profile::running_system).or_else(|| {
-            i.config
-                .get(KEY_SYSTEM)
-                .and_then(|s| StorePath::parse(s).ok())
-        })
-    });
+    let running_system = instance
+        .filter(|_| managed)
+        .and_then(instance::running_system);
     let state = match instance {
         None => State::Missing,
         Some(_) if !managed => State::Conflict,

@@ -16,6 +16,7 @@ pub use up::up;
 use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
+use crate::lock;
 use crate::name::{ContainerName, ProjectName};
 use crate::plan::Plan;
 use crate::process::Runner;
@@ -68,6 +69,15 @@ impl Ctx {
         std::fs::canonicalize(&self.flake)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| self.flake.clone())
+    }
+
+    /// The host lock, for commands that change containers; a dry run changes nothing and
+    /// takes none.
+    pub fn lock(&self) -> Result<Option<lock::Lock>> {
+        if self.dry_run {
+            return Ok(None);
+        }
+        lock::acquire(&self.profiles.lock_file()).map(Some)
     }
 
     /// `--dry-run` output: the plan as a script, or as JSON.

@@ -1,20 +1,15 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Kind, Result};
-use crate::instance::{self, DAEMON_SOCKET_DIR, KEY_SYSTEM};
+use crate::instance::{self, DAEMON_SOCKET_DIR};
 use crate::manifest::{self, Manifest};
-use crate::name::StorePath;
 use crate::plan::{self, Plan, Target, What};
-use crate::{execute, incus, lock, nix, profile};
+use crate::{execute, incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
     let names = parse_names(names)?;
-    let _lock = if ctx.dry_run {
-        None
-    } else {
-        Some(lock::acquire(&ctx.profiles.lock_file())?)
-    };
+    let _lock = ctx.lock()?;
 
     // Gather: one evaluation, one listing.
     let eval = nix::eval_manifests(&ctx.flake, (!names.is_empty()).then_some(&names[..]));
@@ -69,14 +64,8 @@ fn target<'a>(
     let profile_dir = ctx.profiles.dir(&m.name);
     let instance = instances.get(m.name.as_str());
     let running_system = instance
-        .filter(|i| i.running() && instance::is_managed(i))
-        .and_then(|i| {
-            i.init_pid().and_then(profile::running_system).or_else(|| {
-                i.config
-                    .get(KEY_SYSTEM)
-                    .and_then(|s| StorePath::parse(s).ok())
-            })
-        });
+        .filter(|i| instance::is_managed(i))
+        .and_then(instance::running_system);
     Target {
         manifest: m,
         spec: instance::desired(m, flake, &profile_dir, shift),

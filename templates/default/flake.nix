@@ -3,7 +3,8 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
-    inx.url = "github:inx-project/inx";
+    # Where you get inx from: the same reference you gave `nix flake init -t`.
+    inx.url = "github:OWNER/inx";
     inx.inputs.nixpkgs.follows = "nixpkgs";
   };
 

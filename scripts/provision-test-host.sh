@@ -56,15 +56,18 @@ grep -q '^experimental-features' "$conf" || echo 'experimental-features = nix-co
 grep -q '^substituters' "$conf" || echo 'substituters =' >>"$conf"
 grep -q '^sandbox' "$conf" || echo 'sandbox = false' >>"$conf"
 
-if ! nix-store --store daemon -q --hash /nix/store >/dev/null 2>&1 && [ ! -S /nix/var/nix/daemon-socket/socket ]; then
+# A socket file can outlive its daemon (a stopped session leaves it behind): ask the daemon.
+daemon_up() { timeout 10 nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1; }
+if ! daemon_up; then
   say "starting nix-daemon"
+  rm -f /nix/var/nix/daemon-socket/socket
   setsid nix-daemon >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
+  for _ in $(seq 1 100); do
+    daemon_up && break
+    sleep 0.1
+  done
+  daemon_up || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
 fi
-for _ in $(seq 1 100); do
-  [ -S /nix/var/nix/daemon-socket/socket ] && break
-  sleep 0.1
-done
-[ -S /nix/var/nix/daemon-socket/socket ] || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
 
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"

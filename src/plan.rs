@@ -88,9 +88,9 @@ impl Plan {
     /// Whether carrying out the plan writes any of inx's own devices (then it matters whether
     /// the server can shift them).
     pub fn writes_inx_devices(&self) -> bool {
-        self.steps.iter().any(|s| match s.what {
-            What::Create => true,
-            What::Devices => s.description.contains("inx-"),
+        self.steps.iter().any(|s| match (&s.what, &s.action) {
+            (What::Create, _) => true,
+            (What::Devices, Action::Run(cmd)) => cmd.args.iter().any(|a| a.starts_with("inx-")),
             _ => false,
         })
     }

@@ -293,3 +293,43 @@ fn destroy_removes_instance_and_profile_only() {
         Kind::Input
     );
 }
+
+#[test]
+fn only_plans_that_write_inx_devices_need_the_idmap_question() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let new = up(&[target(&m, None, None, None)], &Incus::default()).unwrap();
+    assert!(new.writes_inx_devices(), "a create writes them");
+    let inst = deployed(&m, "Running");
+    let same = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    assert!(!same.writes_inx_devices());
+    let mut unshifted = inst.clone();
+    unshifted
+        .devices
+        .get_mut("inx-store")
+        .unwrap()
+        .remove("shift");
+    let fix = up(
+        &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    assert!(fix.writes_inx_devices());
+    let settings = IncusSettings {
+        devices: BTreeMap::from([(
+            "data".into(),
+            BTreeMap::from([("type".into(), ConfigValue::String("none".into()))]),
+        )]),
+        ..Default::default()
+    };
+    let user_dev = manifest("web", NEW, settings);
+    let add = up(
+        &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Incus::default(),
+    )
+    .unwrap();
+    assert!(!add.writes_inx_devices(), "a user's device is not inx's");
+}

@@ -32,23 +32,23 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
             failed.insert(container, e);
         }
     }
-    match failed.len() {
-        0 => Ok(()),
-        1 => Err(failed.into_values().next().expect("one error")),
-        n => {
-            let names: Vec<String> = failed.keys().map(|c| c.to_string()).collect();
-            let kinds: Vec<Kind> = failed.values().map(|e| e.kind).collect();
-            let kind = if kinds.iter().all(|k| *k == kinds[0]) {
-                kinds[0]
-            } else {
-                Kind::Failed
-            };
-            Err(Error::new(
-                kind,
-                format!("{n} containers failed: {} (see above)", names.join(", ")),
-            ))
-        }
+    if failed.is_empty() {
+        return Ok(());
     }
+    // Each failure was printed as it happened; the error that ends the command only sums up,
+    // keeping the failures' kind (and so the exit code) when they agree.
+    let kinds: Vec<Kind> = failed.values().map(|e| e.kind).collect();
+    let kind = if kinds.iter().all(|k| *k == kinds[0]) {
+        kinds[0]
+    } else {
+        Kind::Failed
+    };
+    let names: Vec<String> = failed.keys().map(|c| c.to_string()).collect();
+    let what = match names.len() {
+        1 => format!("{} failed (see above)", names[0]),
+        n => format!("{n} containers failed: {} (see above)", names.join(", ")),
+    };
+    Err(Error::new(kind, what))
 }
 
 fn run_step(runner: &Runner, step: &Step) -> Result<()> {

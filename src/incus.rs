@@ -202,7 +202,7 @@ pub fn incus_failure(cmd: &Cmd, out: &Output) -> Error {
     failure(Kind::Failed, cmd, out)
 }
 
-/// Runs a read-only incus query through `run`, turning failures into errors.
+/// A query's output when it succeeded, else the explained failure.
 pub fn checked(cmd: &Cmd, out: Output) -> Result<Output> {
     if out.success() {
         Ok(out)

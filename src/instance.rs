@@ -41,7 +41,7 @@ pub fn running_system(instance: &Instance) -> Option<StorePath> {
     }
     instance
         .init_pid()
-        .and_then(crate::profile::running_system)
+        .and_then(read_current_system)
         .or_else(|| {
             instance
                 .config
@@ -126,6 +126,13 @@ pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool
         devices,
         profiles,
     }
+}
+
+/// The system a running container booted or last switched to, read from the host through its
+/// init's root (`/run/current-system`); `None` when it cannot be read.
+fn read_current_system(init_pid: u32) -> Option<StorePath> {
+    let link = std::fs::read_link(format!("/proc/{init_pid}/root/run/current-system")).ok()?;
+    StorePath::parse(link.to_str()?).ok()
 }
 
 /// The config and devices as `incus create` reads them on stdin (JSON is YAML).

@@ -85,6 +85,11 @@ impl Plan {
         out
     }
 
+    /// Whether the plan deletes a root filesystem (then `destroy` wants confirmation).
+    pub fn deletes_data(&self) -> bool {
+        self.steps.iter().any(|s| s.what == What::Delete)
+    }
+
     /// Whether carrying out the plan writes any of inx's own devices (then it matters whether
     /// the server can shift them).
     pub fn writes_inx_devices(&self) -> bool {
@@ -397,13 +402,6 @@ pub fn destroy(
         }
     }
     Ok(plan)
-}
-
-impl Plan {
-    /// Whether the plan deletes a root filesystem (then `destroy` wants confirmation).
-    pub fn deletes_data(&self) -> bool {
-        self.steps.iter().any(|s| s.what == What::Delete)
-    }
 }
 
 #[cfg(test)]

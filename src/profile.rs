@@ -68,13 +68,6 @@ impl Profiles {
     }
 }
 
-/// The system a running container booted or last switched to, read from the host through its
-/// init's root (`/run/current-system`); `None` when it cannot be read.
-pub fn running_system(init_pid: u32) -> Option<StorePath> {
-    let link = std::fs::read_link(format!("/proc/{init_pid}/root/run/current-system")).ok()?;
-    StorePath::parse(link.to_str()?).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

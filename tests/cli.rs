@@ -743,3 +743,34 @@ fn a_held_lock_stops_lifecycle_commands_too() {
     sb.run(&["stop", "web"]).code(9);
     assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
 }
+
+#[test]
+fn json_after_a_real_stop_prints_what_was_done() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let out = sb
+        .run(&["--json", "stop", "web"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let plan: Value = serde_json::from_slice(&out).expect("JSON on stdout");
+    assert_eq!(plan["steps"][0]["what"], "stop");
+    assert_eq!(plan["steps"][0]["run"]["args"], json!(["stop", "web"]));
+    assert_eq!(sb.call_verbs(), ["incus list", "incus stop"]);
+}
+
+#[test]
+fn a_failed_step_is_reported_once() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    sb.respond("incus", "stop", "", "Error: inx-cli-stop-refused\n", 1);
+    let out = sb.run(&["stop", "web"]).code(1).get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&out);
+    assert_eq!(
+        stderr.matches("inx-cli-stop-refused").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("web failed (see above)"), "{stderr}");
+}

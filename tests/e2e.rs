@@ -126,9 +126,12 @@ fn a_failed_switch_shows_outdated_and_the_next_up_finishes() {
         &web,
         "inx.lib.mkContainer { toplevel = sysWith \"2\" \"false\"; }",
     )]);
-    fx.inx(&["up"])
+    let failed = fx
+        .inx(&["up"])
         .code(1)
         .stderr_has("switch-to-configuration");
+    let reports = failed.stderr.matches("` failed (exit code").count();
+    assert_eq!(reports, 1, "reported once:\n{}", failed.stderr);
     assert_eq!(pid(&web), init, "a failed switch does not restart");
     assert_eq!(
         config(&web, "user.inx.system").as_deref(),

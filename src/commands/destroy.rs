@@ -1,6 +1,6 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Result};
-use crate::{execute, plan};
+use crate::plan;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -18,14 +18,10 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
         })
         .collect();
     let plan = plan::destroy(&names, &instances, &dirs, &ctx.incus)?;
-    if ctx.dry_run {
-        ctx.print_plan(&plan);
-        return Ok(());
-    }
-    if plan.deletes_data() && !force && !confirm(&names)? {
+    if !ctx.dry_run && plan.deletes_data() && !force && !confirm(&names)? {
         return Err(Error::input("nothing was destroyed"));
     }
-    execute::execute(&ctx.runner, &plan)
+    ctx.carry_out(&plan)
 }
 
 fn confirm(names: &[crate::name::ContainerName]) -> Result<bool> {

@@ -1,6 +1,5 @@
 use super::{parse_names, Ctx};
 use crate::error::Result;
-use crate::execute;
 use crate::plan::{self, Lifecycle};
 
 /// `inx start|stop|restart NAME...`: one listing, then only the calls that change something.
@@ -9,11 +8,7 @@ pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
     let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
     let plan = plan::lifecycle(op, &names, &instances, &ctx.incus)?;
-    if ctx.dry_run {
-        ctx.print_plan(&plan);
-        return Ok(());
-    }
-    for name in &plan.unchanged {
+    for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         let already = if op == Lifecycle::Stop {
             "stopped"
         } else {
@@ -21,5 +16,5 @@ pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
         };
         eprintln!("{name}: already {already}");
     }
-    execute::execute(&ctx.runner, &plan)
+    ctx.carry_out(&plan)
 }

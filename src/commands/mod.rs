@@ -16,11 +16,11 @@ pub use up::up;
 use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
-use crate::lock;
 use crate::name::{ContainerName, ProjectName};
 use crate::plan::Plan;
 use crate::process::Runner;
 use crate::profile::Profiles;
+use crate::{execute, lock};
 use std::collections::BTreeMap;
 
 pub struct Ctx {
@@ -80,8 +80,21 @@ impl Ctx {
         lock::acquire(&self.profiles.lock_file()).map(Some)
     }
 
-    /// `--dry-run` output: the plan as a script, or as JSON.
-    pub fn print_plan(&self, plan: &Plan) {
+    /// The end of every changing command: `--dry-run` prints the plan; otherwise it is
+    /// carried out, and `--json` prints what was done.
+    pub fn carry_out(&self, plan: &Plan) -> Result<()> {
+        if !self.dry_run {
+            execute::execute(&self.runner, plan)?;
+            if !self.json {
+                return Ok(());
+            }
+        }
+        self.print_plan(plan);
+        Ok(())
+    }
+
+    /// The plan as a script, or as JSON.
+    fn print_plan(&self, plan: &Plan) {
         if self.json {
             println!(
                 "{}",

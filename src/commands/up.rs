@@ -3,7 +3,7 @@ use crate::error::{Error, Kind, Result};
 use crate::instance::{self, DAEMON_SOCKET_DIR};
 use crate::manifest::{self, Manifest};
 use crate::plan::{self, Plan, Target, What};
-use crate::{execute, incus, nix};
+use crate::{incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -44,13 +44,13 @@ pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
         );
         plan = plan::up(&targets(false), &ctx.incus)?;
     }
-    if ctx.dry_run {
-        ctx.print_plan(&plan);
-        return Ok(());
+    if !ctx.dry_run {
+        check_host(&plan)?;
     }
-    check_host(&plan)?;
-    execute::execute(&ctx.runner, &plan)?;
-    report(ctx, &plan);
+    ctx.carry_out(&plan)?;
+    for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
+        eprintln!("{name}: up to date");
+    }
     Ok(())
 }
 
@@ -101,16 +101,4 @@ fn check_host(plan: &Plan) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn report(ctx: &Ctx, plan: &Plan) {
-    for name in &plan.unchanged {
-        eprintln!("{name}: up to date");
-    }
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(plan).expect("plans serialise")
-        );
-    }
 }

@@ -534,3 +534,67 @@ fn a_second_inx_waits_its_turn() {
     fx.up(&[]);
     assert_eq!(status(&web), "Running");
 }
+
+/// `--project`: the instance lives in that Incus project, its profile in the project's own
+/// directory, and the default project sees nothing of it.
+#[test]
+fn a_project_keeps_its_containers_and_profiles_apart() {
+    let _host = host!("project");
+    let fx = Fixture::new("project");
+    let web = fx.name("web");
+    let project = "inx-e2e";
+    let incus = |args: &[&str]| {
+        std::process::Command::new("incus")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A leftover of an earlier, failed run goes first.
+    incus(&["--project", project, "delete", "--force", &web]);
+    if !incus(&["project", "show", project]).status.success() {
+        let made = incus(&[
+            "project",
+            "create",
+            project,
+            "-c",
+            "features.profiles=false",
+            "-c",
+            "features.images=false",
+        ]);
+        assert!(made.status.success(), "{made:?}");
+    }
+    let dir = Path::new(PROFILES)
+        .join(".projects")
+        .join(project)
+        .join(&web);
+    let _ = std::fs::remove_dir_all(&dir);
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+
+    fx.inx(&["--project", project, "up"]).ok();
+    let listed = incus(&["--project", project, "list", "--format", "json"]);
+    let instances: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(row(&instances, &web)["status"], "Running");
+    assert_eq!(status(&web), "absent", "nothing in the default project");
+    assert!(
+        dir.join("system").exists(),
+        "the profile is under .projects/{project}/"
+    );
+    assert!(!Path::new(PROFILES).join(&web).exists());
+    let list = fx
+        .inx(&["--project", project, "--json", "list"])
+        .ok()
+        .json();
+    assert_eq!(row(&list, &web)["state"], "running");
+    assert_eq!(
+        row(&fx.inx(&["--json", "list"]).ok().json(), &web)["state"],
+        "missing"
+    );
+
+    fx.inx(&["--project", project, "destroy", "--force", &web])
+        .ok();
+    assert!(!dir.exists());
+    let gone = incus(&["--project", project, "list", "--format", "json"]);
+    assert!(!String::from_utf8_lossy(&gone.stdout).contains(&web));
+    incus(&["project", "delete", project]);
+}

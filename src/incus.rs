@@ -34,6 +34,21 @@ impl Incus {
         self.cmd().args(["list", "--format", "json"])
     }
 
+    /// Every project's instances: GC roots are the whole host's business.
+    pub fn list_all_projects(&self) -> Cmd {
+        Cmd::new("incus").args(["list", "--all-projects", "--format", "json"])
+    }
+
+    /// Instance lifecycle events of every project, one JSON object per line, until stopped.
+    pub fn monitor_lifecycle(&self) -> Cmd {
+        Cmd::new("incus").args([
+            "monitor",
+            "--all-projects",
+            "--type=lifecycle",
+            "--format=json",
+        ])
+    }
+
     /// The server's description, for kernel features.
     pub fn server_info(&self) -> Cmd {
         Cmd::new("incus").args(["query", "/1.0"])
@@ -138,6 +153,12 @@ pub struct Instance {
     pub profiles: Vec<String>,
     #[serde(default)]
     pub state: Option<InstanceState>,
+    #[serde(default = "default_project")]
+    pub project: String,
+}
+
+fn default_project() -> String {
+    "default".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

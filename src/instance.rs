@@ -256,6 +256,7 @@ mod tests {
             devices: spec.devices.clone(),
             profiles: spec.profiles.clone(),
             state: None,
+            project: "default".into(),
         }
     }
 

@@ -1,5 +1,6 @@
 mod cli;
 mod commands;
+mod confine;
 mod error;
 mod execute;
 mod incus;
@@ -11,9 +12,10 @@ mod nix;
 mod plan;
 mod process;
 mod profile;
+mod roots;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command};
+use cli::{Cli, Command, RootsCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
@@ -45,6 +47,13 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Exec { name, command } => return commands::exec(&ctx, name, command),
         Command::Shell { name } => return commands::shell(&ctx, name),
         Command::Destroy { names, force } => commands::destroy(&ctx, names, *force)?,
+        Command::Roots { command } => match command {
+            RootsCommand::Sync { cap } => commands::roots_sync(&ctx, cap.max_roots)?,
+            RootsCommand::Watch { cap, interval } => {
+                commands::roots_watch(&ctx, cap.max_roots, *interval)?
+            }
+        },
+        Command::Gc { cap, args } => return commands::gc(&ctx, cap.max_roots, args),
         Command::Completions { .. } => unreachable!("handled above"),
     }
     Ok(0)

@@ -5,12 +5,14 @@ mod destroy;
 mod exec;
 mod lifecycle;
 mod list;
+mod roots;
 mod up;
 
 pub use destroy::destroy;
 pub use exec::{exec, shell};
 pub use lifecycle::lifecycle;
 pub use list::list;
+pub use roots::{gc, sync as roots_sync, watch as roots_watch};
 pub use up::up;
 
 use crate::cli::Global;

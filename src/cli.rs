@@ -98,6 +98,24 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// List a container's system generations: which one it boots (current), runs and booted.
+    Generations { name: String },
+    /// Go back to an earlier system generation (the one before the current one, or --to N).
+    ///
+    /// The profile points at it from now on; a running container switches to it in place, a
+    /// stopped one boots it at its next start. The next `inx up` deploys the flake's system
+    /// again.
+    Rollback {
+        name: String,
+        /// The generation to go to (see `inx generations NAME`).
+        #[arg(long, value_name = "N")]
+        to: Option<u32>,
+    },
+    /// Show what `inx up` would change in containers' closures (all when none is named).
+    ///
+    /// Builds the declared systems (one build), then compares each with the system its profile
+    /// holds using `nix store diff-closures`. Changes nothing else.
+    Diff { names: Vec<String> },
     /// Keep what containers build alive across the host's garbage collection.
     ///
     /// A `nix build` inside a container leaves a link in /nix/var/nix/gcroots/auto that the

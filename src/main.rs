@@ -3,6 +3,7 @@ mod commands;
 mod confine;
 mod error;
 mod execute;
+mod generations;
 mod incus;
 mod instance;
 mod lock;
@@ -47,6 +48,9 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Exec { name, command } => return commands::exec(&ctx, name, command),
         Command::Shell { name } => return commands::shell(&ctx, name),
         Command::Destroy { names, force } => commands::destroy(&ctx, names, *force)?,
+        Command::Generations { name } => commands::generations(&ctx, name)?,
+        Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,
+        Command::Diff { names } => commands::diff(&ctx, names)?,
         Command::Roots { command } => match command {
             RootsCommand::Sync { cap } => commands::roots_sync(&ctx, cap.max_roots)?,
             RootsCommand::Watch { cap, interval } => {

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub const PROFILES: &str = "/nix/var/nix/profiles/inx";
+pub const ROOTS: &str = "/nix/var/nix/gcroots/inx";
 
 /// End-to-end tests share one Incus, one store and inx's host lock: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -209,6 +210,7 @@ fn cleanup(name: &str) {
         .stdout(Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(Path::new(PROFILES).join(name));
+    let _ = std::fs::remove_dir_all(Path::new(ROOTS).join(name));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

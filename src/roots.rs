@@ -39,6 +39,8 @@ pub struct Container {
     pub project: String,
     pub name: ContainerName,
     pub root: Option<PathBuf>,
+    /// Its storage volume's root filesystem as the host sees it (if the pool shows it).
+    pub volume: PathBuf,
 }
 
 /// What a container's roots are: the path inside the container each came from, and the
@@ -127,6 +129,16 @@ impl Layout {
     }
 }
 
+/// How much a sync looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every root is checked again, and every candidate.
+    Full,
+    /// Only the candidates (links that just appeared): the fast path of the watcher, which
+    /// must root a build before the host's next root query deletes its link.
+    NewOnly,
+}
+
 /// Decides a container's roots: each candidate path is resolved inside its root. A root stays
 /// while its path still leads to a store path the host has; "cannot tell" keeps it; the cap
 /// keeps old roots before new ones.
@@ -134,6 +146,7 @@ pub fn decide(
     old: &Index,
     root: Option<&Path>,
     candidates: &BTreeSet<String>,
+    scope: Scope,
     host_has: &dyn Fn(&StorePath) -> bool,
     cap: usize,
 ) -> (Index, Change) {
@@ -143,12 +156,16 @@ pub fn decide(
         change.kept_unchecked = Some("its filesystem cannot be read now".into());
         return (old.clone(), change);
     };
-    let mut found: BTreeMap<String, StorePath> = BTreeMap::new();
+    // The fast path starts from what is known and only adds or moves roots.
+    let (mut found, to_check): (BTreeMap<String, StorePath>, BTreeSet<&String>) = match scope {
+        Scope::Full => (
+            BTreeMap::new(),
+            old.roots.keys().chain(candidates).collect(),
+        ),
+        Scope::NewOnly => (old.roots.clone(), candidates.iter().collect()),
+    };
     let mut unknown = Vec::new();
-    for origin in old.roots.keys().chain(candidates.iter()) {
-        if found.contains_key(origin) {
-            continue;
-        }
+    for origin in to_check {
         match confine::resolve(root, origin) {
             Resolved::Store(path) if host_has(&path) => {
                 found.insert(origin.clone(), path);
@@ -289,7 +306,14 @@ mod tests {
         let all = |_: &StorePath| true;
         let candidates = set(&["/root/result", "/root/evil", "/nowhere"]);
 
-        let (first, change) = decide(&Index::default(), Some(root.path()), &candidates, &all, 10);
+        let (first, change) = decide(
+            &Index::default(),
+            Some(root.path()),
+            &candidates,
+            Scope::Full,
+            &all,
+            10,
+        );
         assert_eq!(
             first.roots,
             BTreeMap::from([("/root/result".into(), sp(A))])
@@ -297,19 +321,47 @@ mod tests {
         assert_eq!(change.added, vec!["/root/result"]);
 
         // The auto link is gone (the host deleted it as stale): the index still knows.
-        let (again, change) = decide(&first, Some(root.path()), &set(&[]), &all, 10);
+        let (again, change) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
         assert_eq!(again, first);
         assert!(change.added.is_empty() && change.removed.is_empty());
 
         // A new build moved the link: the root moves with it.
         std::fs::remove_file(root.path().join("root/result")).unwrap();
         symlink(B, root.path().join("root/result")).unwrap();
-        let (moved, _) = decide(&first, Some(root.path()), &set(&[]), &all, 10);
+        let (moved, _) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
         assert_eq!(moved.roots["/root/result"], sp(B));
+
+        // The watcher's fast path adds and moves, and never drops: a link it was not told
+        // about is left to the next full sync.
+        symlink(A, root.path().join("root/other")).unwrap();
+        let (fast, change) = decide(
+            &first,
+            Some(root.path()),
+            &set(&["/root/other", "/root/result", "/nowhere"]),
+            Scope::NewOnly,
+            &all,
+            10,
+        );
+        assert_eq!(fast.roots["/root/other"], sp(A));
+        assert_eq!(fast.roots["/root/result"], sp(B), "a rebuilt result moves");
+        assert_eq!(change.added, vec!["/root/other", "/root/result"]);
+        std::fs::remove_file(root.path().join("root/other")).unwrap();
+        let (fast, _) = decide(
+            &fast,
+            Some(root.path()),
+            &set(&["/root/x"]),
+            Scope::NewOnly,
+            &all,
+            10,
+        );
+        assert!(
+            fast.roots.contains_key("/root/other"),
+            "the fast path dropped a root"
+        );
 
         // `rm result`: the root goes.
         std::fs::remove_file(root.path().join("root/result")).unwrap();
-        let (gone, change) = decide(&moved, Some(root.path()), &set(&[]), &all, 10);
+        let (gone, change) = decide(&moved, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
         assert!(gone.roots.is_empty());
         assert_eq!(change.removed, vec!["/root/result"]);
     }
@@ -320,10 +372,17 @@ mod tests {
             roots: BTreeMap::from([("/root/result".into(), sp(A))]),
         };
         let all = |_: &StorePath| true;
-        let (next, change) = decide(&old, None, &set(&["/x"]), &all, 10);
+        let (next, change) = decide(&old, None, &set(&["/x"]), Scope::Full, &all, 10);
         assert_eq!(next, old);
         assert!(change.kept_unchecked.is_some());
-        let (next, _) = decide(&old, Some(Path::new("/nonexistent")), &set(&[]), &all, 10);
+        let (next, _) = decide(
+            &old,
+            Some(Path::new("/nonexistent")),
+            &set(&[]),
+            Scope::Full,
+            &all,
+            10,
+        );
         assert_eq!(next, old);
     }
 
@@ -337,6 +396,7 @@ mod tests {
             &Index::default(),
             Some(root.path()),
             &set(&["/root/a", "/root/b"]),
+            Scope::Full,
             &only_a,
             10,
         );
@@ -346,7 +406,14 @@ mod tests {
         let old = Index {
             roots: BTreeMap::from([("/root/b".into(), sp(B))]),
         };
-        let (capped, change) = decide(&old, Some(root.path()), &set(&["/root/a"]), &all, 1);
+        let (capped, change) = decide(
+            &old,
+            Some(root.path()),
+            &set(&["/root/a"]),
+            Scope::Full,
+            &all,
+            1,
+        );
         assert_eq!(capped, old);
         assert_eq!(change.over_cap, 1);
     }

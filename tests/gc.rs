@@ -8,7 +8,7 @@ mod harness;
 #[path = "e2e/builds.rs"]
 mod builds;
 
-use builds::{build_in, host_gc, on_host};
+use builds::{build_in, host_gc};
 use harness::{host, sh_out, Fixture, ROOTS};
 use std::path::Path;
 
@@ -93,4 +93,217 @@ fn builds_in_a_container_survive_host_gc_only_with_inx() {
         .stderr_has(&format!("{c}: 0 new, 1 dropped"));
     assert!(!host_gc(&with[0]), "a dropped build should be collected");
     assert!(host_gc(&with[1]) && host_gc(&with[2]));
+}
+
+/// `inx roots watch` as a child process, stopped when dropped.
+struct Watcher(std::process::Child);
+
+impl Watcher {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inx"))
+            .args(["roots", "watch", "--interval", "3600"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start inx roots watch");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        // Its first sync may report before it says it is watching.
+        loop {
+            let line = lines.next().expect("inx roots watch ended early").unwrap();
+            eprintln!("[watch] {line}");
+            if line.starts_with("roots: watching") {
+                break;
+            }
+        }
+        // Keep draining what it says (into the test's output) so it never blocks on a pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[watch] {line}");
+            }
+        });
+        Watcher(child)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A root query right after the build deletes the auto link (the host cannot resolve it);
+/// the watcher has read it by then and keeps the build. It follows containers that restart
+/// (new init, new root to read through) and containers created while it runs.
+#[test]
+fn the_watcher_keeps_a_build_through_an_immediate_root_query_and_gc() {
+    let _host = host!("the_watcher_keeps_a_build_through_an_immediate_root_query_and_gc");
+    let fx = Fixture::new("watch");
+    let a = fx.name("a");
+    let b = fx.name("b");
+    fx.declare(&[(&a, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let nonce = std::process::id();
+    let _watch = Watcher::start();
+
+    let check = |container: &str, tag: &str| {
+        let path = build_in(container, &format!("/root/{tag}"), &format!("{tag}{nonce}"));
+        let roots = std::process::Command::new("nix-store")
+            .args(["--gc", "--print-roots"])
+            .output()
+            .unwrap();
+        assert!(roots.status.success());
+        assert!(host_gc(&path), "{container}: the build {tag} was collected");
+        path
+    };
+    let first = check(&a, "first");
+
+    fx.inx(&["restart", &a]).ok();
+    check(&a, "after-restart");
+    assert!(
+        rooted(&a).contains(&first),
+        "the restart window dropped a root whose link is still there"
+    );
+
+    fx.declare(&[
+        (&a, "inx.lib.mkContainer { toplevel = sys \"1\"; }"),
+        (&b, "inx.lib.mkContainer { toplevel = sys \"1\"; }"),
+    ]);
+    fx.up(&[]);
+    let in_b = check(&b, "new-container");
+    assert!(rooted(&b).contains(&in_b));
+}
+
+/// A stopped container's builds are read from its storage volume and kept; a destroyed
+/// container's roots are gone, whether inx or incus destroyed it, and its builds go.
+#[test]
+fn stopped_containers_keep_their_builds_and_destroyed_ones_release_them() {
+    let _host = host!("stopped_containers_keep_their_builds_and_destroyed_ones_release_them");
+    let fx = Fixture::new("stop");
+    let a = fx.name("a");
+    let b = fx.name("b");
+    let decl = "inx.lib.mkContainer { toplevel = sys \"1\"; }";
+    fx.declare(&[(&a, decl), (&b, decl)]);
+    fx.up(&[]);
+    let nonce = std::process::id();
+
+    // Built, then stopped before any sync: only the stopped volume can tell.
+    let in_a = build_in(&a, "/root/result", &format!("stopped{nonce}"));
+    fx.inx(&["stop", &a]).ok();
+    fx.inx(&["roots", "sync"])
+        .ok()
+        .stderr_has(&format!("{a}: 1 new"));
+    assert!(host_gc(&in_a), "a stopped container's build was collected");
+    fx.inx(&["start", &a]).ok();
+    assert_eq!(sh_out(&a, "cat /root/result"), format!("stopped{nonce}"));
+
+    fx.inx(&["destroy", "--force", &a]).ok();
+    assert!(
+        !Path::new(ROOTS).join(&a).exists(),
+        "destroy left roots behind"
+    );
+    assert!(!host_gc(&in_a), "a destroyed container's build was kept");
+
+    // Deleted behind inx's back: the next sync drops its roots.
+    let in_b = build_in(&b, "/root/result", &format!("deleted{nonce}"));
+    fx.inx(&["roots", "sync"]).ok();
+    assert_eq!(rooted(&b), [in_b.clone()]);
+    let deleted = std::process::Command::new("incus")
+        .args(["delete", "--force", &b])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    fx.inx(&["roots", "sync"])
+        .ok()
+        .stderr_has(&format!("{b}: 0 new, 1 dropped"));
+    assert!(!Path::new(ROOTS).join(&b).exists());
+    assert!(!host_gc(&in_b), "a deleted container's build was kept");
+}
+
+/// Links that lead out of the container make no roots and make inx read nothing of the
+/// host: the paths they name exist on the host and lead to store paths there, so following
+/// them out would show up as roots.
+#[test]
+fn hostile_links_make_no_roots() {
+    let _host = host!("hostile_links_make_no_roots");
+    let fx = Fixture::new("hostile");
+    let c = fx.name("c");
+    fx.declare(&[(&c, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let nonce = std::process::id();
+    let good = build_in(&c, "/root/good", &format!("good{nonce}"));
+
+    // On the host: a directory whose link leads to a store path the container's root lacks
+    // the route to. A confined walk cannot reach it; a walk that escaped would root it.
+    let bait_dir = fx.path().join("bait");
+    std::fs::create_dir_all(&bait_dir).unwrap();
+    let bait = builds::nix_client();
+    std::os::unix::fs::symlink(bait, bait_dir.join("result")).unwrap();
+    let bait_link = bait_dir.join("result").display().to_string();
+    let depth = "../".repeat(20);
+    let links = [
+        ("abs", bait_link.clone()),
+        (
+            "dots",
+            format!("{depth}{}", bait_link.trim_start_matches('/')),
+        ),
+        ("magic", format!("/proc/1/root{bait_link}")),
+        ("self", format!("/proc/self/root{bait_link}")),
+        ("shadow", "/etc/shadow".to_string()),
+        ("loop-a", "/root/loop-b".to_string()),
+        ("loop-b", "/root/loop-a".to_string()),
+        ("dir", "/root/../../..".to_string()),
+    ];
+    for (name, target) in &links {
+        sh_out(&c, &format!("ln -sfn '{target}' /root/{name}"));
+    }
+    // As the daemon would record them for a client in the container.
+    let auto = Path::new("/nix/var/nix/gcroots/auto");
+    let mut made = Vec::new();
+    let mut origins: Vec<String> = links.iter().map(|(n, _)| format!("/root/{n}")).collect();
+    origins.push(format!("/root/dir{bait_link}"));
+    origins.push(format!("/../..{bait_link}"));
+    for (i, origin) in origins.iter().enumerate() {
+        let link = auto.join(format!("inx-e2e-hostile-{nonce}-{i}"));
+        std::os::unix::fs::symlink(origin, &link).unwrap();
+        made.push(link);
+    }
+    let shadow_before = std::fs::metadata("/etc/shadow")
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let sync = fx.inx(&["roots", "sync"]);
+    for link in &made {
+        let _ = std::fs::remove_file(link);
+    }
+    sync.ok();
+    assert_eq!(rooted(&c), [good], "only the build is rooted");
+    let index = std::fs::read_to_string(Path::new(ROOTS).join(&c).join("roots.json")).unwrap();
+    assert!(!index.contains(bait), "{index}");
+    assert_eq!(
+        std::fs::metadata("/etc/shadow")
+            .unwrap()
+            .modified()
+            .unwrap(),
+        shadow_before
+    );
+    // Nothing appeared anywhere else under inx's roots either.
+    for entry in std::fs::read_dir(ROOTS).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            for link in std::fs::read_dir(&path).unwrap().flatten() {
+                if let Ok(target) = std::fs::read_link(link.path()) {
+                    assert_ne!(
+                        target,
+                        Path::new(bait),
+                        "{} roots the bait",
+                        link.path().display()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -3,12 +3,12 @@
 
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
-use crate::incus::{self, Instance};
+use crate::incus::{self, Incus, Instance};
 use crate::instance;
 use crate::lock;
 use crate::name::{ContainerName, StorePath};
-use crate::process::Cmd;
-use crate::roots::{self, Change, Container, Layout};
+use crate::process::{Cmd, Runner};
+use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -26,8 +26,15 @@ pub struct Synced {
 
 pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
     let layout = Layout::new();
-    let containers = gather(ctx)?;
-    let done = sync_with(ctx, &layout, &containers, &BTreeSet::new(), cap)?;
+    let containers = gather(&ctx.runner, &ctx.incus)?;
+    let done = sync_with(
+        ctx,
+        &layout,
+        &containers,
+        &BTreeSet::new(),
+        Scope::Full,
+        cap,
+    )?;
     report(ctx, &done, true);
     Ok(())
 }
@@ -51,9 +58,9 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
 }
 
 /// The inx containers of every project, and where each one's filesystem can be read.
-fn gather(ctx: &Ctx) -> Result<Vec<Container>> {
-    let cmd = ctx.incus.list_all_projects();
-    let out = incus::checked(&cmd, ctx.runner.capture(&cmd)?)?;
+fn gather(runner: &Runner, incus: &Incus) -> Result<Vec<Container>> {
+    let cmd = incus.list_all_projects();
+    let out = incus::checked(&cmd, runner.capture(&cmd)?)?;
     let list: Vec<Instance> = serde_json::from_str(&out.stdout).map_err(|e| {
         Error::new(
             Kind::Incus,
@@ -64,21 +71,19 @@ fn gather(ctx: &Ctx) -> Result<Vec<Container>> {
         .iter()
         .filter(|i| instance::is_managed(i) && i.kind == "container")
         .filter_map(|i| {
+            let volume = volume(i);
             Some(Container {
                 project: i.project.clone(),
                 name: ContainerName::parse(&i.name).ok()?,
-                root: readable_root(i),
+                root: readable_root(i, &volume),
+                volume,
             })
         })
         .collect())
 }
 
-/// A running container is read through its init's root; a stopped one in its storage
-/// volume, where the pool keeps it mounted (dir, btrfs). Otherwise: cannot tell.
-fn readable_root(i: &Instance) -> Option<PathBuf> {
-    if let Some(pid) = i.init_pid().filter(|_| i.running() || i.status == "Frozen") {
-        return Some(PathBuf::from(format!("/proc/{pid}/root")));
-    }
+/// Where Incus keeps the container's root filesystem on the host.
+fn volume(i: &Instance) -> PathBuf {
     let incus_dir = std::env::var_os("INCUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/incus"));
@@ -87,9 +92,32 @@ fn readable_root(i: &Instance) -> Option<PathBuf> {
     } else {
         format!("{}_{}", i.project, i.name)
     };
-    let rootfs = incus_dir.join("containers").join(volume).join("rootfs");
-    let mounted = std::fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_some());
-    mounted.then_some(rootfs)
+    incus_dir.join("containers").join(volume).join("rootfs")
+}
+
+/// A running container is read through its init's root; a stopped one in its storage
+/// volume, where the pool keeps it mounted (dir, btrfs). Otherwise: cannot tell.
+fn readable_root(i: &Instance, volume: &Path) -> Option<PathBuf> {
+    if let Some(pid) = i.init_pid().filter(|_| i.running() || i.status == "Frozen") {
+        return Some(PathBuf::from(format!("/proc/{pid}/root")));
+    }
+    let mounted = std::fs::read_dir(volume).is_ok_and(|mut d| d.next().is_some());
+    mounted.then(|| volume.to_path_buf())
+}
+
+/// Whether `root` (an init's root) is the container's filesystem now. While a container
+/// starts, its init has the host's root for a moment (before it pivots into the container's);
+/// a listing can be older than a restart; a PID can be reused. Where the host can see the
+/// container's volume, the two must be the same directory; elsewhere, at least not the host's
+/// own root.
+fn is_own_root(root: &Path, rootfs: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(root) = id(root) else { return false };
+    match id(rootfs) {
+        Some(volume) => root == volume,
+        None => Some(root) != id(Path::new("/")),
+    }
 }
 
 fn sync_with(
@@ -97,6 +125,7 @@ fn sync_with(
     layout: &Layout,
     containers: &[Container],
     extra: &BTreeSet<String>,
+    scope: Scope,
     cap: usize,
 ) -> Result<Vec<Synced>> {
     let _lock = if ctx.dry_run {
@@ -104,8 +133,10 @@ fn sync_with(
     } else {
         Some(lock::wait(&layout.lock_file())?)
     };
-    let mut origins = layout.auto_origins();
-    origins.extend(extra.iter().cloned());
+    let mut origins = extra.clone();
+    if scope == Scope::Full {
+        origins.extend(layout.auto_origins());
+    }
     let host_has = |p: &StorePath| Path::new(p.as_str()).symlink_metadata().is_ok();
     let mut done = Vec::new();
     let write = |dir: &Path, next: &roots::Index| -> Result<()> {
@@ -133,7 +164,13 @@ fn sync_with(
                 continue;
             }
         };
-        let (next, change) = roots::decide(&old, c.root.as_deref(), &origins, &host_has, cap);
+        // Checked at each sync, not when listed: the watcher's list can be older than a
+        // restart.
+        let root = c
+            .root
+            .as_deref()
+            .filter(|r| *r == c.volume || is_own_root(r, &c.volume));
+        let (next, change) = roots::decide(&old, root, &origins, scope, &host_has, cap);
         if next != old {
             write(&dir, &next)?;
         }
@@ -144,7 +181,12 @@ fn sync_with(
         });
     }
     // Containers that are gone: their roots go, so their builds can be collected.
-    for (project, name) in layout.known() {
+    let known = if scope == Scope::Full {
+        layout.known()
+    } else {
+        Vec::new()
+    };
+    for (project, name) in known {
         if containers
             .iter()
             .any(|c| c.project == project && c.name == name)
@@ -181,7 +223,7 @@ fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
     }
     for s in done {
         let c = &s.change;
-        if let Some(why) = &c.kept_unchecked {
+        if let Some(why) = c.kept_unchecked.as_ref().filter(|_| c.total > 0) {
             eprintln!("{}: kept its roots unchecked: {why}", s.name);
         }
         if c.over_cap > 0 {
@@ -214,59 +256,100 @@ fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
 enum Event {
     /// A new link in gcroots/auto, read the moment it appeared (the host may delete it soon).
     Auto(String),
-    /// Containers may have been created, started, stopped or deleted.
-    Containers,
+    /// A fresh listing of the containers, made because they changed or time passed.
+    Listed(Result<Vec<Container>>),
 }
 
-/// `inx roots watch`: a sync whenever a build adds an auto link or a container changes,
-/// and every `interval` seconds anyway. Runs until killed.
+/// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
+/// whenever a container is created, started, stopped or deleted, and every `interval`
+/// seconds. Listing containers takes a process, so it runs on its own thread: a new link never
+/// waits for a listing. Runs until killed.
 pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     let layout = Layout::new();
     let (tx, rx) = mpsc::channel();
     watch_auto(&layout.auto, tx.clone())?;
-    watch_incus(ctx, tx.clone());
+
+    // One good listing and a full sync before anything else, so that the first build is
+    // rooted the moment it appears. Incus may still be starting (at boot): wait for it.
+    let mut containers = loop {
+        match gather(&ctx.runner, &ctx.incus) {
+            Ok(found) => break found,
+            Err(e) => eprintln!("roots: cannot list containers yet: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let full = sync_with(
+        ctx,
+        &layout,
+        &containers,
+        &BTreeSet::new(),
+        Scope::Full,
+        cap,
+    );
+    log_sync(ctx, full);
+
+    let refresh = lister(ctx, tx);
+    watch_incus(ctx, refresh.clone());
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(interval.max(1)));
-        if tx.send(Event::Containers).is_err() {
+        if refresh.send(()).is_err() {
             return;
         }
     });
-
     eprintln!("roots: watching {}", layout.auto.display());
-    let mut containers: Option<Vec<Container>> = None;
-    let mut stale = true;
-    let mut extra = BTreeSet::new();
     loop {
         // Wait for one event, then take everything else that is queued: one sync for a burst.
-        let first = rx.recv().expect("the timer thread never stops");
+        let first = rx.recv().expect("the auto-link thread never stops");
+        let mut new = BTreeSet::new();
+        let mut listed = None;
         for event in std::iter::once(first).chain(rx.try_iter()) {
             match event {
                 Event::Auto(origin) => {
-                    extra.insert(origin);
+                    new.insert(origin);
                 }
-                Event::Containers => stale = true,
+                Event::Listed(list) => listed = Some(list),
             }
         }
-        if stale {
-            match gather(ctx) {
-                Ok(found) => {
-                    containers = Some(found);
-                    stale = false;
-                }
-                // Incus may be restarting: keep the last list, try again at the next event.
-                Err(e) => eprintln!("roots: cannot list containers now: {e}"),
-            }
+        if !new.is_empty() {
+            let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
+            log_sync(ctx, fast);
         }
-        // Without one good listing, inx cannot tell which roots are orphans: wait.
-        let Some(list) = &containers else { continue };
-        match sync_with(ctx, &layout, list, &extra, cap) {
-            Ok(done) => {
-                report(ctx, &done, false);
-                extra.clear();
+        match listed {
+            Some(Ok(list)) => {
+                containers = list;
+                // New links are looked at again: a container may have appeared since.
+                let full = sync_with(ctx, &layout, &containers, &new, Scope::Full, cap);
+                log_sync(ctx, full);
             }
-            Err(e) => eprintln!("roots: sync failed, will retry: {e}"),
+            // Incus may be restarting: keep the last list (which cannot tell which containers
+            // are gone, so nothing is dropped) and wait for the next listing.
+            Some(Err(e)) => eprintln!("roots: cannot list containers now: {e}"),
+            None => {}
         }
     }
+}
+
+fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
+    match result {
+        Ok(done) => report(ctx, &done, false),
+        Err(e) => eprintln!("roots: sync failed, will retry at the next event: {e}"),
+    }
+}
+
+/// Lists containers on request; requests that pile up while it lists make one listing.
+fn lister(ctx: &Ctx, events: mpsc::Sender<Event>) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let runner = ctx.runner;
+    let incus = ctx.incus.clone();
+    std::thread::spawn(move || {
+        while rx.recv().is_ok() {
+            while rx.try_recv().is_ok() {}
+            if events.send(Event::Listed(gather(&runner, &incus))).is_err() {
+                return;
+            }
+        }
+    });
+    tx
 }
 
 /// Reads each new auto link as soon as it appears. Nix writes them under a temporary name and
@@ -315,7 +398,7 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
 
 /// Follows Incus's lifecycle events; when the daemon goes away (a restart), reconnects and
 /// asks for a full sync, since events may have been missed.
-fn watch_incus(ctx: &Ctx, tx: mpsc::Sender<Event>) {
+fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
     let runner = ctx.runner;
     let cmd = ctx.incus.monitor_lifecycle();
     std::thread::spawn(move || {
@@ -328,7 +411,7 @@ fn watch_incus(ctx: &Ctx, tx: mpsc::Sender<Event>) {
                     .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))
                     .is_some_and(|a| a.starts_with("instance-"));
                 if is_instance {
-                    let _ = tx.send(Event::Containers);
+                    let _ = refresh.send(());
                 }
             });
             match result {
@@ -338,7 +421,7 @@ fn watch_incus(ctx: &Ctx, tx: mpsc::Sender<Event>) {
                 Err(e) => eprintln!("roots: {e}"),
                 Ok(_) => {}
             }
-            if tx.send(Event::Containers).is_err() {
+            if refresh.send(()).is_err() {
                 return;
             }
             // Back off while Incus stays away; a connection that lasted starts over.

@@ -307,3 +307,33 @@ fn hostile_links_make_no_roots() {
         }
     }
 }
+
+/// `inx gc` is the whole story in one command: it syncs first, so a build whose only trace is
+/// the auto link survives, and then really collects (a path nothing keeps is gone).
+#[test]
+fn inx_gc_syncs_then_collects() {
+    let _host = host!("inx_gc_syncs_then_collects");
+    let fx = Fixture::new("collect");
+    let c = fx.name("c");
+    fx.declare(&[(&c, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let nonce = std::process::id();
+    let built = build_in(&c, "/root/result", &format!("collect{nonce}"));
+    let garbage_file = fx.path().join(format!("inx-e2e-garbage-{nonce}"));
+    std::fs::write(&garbage_file, format!("garbage {nonce}\n")).unwrap();
+    let out = std::process::Command::new("nix-store")
+        .arg("--add")
+        .arg(&garbage_file)
+        .output()
+        .unwrap();
+    let garbage = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(builds::on_host(&garbage));
+
+    fx.inx(&["gc"]).ok().stderr_has(&format!("{c}: 1 new"));
+    assert!(
+        builds::on_host(&built),
+        "inx gc collected the container's build"
+    );
+    assert!(!builds::on_host(&garbage), "inx gc did not collect");
+    assert_eq!(sh_out(&c, "cat /root/result"), format!("collect{nonce}"));
+}

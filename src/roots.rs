@@ -41,6 +41,9 @@ pub struct Container {
     pub root: Option<PathBuf>,
     /// Its storage volume's root filesystem as the host sees it (if the pool shows it).
     pub volume: PathBuf,
+    /// Whether it carries inx's marker now; an instance without it gets no new roots but
+    /// keeps the ones it has.
+    pub managed: bool,
 }
 
 /// What a container's roots are: the path inside the container each came from, and the

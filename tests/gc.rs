@@ -337,3 +337,62 @@ fn inx_gc_syncs_then_collects() {
     assert!(!builds::on_host(&garbage), "inx gc did not collect");
     assert_eq!(sh_out(&c, "cat /root/result"), format!("collect{nonce}"));
 }
+
+/// Syncs while a container restarts again and again: Incus lists it without its config (so
+/// without inx's marker) for a moment, and its init has the host's root before it pivots.
+/// Neither may make inx drop a root whose link is still there.
+#[test]
+fn syncs_during_restarts_never_drop_a_live_root() {
+    let _host = host!("syncs_during_restarts_never_drop_a_live_root");
+    let fx = Fixture::new("restarts");
+    let a = fx.name("a");
+    fx.declare(&[(&a, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let nonce = std::process::id();
+    let built = build_in(&a, "/root/result", &format!("restarts{nonce}"));
+    fx.inx(&["roots", "sync"]).ok();
+    assert_eq!(rooted(&a), [built.clone()]);
+
+    let bin = env!("CARGO_BIN_EXE_inx");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let name = a.clone();
+    let syncer = std::thread::spawn(move || {
+        let mut drops = Vec::new();
+        let mut syncs = 0;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let out = std::process::Command::new(bin)
+                .args(["roots", "sync"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            drops.extend(
+                err.lines()
+                    .filter(|l| {
+                        l.starts_with(&format!("{name}:"))
+                            && l.contains("dropped")
+                            && !l.contains(" 0 dropped")
+                    })
+                    .map(String::from),
+            );
+            syncs += 1;
+        }
+        (syncs, drops)
+    });
+    for _ in 0..6 {
+        let restarted = std::process::Command::new("incus")
+            .args(["restart", &a])
+            .status()
+            .unwrap();
+        assert!(restarted.success());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (syncs, drops) = syncer.join().unwrap();
+    eprintln!("{syncs} syncs during 6 restarts");
+    assert!(syncs >= 6, "too few syncs ({syncs}) to mean anything");
+    assert!(
+        drops.is_empty(),
+        "roots dropped during restarts: {drops:#?}"
+    );
+    assert_eq!(rooted(&a), [built]);
+}

@@ -67,16 +67,24 @@ fn gather(runner: &Runner, incus: &Incus) -> Result<Vec<Container>> {
             format!("cannot read the output of incus list: {e}"),
         )
     })?;
+    // Every instance is listed, managed or not: while Incus changes an instance (a restart),
+    // it can list it without its config, so without inx's marker. Roots are made only for
+    // managed containers, but only an instance that is gone makes its roots go.
     Ok(list
         .iter()
-        .filter(|i| instance::is_managed(i) && i.kind == "container")
         .filter_map(|i| {
             let volume = volume(i);
+            let managed = instance::is_managed(i) && i.kind == "container";
             Some(Container {
                 project: i.project.clone(),
                 name: ContainerName::parse(&i.name).ok()?,
-                root: readable_root(i, &volume),
+                root: if managed {
+                    readable_root(i, &volume)
+                } else {
+                    None
+                },
                 volume,
+                managed,
             })
         })
         .collect())
@@ -151,7 +159,7 @@ fn sync_with(
             .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root")
         })
     };
-    for c in containers {
+    for c in containers.iter().filter(|c| c.managed) {
         let dir = layout.dir(&c.project, &c.name);
         let old = match roots::read_index(&dir) {
             Ok(index) => index,

@@ -76,6 +76,16 @@ if ! daemon_up; then
   daemon_up || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
 fi
 
+# Debian's lxd package gives root a second, overlapping range in /etc/subuid and /etc/subgid;
+# Incus then builds an id map that the kernel refuses and no container starts. Keep root's
+# first range only (LXD uses it too).
+for f in /etc/subuid /etc/subgid; do
+  if [ -f "$f" ] && [ "$(grep -c '^root:' "$f")" -gt 1 ]; then
+    say "keeping one root range in $f"
+    awk -F: '$1 != "root" || !seen++' "$f" >"$f.inx-tmp" && mv "$f.inx-tmp" "$f"
+  fi
+done
+
 # A test CA and a certificate for 127.0.0.1, for image servers on loopback. Incus and LXD read
 # the system CA store once, at start, so the CA goes in before they start. An incusd that was
 # already running before the CA was installed is restarted once (SIGTERM stops the daemon and
@@ -100,16 +110,17 @@ if [ ! -s "$tls_dir/server.crt" ] || [ ! -s "$ca_store" ] || ! cmp -s "$tls_dir/
   cp "$tls_dir/ca.crt" "$ca_store"
   update-ca-certificates >"$log_dir/update-ca-certificates.log" 2>&1
 fi
-# Whether a daemon's process started before the CA was installed (then it lacks the CA).
+# Whether a daemon's process started before the CA store or the id ranges last changed (it
+# reads them only at start).
 started_before_ca() {
-  local pid=$1 started installed
+  local pid=$1 started changed
   started=$(( $(date +%s) - $(ps -o etimes= -p "$pid" | tr -d ' ') ))
-  installed=$(stat -c %Y /etc/ssl/certs/ca-certificates.crt)
-  [ "$started" -lt "$installed" ]
+  changed=$(stat -c %Y /etc/ssl/certs/ca-certificates.crt /etc/subuid /etc/subgid | sort -n | tail -n1)
+  [ "$started" -lt "$changed" ]
 }
 incusd_pid=$(pgrep -x incusd | head -n1 || true)
 if [ -n "$incusd_pid" ] && started_before_ca "$incusd_pid"; then
-  say "restarting incusd once so it reads the test CA (its containers keep running)"
+  say "restarting incusd once so it reads the test CA and id ranges (its containers keep running)"
   kill -TERM "$incusd_pid"
   for _ in $(seq 1 100); do
     kill -0 "$incusd_pid" 2>/dev/null || break

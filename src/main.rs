@@ -1,7 +1,10 @@
+mod backend;
 mod cli;
 mod commands;
 mod error;
 mod execute;
+mod image_plan;
+mod images;
 mod incus;
 mod instance;
 mod lock;
@@ -11,9 +14,11 @@ mod nix;
 mod plan;
 mod process;
 mod profile;
+mod simplestreams;
+mod staging;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command};
+use cli::{Cli, Command, ImageCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
@@ -45,7 +50,56 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Exec { name, command } => return commands::exec(&ctx, name, command),
         Command::Shell { name } => return commands::shell(&ctx, name),
         Command::Destroy { names, force } => commands::destroy(&ctx, names, *force)?,
+        Command::Image(image) => run_image(&ctx, image)?,
         Command::Completions { .. } => unreachable!("handled above"),
     }
     Ok(0)
+}
+
+fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
+    use commands::image::{self, ImportArgs};
+    let backend = image.backend;
+    match &image.command {
+        ImageCommand::Build { name, vm } => image::build(ctx, name, *vm),
+        ImageCommand::Import {
+            name,
+            target,
+            alias,
+            public,
+            vm,
+        } => image::import(
+            ctx,
+            &ImportArgs {
+                name,
+                target: target.as_deref(),
+                alias: alias.as_deref(),
+                public: *public,
+                vm: *vm,
+                backend,
+            },
+        ),
+        ImageCommand::Publish {
+            name,
+            remote,
+            alias,
+            vm,
+        } => image::publish(
+            ctx,
+            &ImportArgs {
+                name,
+                target: Some(remote),
+                alias: alias.as_deref(),
+                public: true,
+                vm: *vm,
+                backend,
+            },
+        ),
+        ImageCommand::Export { name, dir, vm } => image::export(ctx, name, dir, *vm),
+        ImageCommand::Simplestreams {
+            name,
+            dir,
+            alias,
+            vm,
+        } => image::simplestreams(ctx, name, dir, alias.as_deref(), *vm),
+    }
 }

@@ -38,6 +38,9 @@ pub enum What {
     Profiles,
     Delete,
     RemoveProfile,
+    Import,
+    Alias,
+    Public,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

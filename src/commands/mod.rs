@@ -3,6 +3,7 @@
 
 mod destroy;
 mod exec;
+pub mod image;
 mod lifecycle;
 mod list;
 mod up;
@@ -94,7 +95,7 @@ impl Ctx {
     }
 
     /// The plan as a script, or as JSON.
-    fn print_plan(&self, plan: &Plan) {
+    pub fn print_plan(&self, plan: &Plan) {
         if self.json {
             println!(
                 "{}",

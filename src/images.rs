@@ -58,10 +58,14 @@ impl ImageKind {
 }
 
 /// One output of the image: its derivation (when it still has to be built) and its path.
+/// (Not `outPath` in the projection: `nix eval --json` prints an attribute set with an
+/// `outPath` as that string.)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct Output {
+    #[serde(rename = "drv")]
     pub drv_path: Option<String>,
+    #[serde(rename = "path")]
     pub out_path: String,
 }
 
@@ -118,7 +122,7 @@ pub fn eval_images(flake: &str, name: &ContainerName, kind: ImageKind) -> Cmd {
     let projection = format!(
         "cs: let c = cs.\"{name}\"; \
          i = if c ? images && c.images != null && c.images ? {kind} then c.images else null; \
-         out = d: {{ drvPath = d.drvPath or null; outPath = \"${{d}}\"; }}; \
+         out = d: {{ drv = d.drvPath or null; path = \"${{d}}\"; }}; \
          in if !(cs ? \"{name}\") then {{ declared = false; images = null; }} \
          else {{ declared = true; images = if i == null then null else {{ \
            properties = i.properties; metadata = out i.{kind}.metadata; root = out i.{kind}.{root}; }}; }}",
@@ -346,7 +350,7 @@ mod tests {
     #[test]
     fn parses_outputs_and_explains_missing_ones() {
         let json = r#"{"declared":true,"images":{"properties":{"os":"nixos","release":"25.11","variant":"default","architecture":"x86_64","description":"d"},
-            "metadata":{"drvPath":"/nix/store/a.drv","outPath":"/nix/store/a"},"root":{"drvPath":null,"outPath":"/nix/store/b"}}}"#;
+            "metadata":{"drv":"/nix/store/a.drv","path":"/nix/store/a"},"root":{"drv":null,"path":"/nix/store/b"}}}"#;
         let out = parse_eval(json, &web(), ImageKind::Container).unwrap();
         assert_eq!(out.properties.architecture, "x86_64");
         assert_eq!(out.to_build(), ["/nix/store/a.drv", "/nix/store/b"]);

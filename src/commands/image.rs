@@ -118,6 +118,16 @@ fn known_remote(ctx: &Ctx, backend: Backend, name: &RemoteName) -> Result<Remote
         ))
         .with_hint("for a static tree, use `inx image simplestreams NAME DIR` and serve DIR over HTTPS"));
     }
+    if remote.public {
+        return Err(Error::input(format!(
+            "remote {} was added with --public, so this client may only read from it",
+            name.as_str()
+        ))
+        .with_hint(format!(
+            "add the server again as a trusted remote: `{p} remote add NAME {} --token TOKEN`",
+            remote.addr
+        )));
+    }
     Ok(remote.clone())
 }
 

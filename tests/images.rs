@@ -1,0 +1,486 @@
+//! End-to-end tests of `inx image`: the real binary, real Nix, real Incus and (for
+//! `--backend lxd`) Debian's real LXD 5.0, with synthetic image files that Nix builds from the
+//! fixture system (tests/fixtures/synthetic-image.nix: a squashfs made with squashfs-tools and
+//! a metadata tarball). Servers run on 127.0.0.1 only, with the test CA that provisioning
+//! installs. Every instance, image alias, remote and folder made here starts with `img-`.
+
+#[path = "e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::{host, Fixture, Run};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Ports on 127.0.0.1 for the Incus server and the static HTTPS server.
+const INCUS_PORT: u16 = 39443;
+const STATIC_PORT: u16 = 39445;
+const TLS_DIR: &str = "/var/lib/inx-test/tls";
+
+/// Takes the host, or says why not, as `harness::host` does, also for what only these tests
+/// need. `lxd`: the test drives LXD too.
+fn image_host(test: &str, lxd: bool) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = host(test)?;
+    let mut problems = Vec::new();
+    for tool in ["/usr/bin/mksquashfs", "/usr/bin/tar", "/usr/bin/xz", "/usr/bin/python3"] {
+        if !Path::new(tool).exists() {
+            problems.push(format!("{tool} is missing"));
+        }
+    }
+    if !Path::new(TLS_DIR).join("server.crt").exists() {
+        problems.push(format!("no test certificate in {TLS_DIR}"));
+    }
+    if lxd && !ok(Command::new("lxc").arg("info")) {
+        problems.push("LXD does not answer (`lxc info`)".into());
+    }
+    if problems.is_empty() {
+        return Some(guard);
+    }
+    let why = problems.join("; ");
+    if std::env::var_os("CI").is_some() {
+        panic!("end-to-end test {test} cannot run in CI: {why}");
+    }
+    eprintln!("\n*** SKIPPED end-to-end test {test}: {why}.\n*** Run README's test command (it provisions the host) to run it.\n");
+    None
+}
+
+macro_rules! host {
+    ($test:expr, $lxd:expr) => {
+        match image_host($test, $lxd) {
+            Some(guard) => guard,
+            None => return,
+        }
+    };
+}
+
+fn ok(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a client command that must succeed; its stdout.
+fn must(program: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run client");
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const USER_FLAKE: &str = r#"{
+  inputs.inx.url = "path:@INX@";
+  inputs.nixpkgs.url = "path:@EMPTY@";
+  inputs.inx.inputs.nixpkgs.follows = "nixpkgs";
+
+  outputs = { self, inx, ... }:
+    let
+      busybox = builtins.path { path = ./bb; name = "busybox-static"; };
+      sys = version: import ./synthetic-system.nix { inherit busybox version; };
+      image = toplevel: import ./synthetic-image.nix { inherit busybox toplevel; };
+      withImage = version: inx.lib.mkContainer {
+        toplevel = sys version;
+        images.container = image (sys version);
+      };
+    in
+    {
+      inxContainers = {
+        web = withImage "1";
+        web2 = withImage "2";
+        plain = inx.lib.mkContainer { toplevel = sys "1"; };
+      };
+      systems = { v1 = sys "1"; v2 = sys "2"; };
+    };
+}
+"#;
+
+/// A fixture with the image flake, and everything this test made, removed at the end.
+struct Bed {
+    fx: Fixture,
+    instances: Vec<(&'static str, String)>,
+    images: Vec<(&'static str, String)>,
+    undo: Vec<Box<dyn FnOnce()>>,
+}
+
+impl Bed {
+    fn new(prefix: &str) -> Self {
+        let fx = Fixture::new(prefix);
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(
+            repo.join("tests/fixtures/synthetic-image.nix"),
+            fx.user_dir().join("synthetic-image.nix"),
+        )
+        .unwrap();
+        let text = USER_FLAKE
+            .replace("@INX@", &fx.path().join("inx").display().to_string())
+            .replace("@EMPTY@", &fx.path().join("empty").display().to_string());
+        std::fs::write(fx.user_dir().join("flake.nix"), text).unwrap();
+        Bed {
+            fx,
+            instances: Vec::new(),
+            images: Vec::new(),
+            undo: Vec::new(),
+        }
+    }
+
+    fn inx(&self, args: &[&str]) -> Run {
+        self.fx.inx(args)
+    }
+
+    fn inx_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Run {
+        self.fx.inx_with(args, |cmd| {
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+    }
+
+    /// A folder of this test, inside its temporary directory.
+    fn dir(&self, name: &str) -> PathBuf {
+        self.fx.path().join(name)
+    }
+
+    /// The store path of a synthetic system of this flake (`v1`, `v2`).
+    fn system(&self, which: &str) -> String {
+        let out = Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command flakes", "eval", "--raw"])
+            .arg(format!("{}#systems.{which}", self.fx.user_dir().display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `inx image build NAME`: (metadata, rootfs, fingerprint).
+    fn build(&self, name: &str) -> (PathBuf, PathBuf, String) {
+        let run = self.inx(&["image", "build", name]).ok();
+        let field = |key: &str| {
+            run.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {key} in {}", run.stdout))
+        };
+        (
+            field("metadata").into(),
+            field("rootfs").into(),
+            field("fingerprint"),
+        )
+    }
+
+    /// An instance name of this test, removed at the end (`program` is incus or lxc).
+    fn instance(&mut self, program: &'static str, name: &str) -> String {
+        let _ = Command::new(program)
+            .args(["delete", "--force", name])
+            .stderr(Stdio::null())
+            .status();
+        self.instances.push((program, name.to_string()));
+        name.to_string()
+    }
+
+    /// An image this test put on a server, removed at the end.
+    fn image(&mut self, program: &'static str, fingerprint: &str) {
+        self.images.push((program, fingerprint.to_string()));
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for (program, name) in &self.instances {
+            let _ = Command::new(program)
+                .args(["delete", "--force", name])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for (program, fp) in &self.images {
+            let _ = Command::new(program)
+                .args(["image", "delete", fp])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for undo in self.undo.drain(..).rev() {
+            undo();
+        }
+    }
+}
+
+/// The images a server lists, as JSON.
+fn server_images(program: &str, remote: &str, env: &[(&str, &Path)]) -> Vec<serde_json::Value> {
+    let mut args = vec!["image", "list"];
+    if !remote.is_empty() {
+        args.push(remote);
+    }
+    args.extend(["--format", "json"]);
+    serde_json::from_str(&must(program, &args, env)).unwrap()
+}
+
+fn with_fingerprint<'a>(images: &'a [serde_json::Value], fp: &str) -> Vec<&'a serde_json::Value> {
+    images.iter().filter(|i| i["fingerprint"] == fp).collect()
+}
+
+fn aliases_of(image: &serde_json::Value) -> Vec<String> {
+    image["aliases"]
+        .as_array()
+        .map(|a| a.iter().map(|x| x["name"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until the container booted `system` from its own root filesystem (its init links
+/// /run/current-system), then checks that it has no shared store: its /nix/store holds exactly
+/// the system's closure, copied from the image.
+fn assert_boots_from_image(program: &str, name: &str, system: &str) {
+    let sh = |script: &str| {
+        Command::new(program)
+            .args(["exec", name, "--", &format!("{system}/sw/bin/sh"), "-c", script])
+            .output()
+            .expect("exec")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = sh("readlink /run/current-system");
+        if String::from_utf8_lossy(&out.stdout).trim() == system {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name} did not boot {system} within 30 s: {out:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let inside = sh("ls /nix/store");
+    let mut inside: Vec<String> = String::from_utf8_lossy(&inside.stdout)
+        .lines()
+        .map(|l| format!("/nix/store/{l}"))
+        .collect();
+    inside.sort();
+    let closure = Command::new("nix-store").args(["-qR", system]).output().unwrap();
+    let mut closure: Vec<String> = String::from_utf8_lossy(&closure.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    closure.sort();
+    assert_eq!(inside, closure, "{name}'s store is the image's copy of the closure");
+    let show = must(program, &["config", "show", name, "--expanded"], &[]);
+    assert!(!show.contains("source: /nix/store"), "{name} binds no host store:\n{show}");
+    let log = sh("cat /var/lib/inx-test/activations");
+    assert!(String::from_utf8_lossy(&log.stdout).contains("activate"), "{log:?}");
+}
+
+fn sha256_of(files: &[&Path]) -> String {
+    let mut cmd = String::from("cat");
+    for f in files {
+        cmd.push(' ');
+        cmd.push_str(&f.display().to_string());
+    }
+    let out = Command::new("sh").args(["-c", &format!("{cmd} | sha256sum")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A port nothing listens on yet, or a loud failure.
+fn free_port(port: u16) {
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "127.0.0.1:{port} is taken; the image tests need it"
+    );
+}
+
+/// `inx image build` prints the files and the fingerprint Incus computes; `import` puts the
+/// image on the server, a second import is a no-op; a container launched from it boots
+/// without the shared store.
+#[test]
+fn build_import_twice_and_launch() {
+    let _host = host!("build_import_twice_and_launch", false);
+    let mut bed = Bed::new("img-import");
+    let (meta, root, fp) = bed.build("web");
+    assert!(meta.to_string_lossy().ends_with(".tar.xz") && meta.is_file());
+    assert!(root.to_string_lossy().ends_with(".squashfs") && root.is_file());
+    assert_eq!(fp, sha256_of(&[&meta, &root]));
+    bed.image("incus", &fp);
+
+    let first = bed.inx(&["image", "import", "web", "--alias", "img-import-web"]).ok();
+    assert_eq!(first.stdout.trim(), fp);
+    let images = server_images("incus", "", &[]);
+    let ours = with_fingerprint(&images, &fp);
+    assert_eq!(ours.len(), 1);
+    assert_eq!(aliases_of(ours[0]), ["img-import-web"]);
+    assert_eq!(ours[0]["public"], false);
+
+    let again = bed
+        .inx(&["image", "import", "web", "--alias", "img-import-web"])
+        .ok()
+        .stderr_has("nothing to do");
+    assert_eq!(again.stdout.trim(), fp);
+    assert!(!again.stderr.contains("import the container image"), "{}", again.stderr);
+    let images = server_images("incus", "", &[]);
+    assert_eq!(with_fingerprint(&images, &fp).len(), 1, "one image after two imports");
+
+    // A dry run of a change prints it and changes nothing.
+    let dry = bed
+        .inx(&["--dry-run", "image", "import", "web", "--alias", "img-import-web", "--public"])
+        .ok();
+    assert!(dry.stdout.contains("incus query -X PATCH"), "{}", dry.stdout);
+    assert_eq!(with_fingerprint(&server_images("incus", "", &[]), &fp)[0]["public"], false);
+
+    let c = bed.instance("incus", "img-import-c");
+    must("incus", &["launch", "img-import-web", &c], &[]);
+    assert_boots_from_image("incus", &c, &bed.system("v1"));
+}
+
+/// `publish` puts the image on an Incus server on 127.0.0.1 as a public image; a client that
+/// adds the server with `--public` lists it and launches from it. A server that no longer
+/// trusts the client refuses, and nothing is added.
+#[test]
+fn publish_to_a_server_on_loopback() {
+    let _host = host!("publish_to_a_server_on_loopback", false);
+    let mut bed = Bed::new("img-publish");
+    let before = must("incus", &["config", "get", "core.https_address"], &[]).trim().to_string();
+    if before.is_empty() {
+        free_port(INCUS_PORT);
+    }
+    let address = if before.is_empty() {
+        must("incus", &["config", "set", "core.https_address", &format!("127.0.0.1:{INCUS_PORT}")], &[]);
+        bed.undo.push(Box::new(|| {
+            let _ = Command::new("incus").args(["config", "unset", "core.https_address"]).status();
+        }));
+        format!("127.0.0.1:{INCUS_PORT}")
+    } else {
+        before.clone()
+    };
+    let url = format!("https://{address}");
+    // A client of its own: its remotes and certificate stay in this test's folder.
+    let conf = bed.dir("img-incus-conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let env = [("INCUS_CONF", conf.as_path())];
+    let token = must("incus", &["config", "trust", "add", "img-publish-client", "--quiet"], &[]);
+    must("incus", &["remote", "add", "img-pub", &url, "--accept-certificate", "--token", token.trim()], &env);
+    let cert_fp = || -> Option<String> {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&must("incus", &["config", "trust", "list", "--format", "json"], &[])).unwrap();
+        list.iter()
+            .find(|c| c["name"] == "img-publish-client")
+            .map(|c| c["fingerprint"].as_str().unwrap().to_string())
+    };
+    bed.undo.push(Box::new(move || {
+        if let Some(fp) = cert_fp() {
+            let _ = Command::new("incus").args(["config", "trust", "remove", &fp]).status();
+        }
+    }));
+    must("incus", &["remote", "add", "img-view", &url, "--accept-certificate", "--public"], &env);
+
+    let (_, _, fp) = bed.build("web");
+    bed.image("incus", &fp);
+    let published = bed
+        .inx_env(&["image", "publish", "web", "--remote", "img-pub", "--alias", "img-publish-web"], &env)
+        .ok()
+        .stderr_has("--public");
+    assert_eq!(published.stdout.trim(), fp);
+    assert!(published.stderr.contains(&format!("remote add img-pub {url} --public")), "{}", published.stderr);
+
+    // What a client that only adds the server as public sees.
+    let seen = server_images("incus", "img-view:", &env);
+    let ours = with_fingerprint(&seen, &fp);
+    assert_eq!(ours.len(), 1, "the public remote lists the image: {seen:#?}");
+    assert_eq!(ours[0]["public"], true);
+    assert!(aliases_of(ours[0]).contains(&"img-publish-web".to_string()));
+    let c = bed.instance("incus", "img-publish-c");
+    must("incus", &["launch", "img-view:img-publish-web", &c], &env);
+    assert_boots_from_image("incus", &c, &bed.system("v1"));
+
+    // Publishing again changes nothing.
+    bed.inx_env(&["image", "publish", "web", "--remote", "img-pub", "--alias", "img-publish-web"], &env)
+        .ok()
+        .stderr_has("nothing to do");
+
+    // Bad remotes: unknown, public-only (this client may not write), and one that refuses.
+    bed.inx_env(&["image", "publish", "web", "--remote", "img-nosuch"], &env)
+        .code(3)
+        .stderr_has("knows no remote named img-nosuch");
+    bed.inx_env(&["image", "publish", "web", "--remote", "img-view"], &env)
+        .code(3)
+        .stderr_has("--public");
+    let (_, _, fp2) = bed.build("web2");
+    bed.image("incus", &fp2);
+    let trusted = must("incus", &["config", "trust", "list", "--format", "json"], &[]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&trusted).unwrap();
+    let client = list.iter().find(|c| c["name"] == "img-publish-client").unwrap();
+    must("incus", &["config", "trust", "remove", client["fingerprint"].as_str().unwrap()], &[]);
+    bed.inx_env(&["image", "publish", "web2", "--remote", "img-pub", "--alias", "img-publish-web2"], &env)
+        .code(7)
+        .stderr_has("refused");
+    let all = server_images("incus", "", &[]);
+    assert!(with_fingerprint(&all, &fp2).is_empty(), "the refused image is not there");
+    assert!(
+        !all.iter().any(|i| aliases_of(i).contains(&"img-publish-web2".to_string())),
+        "no alias was made"
+    );
+}
+
+/// `export` writes the files and a text on importing them; importing them by hand with
+/// `incus image import` gives the same image, which boots. A folder that is taken or cannot
+/// be written is refused, and nothing is left behind.
+#[test]
+fn export_and_import_by_hand() {
+    let _host = host!("export_and_import_by_hand", false);
+    let mut bed = Bed::new("img-export");
+    let (_, _, fp) = bed.build("web");
+    bed.image("incus", &fp);
+    let out = bed.dir("img-export-out");
+    let run = bed.inx(&["image", "export", "web", out.to_str().unwrap()]).ok();
+    assert_eq!(run.stdout.trim(), out.display().to_string());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["IMPORT.txt", "SHA256SUMS", "metadata.tar.xz", "rootfs.squashfs"]);
+    let text = std::fs::read_to_string(out.join("IMPORT.txt")).unwrap();
+    assert!(text.contains("incus image import metadata.tar.xz rootfs.squashfs"), "{text}");
+    assert!(text.contains("lxc image import metadata.tar.xz rootfs.squashfs"), "{text}");
+    assert!(text.contains(&fp), "{text}");
+    let sums = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&out).output().unwrap();
+    assert!(sums.status.success(), "{sums:?}");
+
+    // By hand, in the folder, as IMPORT.txt says.
+    let by_hand = Command::new("incus")
+        .args(["image", "import", "metadata.tar.xz", "rootfs.squashfs", "--alias", "img-export-web"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(by_hand.status.success(), "{by_hand:?}");
+    assert!(String::from_utf8_lossy(&by_hand.stdout).contains(&fp), "{by_hand:?}");
+    let images = server_images("incus", "", &[]);
+    assert_eq!(with_fingerprint(&images, &fp).len(), 1, "imported by hand with the same fingerprint");
+    let c = bed.instance("incus", "img-export-c");
+    must("incus", &["launch", "img-export-web", &c], &[]);
+    assert_boots_from_image("incus", &c, &bed.system("v1"));
+
+    // Taken: a folder with files in it is not written over.
+    bed.inx(&["image", "export", "web", out.to_str().unwrap()])
+        .code(3)
+        .stderr_has("not empty");
+    // Cannot be written: a read-only file system (root ignores permissions, not this).
+    let ro = bed.dir("img-export-ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    must("mount", &["-t", "tmpfs", "-o", "ro,size=1m", "img-export-ro", ro.to_str().unwrap()], &[]);
+    let ro_unmount = ro.clone();
+    bed.undo.push(Box::new(move || {
+        let _ = Command::new("umount").arg(&ro_unmount).status();
+    }));
+    bed.inx(&["image", "export", "web", ro.join("out").to_str().unwrap()])
+        .code(1)
+        .stderr_has("Read-only file system")
+        .stderr_has("nothing was written");
+    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "nothing half-written");
+}

@@ -54,6 +54,10 @@ pub enum Command {
     Up {
         /// Containers to bring up.
         names: Vec<String>,
+        /// Create the containers from their images instead of the shared store (as
+        /// `fromImage = true` in mkContainer does), for hosts whose store is not shared.
+        #[arg(long)]
+        from_image: bool,
     },
     /// List declared and managed containers with their state.
     ///

@@ -41,7 +41,7 @@ fn run(cli: &Cli) -> error::Result<i32> {
     }
     let ctx = Ctx::new(&cli.global)?;
     match &cli.command {
-        Command::Up { names } => commands::up(&ctx, names)?,
+        Command::Up { names, from_image } => commands::up(&ctx, names, *from_image)?,
         Command::List => commands::list(&ctx, &[])?,
         Command::Status { names } => commands::list(&ctx, names)?,
         Command::Start { names } => commands::lifecycle(&ctx, Lifecycle::Start, names)?,

@@ -14,8 +14,8 @@ inx.lib.mkContainer { ... }` on Incus. Each container shares the host's /nix/sto
 and boots the system its host profile points at (/nix/var/nix/profiles/inx/<name>/system), so \
 creating one costs no image and an update is a switch in place.",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 usage, 3 bad input, 4 flake or evaluation error, \
-5 build failed, 6 nix or incus missing, 7 Incus daemon down or refusing, 8 instance not managed \
-by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs."
+5 build failed, 6 nix, incus or lxc missing, 7 Incus or LXD server down or refusing, 8 instance \
+not managed by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -82,11 +82,13 @@ pub struct ImportArgs<'a> {
     pub backend: Backend,
 }
 
-fn alias_or_default(alias: Option<&str>, outputs: &ImageOutputs) -> Result<Alias> {
+/// The alias asked for (checked before anything runs), or the default one.
+fn alias_or_default(alias: Option<&str>, name: &str, kind: ImageKind) -> Result<Alias> {
+    let name = ContainerName::parse(name)?;
     alias
         .map(Alias::parse)
         .transpose()
-        .map(|a| a.unwrap_or_else(|| Alias::default_for(&outputs.name, outputs.kind)))
+        .map(|a| a.unwrap_or_else(|| Alias::default_for(&name, kind)))
 }
 
 fn remotes(ctx: &Ctx, backend: Backend) -> Result<std::collections::BTreeMap<String, Remote>> {
@@ -131,14 +133,11 @@ fn known_remote(ctx: &Ctx, backend: Backend, name: &RemoteName) -> Result<Remote
     Ok(remote.clone())
 }
 
-/// Puts the image on a server; returns its files.
+/// Puts the image on a server (a remote the caller checked); returns its files.
 fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Option<ImageFiles>> {
     let kind = ImageKind::from_vm_flag(args.vm);
+    let alias = alias_or_default(args.alias, args.name, kind)?;
     let outputs = gather(ctx, args.name, kind)?;
-    let alias = alias_or_default(args.alias, &outputs)?;
-    if let Some(r) = remote {
-        known_remote(ctx, args.backend, r)?;
-    }
     let Some(files) = built_files(
         ctx,
         &outputs,
@@ -197,6 +196,10 @@ fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend) -> Result<()> {
 
 pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let remote = args.target.map(RemoteName::parse).transpose()?;
+    alias_or_default(args.alias, args.name, ImageKind::from_vm_flag(args.vm))?;
+    if let Some(r) = &remote {
+        known_remote(ctx, args.backend, r)?;
+    }
     if let Some(files) = put(ctx, args, remote.as_ref())? {
         if !ctx.json {
             println!("{}", files.fingerprint);
@@ -208,6 +211,7 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
 pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let b = args.backend;
     let remote_name = RemoteName::parse(args.target.expect("clap requires --remote"))?;
+    let alias = alias_or_default(args.alias, args.name, ImageKind::from_vm_flag(args.vm))?;
     let remote = known_remote(ctx, b, &remote_name)?;
     if !remote.addr.starts_with("https://") {
         return Err(Error::input(format!(
@@ -227,14 +231,6 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let Some(files) = put(ctx, &public, Some(&remote_name))? else {
         return Ok(());
     };
-    let outputs_alias = match args.alias {
-        Some(a) => a.to_string(),
-        None => Alias::default_for(
-            &ContainerName::parse(args.name)?,
-            ImageKind::from_vm_flag(args.vm),
-        )
-        .to_string(),
-    };
     let p = b.program();
     eprintln!(
         "published {} on {} as a public image; on another host:\n  {p} remote add {} {} --public\n  {p} launch {}:{} {}{}",
@@ -243,7 +239,7 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         remote_name.as_str(),
         remote.addr,
         remote_name.as_str(),
-        outputs_alias,
+        alias,
         args.name,
         if args.vm { " --vm" } else { "" }
     );
@@ -333,8 +329,8 @@ pub fn simplestreams(
     alias: Option<&str>,
     vm: bool,
 ) -> Result<()> {
+    let alias = alias_or_default(alias, name, ImageKind::from_vm_flag(vm))?;
     let outputs = gather(ctx, name, ImageKind::from_vm_flag(vm))?;
-    let alias = alias_or_default(alias, &outputs)?;
     let images_path = dir.join(simplestreams::IMAGES);
     let existing = match std::fs::read_to_string(&images_path) {
         Ok(text) => Some(simplestreams::parse_images(&text)?),

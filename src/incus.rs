@@ -158,11 +158,11 @@ pub struct Instance {
     pub status: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     pub config: Config,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     pub devices: Devices,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     pub profiles: Vec<String>,
     #[serde(default)]
     pub state: Option<InstanceState>,
@@ -186,15 +186,6 @@ impl Instance {
             .and_then(|s| u32::try_from(s.pid).ok())
             .filter(|p| *p > 0)
     }
-}
-
-/// `incus list` shows an instance that is being created or deleted with `null` fields.
-fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 pub fn parse_list(out: &Output) -> Result<BTreeMap<String, Instance>> {
@@ -300,11 +291,6 @@ mod tests {
         assert_eq!(list["web"].init_pid(), Some(4242));
         assert!(list["web"].running());
         assert_eq!(list["db"].init_pid(), None);
-        let half_made =
-            r#"[{"name":"new","status":"Stopped","config":null,"devices":null,"profiles":null}]"#;
-        assert!(parse_list(&out(0, half_made, "")).unwrap()["new"]
-            .config
-            .is_empty());
     }
 
     #[test]

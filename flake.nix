@@ -14,6 +14,7 @@
       lib = import ./lib { guestModule = self.nixosModules.guest; };
 
       nixosModules.guest = ./lib/modules/guest.nix;
+      nixosModules.host = import ./lib/modules/host.nix { inxPackages = self.packages; };
 
       overlays.default = final: _prev: { inx = final.callPackage ./lib/package.nix { }; };
 

@@ -104,6 +104,49 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// List a container's system generations: which one it boots (current), runs and booted.
+    Generations { name: String },
+    /// Go back to an earlier system generation (the one before the current one, or --to N).
+    ///
+    /// The profile points at it from now on; a running container switches to it in place, a
+    /// stopped one boots it at its next start. The next `inx up` deploys the flake's system
+    /// again.
+    Rollback {
+        name: String,
+        /// The generation to go to (see `inx generations NAME`).
+        #[arg(long, value_name = "N")]
+        to: Option<u32>,
+    },
+    /// Show what `inx up` would change in containers' closures (all when none is named).
+    ///
+    /// Builds the declared systems (one build), then compares each with the system its profile
+    /// holds using `nix store diff-closures`. Changes nothing else.
+    Diff { names: Vec<String> },
+    /// Keep what containers build alive across the host's garbage collection.
+    ///
+    /// A `nix build` inside a container leaves a link in /nix/var/nix/gcroots/auto that the
+    /// host cannot resolve, so the host's GC would delete it and the build. inx resolves each
+    /// such link inside each inx container (never following a link out of it) and keeps what
+    /// it finds as a root under /nix/var/nix/gcroots/inx/<name>/.
+    Roots {
+        #[command(subcommand)]
+        command: RootsCommand,
+    },
+    /// Sync the roots, then collect garbage: `nix-collect-garbage ARGS`.
+    ///
+    /// inx's own flags go before `gc`; everything after it goes to nix-collect-garbage
+    /// (for example `inx gc --delete-older-than 30d`). Nothing is collected when the sync fails.
+    Gc {
+        #[command(flatten)]
+        cap: Cap,
+        /// Arguments for nix-collect-garbage.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Build NixOS images of containers and get them to hosts without a shared store.
     ///
     /// Images come from the container's image outputs (see README): a squashfs root
@@ -113,6 +156,31 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RootsCommand {
+    /// Bring the roots up to date once: add what containers' links lead to, drop what they
+    /// no longer do, and all roots of containers that are gone.
+    Sync {
+        #[command(flatten)]
+        cap: Cap,
+    },
+    /// Sync whenever a build adds a link or a container is created, started, stopped or
+    /// deleted, and every --interval seconds; runs until stopped (a service on the host).
+    Watch {
+        #[command(flatten)]
+        cap: Cap,
+        /// Seconds between full syncs when nothing happens.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        interval: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Cap {
+    /// Keep at most this many builds per container (older roots are kept first).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_roots: usize,
+}
 #[derive(Debug, Args)]
 pub struct Image {
     /// The client to drive: incus, or lxc for LXD (as on ChromeOS).

@@ -67,6 +67,12 @@ fn run_step(runner: &Runner, step: &Step) -> Result<()> {
             )),
             _ => Ok(()),
         },
+        Action::RemoveRoots(dir) => crate::roots::write(dir, &Default::default()).map_err(|e| {
+            Error::new(
+                Kind::Failed,
+                format!("cannot remove the GC roots in {}: {e}", dir.display()),
+            )
+        }),
         Action::Run(cmd) => {
             // Build logs are long and the user wants to watch them; everything else is
             // captured and shown only when it fails.

@@ -34,6 +34,21 @@ impl Incus {
         self.cmd().args(["list", "--format", "json"])
     }
 
+    /// Every project's instances: GC roots are the whole host's business.
+    pub fn list_all_projects(&self) -> Cmd {
+        Cmd::new("incus").args(["list", "--all-projects", "--format", "json"])
+    }
+
+    /// Instance lifecycle events of every project, one JSON object per line, until stopped.
+    pub fn monitor_lifecycle(&self) -> Cmd {
+        Cmd::new("incus").args([
+            "monitor",
+            "--all-projects",
+            "--type=lifecycle",
+            "--format=json",
+        ])
+    }
+
     /// The server's description, for kernel features.
     pub fn server_info(&self) -> Cmd {
         Cmd::new("incus").args(["query", "/1.0"])
@@ -158,14 +173,30 @@ pub struct Instance {
     pub status: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub devices: Devices,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub profiles: Vec<String>,
     #[serde(default)]
     pub state: Option<InstanceState>,
+    #[serde(default = "default_project")]
+    pub project: String,
+}
+
+/// An instance that is being created is listed with `null` for its config, devices and
+/// profiles.
+fn null_is_empty<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+fn default_project() -> String {
+    "default".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -249,6 +280,18 @@ mod tests {
             stdout: stdout.into(),
             stderr: stderr.into(),
         }
+    }
+
+    #[test]
+    fn an_instance_being_created_lists_with_nulls() {
+        let list = r#"[{"name":"web","status":"Stopped","type":"container","config":null,
+            "devices":null,"profiles":null,"state":null,"project":"lab"}]"#;
+        let parsed = parse_list(&out(0, list, "")).unwrap();
+        let web = &parsed["web"];
+        assert!(web.config.is_empty() && web.devices.is_empty() && web.profiles.is_empty());
+        assert_eq!(web.project, "lab");
+        let defaults = parse_list(&out(0, r#"[{"name":"db","status":"Running"}]"#, "")).unwrap();
+        assert_eq!(defaults["db"].project, "default");
     }
 
     #[test]

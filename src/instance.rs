@@ -180,8 +180,25 @@ pub fn desired_from_image(manifest: &Manifest, flake: &str, image: &str, system:
 /// The system a running container booted or last switched to, read from the host through its
 /// init's root (`/run/current-system`); `None` when it cannot be read.
 fn read_current_system(init_pid: u32) -> Option<StorePath> {
-    let link = std::fs::read_link(format!("/proc/{init_pid}/root/run/current-system")).ok()?;
-    StorePath::parse(link.to_str()?).ok()
+    read_system_link(init_pid, "/run/current-system")
+}
+
+/// The system a running container booted (`/run/booted-system`, which NixOS sets at boot).
+pub fn booted_system(instance: &Instance) -> Option<StorePath> {
+    instance
+        .init_pid()
+        .filter(|_| instance.running())
+        .and_then(|pid| read_system_link(pid, "/run/booted-system"))
+}
+
+/// Read confined to the container's root: the container writes these links, and a link out
+/// of its root must not make the host read its own files.
+fn read_system_link(init_pid: u32, link: &str) -> Option<StorePath> {
+    let root = std::path::PathBuf::from(format!("/proc/{init_pid}/root"));
+    match crate::confine::resolve(&root, link) {
+        crate::confine::Resolved::Store(path) => Some(path),
+        _ => None,
+    }
 }
 
 /// The config and devices as `incus create` reads them on stdin (JSON is YAML).
@@ -306,6 +323,7 @@ mod tests {
             devices: spec.devices.clone(),
             profiles: spec.profiles.clone(),
             state: None,
+            project: "default".into(),
         }
     }
 

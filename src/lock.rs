@@ -8,24 +8,7 @@ use std::path::Path;
 pub struct Lock(#[allow(dead_code)] File);
 
 pub fn acquire(path: &Path) -> Result<Lock> {
-    let cannot = |e: std::io::Error| {
-        Error::new(
-            Kind::Failed,
-            format!("cannot open the lock file {}: {e}", path.display()),
-        )
-        .with_hint(
-            "inx keeps its host profiles and lock under /nix/var/nix/profiles/inx: run it as root",
-        )
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(cannot)?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(cannot)?;
+    let file = open(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Lock(file)),
         Err(TryLockError::WouldBlock) => Err(Error::new(
@@ -36,8 +19,36 @@ pub fn acquire(path: &Path) -> Result<Lock> {
             ),
         )
         .with_hint("wait for it to finish and run this again")),
-        Err(TryLockError::Error(e)) => Err(cannot(e)),
+        Err(TryLockError::Error(e)) => Err(cannot(path, e)),
     }
+}
+
+/// Waits for the lock: for short, repeatable work (a roots sync) that may queue.
+pub fn wait(path: &Path) -> Result<Lock> {
+    let file = open(path)?;
+    file.lock().map_err(|e| cannot(path, e))?;
+    Ok(Lock(file))
+}
+
+fn cannot(path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        Kind::Failed,
+        format!("cannot open the lock file {}: {e}", path.display()),
+    )
+    .with_hint("inx keeps its locks under /nix/var/nix: run it as root")
+}
+
+fn open(path: &Path) -> Result<File> {
+    let cannot = |e| cannot(path, e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(cannot)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(cannot)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 mod backend;
 mod cli;
 mod commands;
+mod confine;
 mod error;
 mod execute;
+mod generations;
 mod image_plan;
 mod images;
 mod incus;
@@ -14,11 +16,12 @@ mod nix;
 mod plan;
 mod process;
 mod profile;
+mod roots;
 mod simplestreams;
 mod staging;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, ImageCommand};
+use cli::{Cli, Command, ImageCommand, RootsCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
@@ -50,6 +53,16 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Exec { name, command } => return commands::exec(&ctx, name, command),
         Command::Shell { name } => return commands::shell(&ctx, name),
         Command::Destroy { names, force } => commands::destroy(&ctx, names, *force)?,
+        Command::Generations { name } => commands::generations(&ctx, name)?,
+        Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,
+        Command::Diff { names } => commands::diff(&ctx, names)?,
+        Command::Roots { command } => match command {
+            RootsCommand::Sync { cap } => commands::roots_sync(&ctx, cap.max_roots)?,
+            RootsCommand::Watch { cap, interval } => {
+                commands::roots_watch(&ctx, cap.max_roots, *interval)?
+            }
+        },
+        Command::Gc { cap, args } => return commands::gc(&ctx, cap.max_roots, args),
         Command::Image(image) => run_image(&ctx, image)?,
         Command::Completions { .. } => unreachable!("handled above"),
     }

@@ -1,7 +1,7 @@
 //! Validating newtypes for the strings that end up in paths, argv and Incus keys.
 
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A container name: also an Incus instance name, a host profile directory and the guest's
@@ -75,9 +75,22 @@ impl ProjectName {
 }
 
 /// A top-level path in /nix/store (`/nix/store/<hash>-<name>`), as a built system is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct StorePath(String);
+
+impl TryFrom<String> for StorePath {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        StorePath::parse(&s).map_err(|e| e.message)
+    }
+}
+
+impl From<StorePath> for String {
+    fn from(p: StorePath) -> String {
+        p.0
+    }
+}
 
 pub const STORE_DIR: &str = "/nix/store";
 

@@ -83,6 +83,23 @@ pub fn set_profile(profile: &Path, system: &StorePath) -> Cmd {
     ])
 }
 
+/// Points a profile at one of its generations, as `nixos-rebuild --rollback` does.
+pub fn switch_generation(profile: &Path, generation: u32) -> Cmd {
+    Cmd::new("nix-env").args([
+        "--profile",
+        &profile.display().to_string(),
+        "--switch-generation",
+        &generation.to_string(),
+    ])
+}
+
+/// Nix's own account of what changes between two closures (versions and sizes per package).
+pub fn diff_closures(from: &StorePath, to: &StorePath) -> Cmd {
+    Cmd::new("nix")
+        .args(FEATURES)
+        .args(["store", "diff-closures", from.as_str(), to.as_str()])
+}
+
 /// Explains a failed `nix eval` of the flake.
 pub fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
     let err = &out.stderr;

@@ -39,6 +39,7 @@ pub enum What {
     Profiles,
     Delete,
     RemoveProfile,
+    RemoveRoots,
     Import,
     Alias,
     Public,
@@ -50,6 +51,9 @@ pub enum Action {
     Run(Cmd),
     CreateDir(PathBuf),
     RemoveDir(PathBuf),
+    /// A container's GC roots directory: inx's links and index in it, then the directory if
+    /// that left it empty.
+    RemoveRoots(PathBuf),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -81,6 +85,10 @@ impl Plan {
                 ),
                 Action::RemoveDir(p) => {
                     format!("rm -rf {}", crate::process::quote(&p.display().to_string()))
+                }
+                Action::RemoveRoots(p) => {
+                    let d = crate::process::quote(&p.display().to_string());
+                    format!("rm -f {d}/r-* {d}/roots.json && rmdir {d}")
                 }
             };
             out.push_str(&line);
@@ -464,11 +472,18 @@ pub fn lifecycle(
     Ok(plan)
 }
 
-/// The plan of `inx destroy`: the instance and its host profile, nothing else.
+/// Where a container keeps things on the host, and whether each exists.
+#[derive(Debug, Clone)]
+pub struct HostDirs {
+    pub profile: (PathBuf, bool),
+    pub roots: (PathBuf, bool),
+}
+
+/// The plan of `inx destroy`: the instance, its host profile and its GC roots, nothing else.
 pub fn destroy(
     names: &[ContainerName],
     instances: &BTreeMap<String, Instance>,
-    profile_dirs: &BTreeMap<ContainerName, (PathBuf, bool)>,
+    host_dirs: &BTreeMap<ContainerName, HostDirs>,
     incus: &Incus,
 ) -> Result<Plan> {
     let mut plan = Plan::default();
@@ -479,8 +494,11 @@ pub fn destroy(
                 return Err(unmanaged_error(name.as_str()));
             }
         }
-        let (dir, exists) = &profile_dirs[name];
-        if inst.is_none() && !exists {
+        let HostDirs {
+            profile: (dir, exists),
+            roots: (roots, has_roots),
+        } = &host_dirs[name];
+        if inst.is_none() && !exists && !has_roots {
             return Err(Error::input(format!(
                 "there is no container named {name} to destroy"
             )));
@@ -499,6 +517,14 @@ pub fn destroy(
                 What::RemoveProfile,
                 "remove the host profile and its generations",
                 Action::RemoveDir(dir.clone()),
+            ));
+        }
+        if *has_roots {
+            plan.steps.push(step(
+                name,
+                What::RemoveRoots,
+                "remove its GC roots (what it built can be collected)",
+                Action::RemoveRoots(roots.clone()),
             ));
         }
     }

@@ -113,6 +113,38 @@ impl Runner {
         Ok(exit_code_of(status))
     }
 
+    /// Runs a long-lived command and hands each line of its stdout to `each` as it comes;
+    /// returns how it ended, with its stderr.
+    pub fn stream_lines(&self, cmd: &Cmd, mut each: impl FnMut(&str)) -> Result<Output> {
+        use std::io::BufRead;
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let cannot = |e: std::io::Error| {
+            Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program))
+        };
+        let reader = duct::cmd(program, &cmd.args)
+            .unchecked()
+            .stdin_null()
+            .stderr_capture()
+            .reader()
+            .map_err(cannot)?;
+        let mut lines = std::io::BufReader::new(&reader);
+        let mut line = String::new();
+        while lines.read_line(&mut line).map_err(cannot)? > 0 {
+            each(line.trim_end());
+            line.clear();
+        }
+        let out = reader
+            .try_wait()
+            .map_err(cannot)?
+            .expect("the output ended, so the process did");
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
     fn run(&self, cmd: &Cmd, mode: Mode) -> Result<Output> {
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
@@ -212,6 +244,19 @@ mod tests {
     fn tail_keeps_last_lines() {
         assert_eq!(tail("a\n\nb\nc\n", 2), "  b\n  c");
         assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn streams_lines_as_they_come() {
+        let mut seen = Vec::new();
+        let out = Runner::default()
+            .stream_lines(
+                &Cmd::new("sh").args(["-c", "echo one; echo two; echo bad >&2; exit 4"]),
+                |l| seen.push(l.to_string()),
+            )
+            .unwrap();
+        assert_eq!(seen, ["one", "two"]);
+        assert_eq!((out.code, out.stderr.as_str()), (Some(4), "bad\n"));
     }
 
     #[test]

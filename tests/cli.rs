@@ -15,7 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const STAND_IN: &str = include_str!("cli/stand-in.sh");
-const TOOLS: [&str; 4] = ["nix", "nix-store", "nix-env", "incus"];
+const TOOLS: [&str; 5] = [
+    "nix",
+    "nix-store",
+    "nix-env",
+    "incus",
+    "nix-collect-garbage",
+];
 /// What the stand-in script runs besides shell builtins.
 const UTILITIES: [&str; 3] = ["sh", "cat", "rm"];
 
@@ -50,8 +56,9 @@ impl Sandbox {
             "home",
             "profiles",
             "work",
+            "state/gcroots/auto",
         ] {
-            fs::create_dir(root.join(d)).unwrap();
+            fs::create_dir_all(root.join(d)).unwrap();
         }
         let sh = find_program("sh");
         let body = STAND_IN.replacen("#!/bin/sh", &format!("#!{}", sh.display()), 1);
@@ -95,6 +102,8 @@ impl Sandbox {
             .env("PATH", path)
             .env("HOME", self.root.join("home"))
             .env("INX_PROFILES_DIR", self.profiles())
+            // Nix's own variable: GC roots go under the sandbox, never the host's.
+            .env("NIX_STATE_DIR", self.root.join("state"))
             // Help is wrapped to the terminal, or to COLUMNS when there is none.
             .env("COLUMNS", "100")
             .env_remove("CI")
@@ -774,6 +783,137 @@ fn a_failed_step_is_reported_once() {
         "{stderr}"
     );
     assert!(stderr.contains("web failed (see above)"), "{stderr}");
+}
+
+/// inx's roots directory in the sandbox.
+fn roots(sb: &Sandbox) -> PathBuf {
+    sb.root.join("state/gcroots/inx")
+}
+
+#[test]
+fn gc_syncs_then_hands_its_arguments_to_nix_collect_garbage() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    sb.run(&["gc", "--delete-older-than", "7d", "-v"]).code(0);
+    assert_eq!(
+        sb.calls(),
+        [
+            "incus [list] [--all-projects] [--format] [json]",
+            "nix-collect-garbage [--delete-older-than] [7d] [-v]"
+        ]
+    );
+}
+
+#[test]
+fn gc_collects_nothing_when_the_sync_cannot_list_containers() {
+    let sb = Sandbox::new();
+    sb.respond(
+        "incus",
+        "list",
+        "",
+        "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)\n",
+        1,
+    );
+    sb.run(&["gc"])
+        .code(7)
+        .stderr(predicate::str::contains("daemon"));
+    assert_eq!(
+        sb.call_verbs(),
+        ["incus list"],
+        "no collection after a failed sync"
+    );
+}
+
+#[test]
+fn a_failed_collection_is_exit_1() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    sb.respond("nix-collect-garbage", "", "", "error: out of luck\n", 2);
+    sb.run(&["gc"])
+        .code(1)
+        .stderr(predicate::str::contains("nix-collect-garbage"));
+}
+
+#[test]
+fn roots_sync_drops_only_its_own_roots_of_containers_that_are_gone() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    let gone = roots(&sb).join("gone");
+    fs::create_dir_all(&gone).unwrap();
+    let path = format!("/nix/store/{HASH}-built");
+    fs::write(
+        gone.join("roots.json"),
+        json!({ "roots": { "/root/result": path } }).to_string(),
+    )
+    .unwrap();
+    symlink(&path, gone.join("r-00000000000000aa")).unwrap();
+    // Not inx's: a root someone else put there stays, and so does the directory.
+    let other = roots(&sb).join("kept");
+    fs::create_dir_all(&other).unwrap();
+    symlink(&path, other.join("made-by-hand")).unwrap();
+    let assert = sb.run(&["roots", "sync"]).code(0);
+    assert!(
+        stderr_of(&assert).contains("gone: 0 new, 1 dropped"),
+        "{}",
+        stderr_of(&assert)
+    );
+    assert!(!gone.exists(), "the gone container's roots stay");
+    assert!(fs::symlink_metadata(other.join("made-by-hand")).is_ok());
+    assert_eq!(sb.call_verbs(), ["incus list"]);
+}
+
+#[test]
+fn roots_sync_dry_run_writes_nothing() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    let gone = roots(&sb).join("gone");
+    fs::create_dir_all(&gone).unwrap();
+    fs::write(
+        gone.join("roots.json"),
+        json!({ "roots": { "/root/result": format!("/nix/store/{HASH}-built") } }).to_string(),
+    )
+    .unwrap();
+    sb.run(&["--dry-run", "roots", "sync"]).code(0);
+    assert!(gone.join("roots.json").exists());
+}
+
+#[test]
+fn generations_and_rollback_refuse_what_is_not_there() {
+    let sb = Sandbox::new();
+    sb.run(&["generations", "Web"]).code(3);
+    sb.run(&["generations", "web"])
+        .code(3)
+        .stderr(predicate::str::contains("no generations"));
+    sb.run(&["rollback", "web"])
+        .code(3)
+        .stderr(predicate::str::contains("inx up web"));
+    sb.run(&["rollback", "web", "--to", "x"]).code(2);
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn rollback_of_an_unmanaged_instance_is_refused() {
+    let sb = Sandbox::new();
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(toplevel(), dir.join("system-1-link")).unwrap();
+    symlink(toplevel(), dir.join("system-2-link")).unwrap();
+    symlink("system-2-link", dir.join("system")).unwrap();
+    sb.list_answers(unmanaged_web());
+    sb.run(&["rollback", "web"]).code(8);
+    assert_nothing_changed(&sb);
+    assert_eq!(
+        fs::read_link(dir.join("system")).unwrap(),
+        Path::new("system-2-link")
+    );
+}
+
+#[test]
+fn diff_of_a_flake_that_fails_is_exit_4_and_builds_nothing() {
+    let sb = Sandbox::new();
+    sb.respond("nix", "eval", "", "error: attribute 'oops' missing\n", 1);
+    sb.run(&["diff"]).code(4);
+    assert_eq!(sb.call_verbs(), ["nix eval"]);
 }
 
 // -- inx image: argument handling and error paths against stand-ins --

@@ -528,7 +528,7 @@ fn a_second_inx_waits_its_turn() {
         .open(Path::new(PROFILES).join(".lock"))
         .unwrap();
     held.try_lock().expect("the lock is free");
-    fx.inx(&["up"]).code(9).stderr_has("another inx");
+    fx.inx_no_wait(&["up"]).code(9).stderr_has("another inx");
     assert_eq!(status(&web), "absent");
     drop(held);
     fx.up(&[]);

@@ -1,20 +1,30 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Result};
 use crate::plan;
+use crate::roots::Layout;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 
 /// `inx destroy NAME...`: the instances and their host profiles, after confirmation.
 pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
+    let roots = Layout::new();
+    let project = ctx.incus.project.as_ref().map_or("default", |p| p.as_str());
+    let exists = |d: PathBuf| {
+        let e = d.symlink_metadata().is_ok();
+        (d, e)
+    };
     let dirs: BTreeMap<_, _> = names
         .iter()
         .map(|n| {
-            let dir = ctx.profiles.dir(n);
-            let exists = dir.symlink_metadata().is_ok();
-            (n.clone(), (dir, exists))
+            let dirs = plan::HostDirs {
+                profile: exists(ctx.profiles.dir(n)),
+                roots: exists(roots.dir(project, n)),
+            };
+            (n.clone(), dirs)
         })
         .collect();
     let plan = plan::destroy(&names, &instances, &dirs, &ctx.incus)?;

@@ -2,16 +2,22 @@
 //! what to do, then prints the plan (`--dry-run`) or hands it to `execute`.
 
 mod destroy;
+mod diff;
 mod exec;
+mod generations;
 pub mod image;
 mod lifecycle;
 mod list;
+mod roots;
 mod up;
 
 pub use destroy::destroy;
+pub use diff::diff;
 pub use exec::{exec, shell};
+pub use generations::{generations, rollback};
 pub use lifecycle::lifecycle;
 pub use list::list;
+pub use roots::{gc, sync as roots_sync, watch as roots_watch};
 pub use up::up;
 
 use crate::cli::Global;

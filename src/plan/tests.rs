@@ -29,6 +29,7 @@ fn deployed(m: &Manifest, status: &str) -> Instance {
         devices: spec.devices.clone(),
         profiles: spec.profiles.clone(),
         state: None,
+        project: "default".into(),
     }
 }
 
@@ -275,15 +276,19 @@ fn lifecycle_skips_what_is_already_so_and_refuses_strangers() {
 fn destroy_removes_instance_and_profile_only() {
     let m = manifest("web", NEW, IncusSettings::default());
     let instances = BTreeMap::from([("web".to_string(), deployed(&m, "Running"))]);
+    let dirs = |n: &str, exist: bool| HostDirs {
+        profile: (
+            PathBuf::from(format!("/nix/var/nix/profiles/inx/{n}")),
+            exist,
+        ),
+        roots: (
+            PathBuf::from(format!("/nix/var/nix/gcroots/inx/{n}")),
+            exist,
+        ),
+    };
     let dirs = BTreeMap::from([
-        (
-            name("web"),
-            (PathBuf::from("/nix/var/nix/profiles/inx/web"), true),
-        ),
-        (
-            name("db"),
-            (PathBuf::from("/nix/var/nix/profiles/inx/db"), false),
-        ),
+        (name("web"), dirs("web", true)),
+        (name("db"), dirs("db", false)),
     ]);
     let plan = destroy(&[name("web")], &instances, &dirs, &Incus::default()).unwrap();
     assert!(plan.deletes_data());
@@ -378,6 +383,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         devices: spec.devices.clone(),
         profiles: spec.profiles.clone(),
         state: None,
+        project: "default".into(),
     };
     let new = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&new, Some(&inst), None, Some(OLD));

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub const PROFILES: &str = "/nix/var/nix/profiles/inx";
+pub const ROOTS: &str = "/nix/var/nix/gcroots/inx";
 
 /// End-to-end tests share one Incus, one store and inx's host lock: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -176,7 +177,25 @@ impl Fixture {
         self.inx_with(args, |_| {})
     }
 
-    pub fn inx_with(&self, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Run {
+    pub fn inx_with(&self, args: &[&str], tweak: impl Fn(&mut Command)) -> Run {
+        // Another inx on this host (not a test's: they run one at a time) holds the host
+        // lock: wait for it rather than fail, as a user would.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let run = self.inx_no_wait_with(args, &tweak);
+            if run.code != 9 || Instant::now() > deadline {
+                return run;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Runs inx once, even when another inx holds the host lock (for the test of the lock).
+    pub fn inx_no_wait(&self, args: &[&str]) -> Run {
+        self.inx_no_wait_with(args, |_| {})
+    }
+
+    fn inx_no_wait_with(&self, args: &[&str], tweak: impl Fn(&mut Command)) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_inx"));
         cmd.arg("--flake")
             .arg(self.user_dir())
@@ -209,6 +228,7 @@ fn cleanup(name: &str) {
         .stdout(Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(Path::new(PROFILES).join(name));
+    let _ = std::fs::remove_dir_all(Path::new(ROOTS).join(name));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

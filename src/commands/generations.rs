@@ -1,0 +1,109 @@
+//! `inx generations NAME` and `inx rollback NAME [--to N]`.
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::generations::{self, Generation};
+use crate::instance;
+use crate::name::ContainerName;
+use crate::plan::unmanaged_error;
+
+/// The profile's generations, which one the container boots (current), runs and booted.
+pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
+    let name = ContainerName::parse(name)?;
+    let mut gens = read(ctx, &name)?;
+    let instances = ctx.instances()?;
+    if let Some(inst) = instances
+        .get(name.as_str())
+        .filter(|i| instance::is_managed(i))
+    {
+        generations::mark(
+            &mut gens,
+            instance::running_system(inst).as_ref(),
+            instance::booted_system(inst).as_ref(),
+        );
+    }
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&gens).expect("generations serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{:>4}  {:<16}  {:<60}  STATE",
+        "GEN", "CREATED (UTC)", "SYSTEM"
+    );
+    for g in &gens {
+        let state: Vec<&str> = [
+            (g.current, "current"),
+            (g.running, "running"),
+            (g.booted, "booted"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, what)| *what)
+        .collect();
+        println!(
+            "{:>4}  {:<16}  {:<60}  {}",
+            g.number,
+            generations::format_time(g.created),
+            g.system.base_name(),
+            state.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// Points the profile back at an earlier generation; a running container switches to it in
+/// place, a stopped one boots it at its next start. The next `inx up` deploys the flake's
+/// system again.
+pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
+    let name = ContainerName::parse(name)?;
+    let _lock = ctx.lock()?;
+    let gens = read(ctx, &name)?;
+    let instances = ctx.instances()?;
+    let inst = instances.get(name.as_str()).ok_or_else(|| {
+        Error::input(format!("there is no instance named {name}"))
+            .with_hint(format!("create it with `inx up {name}`"))
+    })?;
+    if !instance::is_managed(inst) {
+        return Err(unmanaged_error(name.as_str()));
+    }
+    let target = generations::choose(&gens, to, &name)?;
+    let running = instance::running_system(inst);
+    let plan = generations::rollback_plan(
+        &name,
+        &ctx.profiles.dir(&name),
+        &target,
+        gens.iter().find(|g| g.current),
+        inst,
+        running.as_ref(),
+        &ctx.incus,
+    );
+    ctx.carry_out(&plan)?;
+    if ctx.dry_run {
+        return Ok(());
+    }
+    if !plan.unchanged.is_empty() {
+        eprintln!("{name}: already at generation {}", target.number);
+    } else if !inst.running() {
+        eprintln!(
+            "{name}: boots generation {} at its next start",
+            target.number
+        );
+    }
+    Ok(())
+}
+
+fn read(ctx: &Ctx, name: &ContainerName) -> Result<Vec<Generation>> {
+    let dir = ctx.profiles.dir(name);
+    let gens = generations::read(&dir);
+    if gens.is_empty() {
+        return Err(Error::input(format!(
+            "{name} has no generations (no host profile in {})",
+            dir.display()
+        ))
+        .with_hint(format!("bring it up first: `inx up {name}`")));
+    }
+    Ok(gens)
+}

@@ -1,0 +1,234 @@
+//! Resolving a path inside a container's root without ever leaving it.
+//!
+//! The host must read links that a container (an untrusted user) wrote. Paths handed to the
+//! kernel would follow an absolute link, or `..`, out of the container into the host, so the
+//! walk is done here one name at a time: each name is looked up with `openat`/`readlinkat`
+//! relative to an open directory, never following a link, and `..` is our own stack, which
+//! cannot go above the root. The only paths accepted as answers are store paths.
+
+use crate::name::StorePath;
+use rustix::fs::{openat, readlinkat, statat, AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// As the kernel does: more links than this in one resolution is a loop.
+const MAX_LINKS: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The path leads to this store path (or into it).
+    Store(StorePath),
+    /// It certainly does not: missing, a file or directory outside the store, or a loop.
+    Not(String),
+    /// It could not be read (permissions, an I/O error, the container went away): keep what
+    /// was known.
+    Unknown(String),
+}
+
+/// Resolves `path` (absolute, as the container sees it) inside the directory `root`.
+pub fn resolve(root: &Path, path: &str) -> Resolved {
+    let root_fd = match openat(
+        CWD,
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Resolved::Unknown(format!("cannot open {}: {e}", root.display())),
+    };
+    let mut todo: VecDeque<OsString> = components(path.as_bytes()).collect();
+    // The directories walked so far below the root, with their names.
+    let mut stack: Vec<(OsString, OwnedFd)> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        match name.as_bytes() {
+            b"." => continue,
+            b".." => {
+                stack.pop();
+                continue;
+            }
+            _ => {}
+        }
+        // Below /nix/store, the name is the answer: the host store is what the container sees
+        // there (bound read-only), and a stopped container's mount point is empty.
+        if stack.len() == 2 && stack[0].0 == "nix" && stack[1].0 == "store" {
+            let candidate = format!("/nix/store/{}", name.to_string_lossy());
+            return match StorePath::parse(&candidate) {
+                Ok(p) => Resolved::Store(p),
+                Err(_) => Resolved::Not(format!("{candidate} is not a store path")),
+            };
+        }
+        let dir = stack.last().map_or(root_fd.as_fd(), |(_, fd)| fd.as_fd());
+        let stat = match statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(s) => s,
+            Err(e) => return error(e, &name),
+        };
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Resolved::Not("too many links (a loop)".into());
+                }
+                let target = match readlinkat(dir, &name, Vec::new()) {
+                    Ok(t) => t.into_bytes(),
+                    Err(e) => return error(e, &name),
+                };
+                if target.first() == Some(&b'/') {
+                    stack.clear();
+                }
+                for (i, part) in components(&target).enumerate() {
+                    todo.insert(i, part);
+                }
+            }
+            FileType::Directory => {
+                let fd = match openat(
+                    dir,
+                    &name,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => fd,
+                    Err(e) => return error(e, &name),
+                };
+                stack.push((name, fd));
+            }
+            _ if todo.is_empty() => return Resolved::Not("a file outside the store".into()),
+            _ => return Resolved::Not(format!("{} is not a directory", name.to_string_lossy())),
+        }
+    }
+    Resolved::Not("a directory outside the store".into())
+}
+
+fn components(path: &[u8]) -> impl Iterator<Item = OsString> + '_ {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(|c| OsString::from(std::ffi::OsStr::from_bytes(c)))
+}
+
+/// A name that is not there (or stopped being a directory) answers the question; any other
+/// error leaves it open.
+fn error(e: Errno, name: &OsString) -> Resolved {
+    let what = format!("{}: {e}", name.to_string_lossy());
+    match e {
+        Errno::NOENT | Errno::NOTDIR => Resolved::Not(what),
+        _ => Resolved::Unknown(what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const STORE: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-result";
+
+    /// A container root at `OUTER/c`; `OUTER` has a /nix/store of its own, so a walk that
+    /// escaped the root would find a store path where a confined walk finds nothing.
+    struct Fixture {
+        outer: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new(store_inside: bool) -> Self {
+            let outer = tempfile::tempdir().unwrap();
+            let o = outer.path();
+            std::fs::create_dir_all(o.join(STORE.trim_start_matches('/'))).unwrap();
+            std::fs::create_dir_all(o.join("c/root/proj")).unwrap();
+            std::fs::create_dir_all(o.join("c/etc")).unwrap();
+            std::fs::write(o.join("c/etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+            if store_inside {
+                std::fs::create_dir_all(o.join("c/nix/store")).unwrap();
+            }
+            Fixture { outer }
+        }
+
+        fn root(&self) -> std::path::PathBuf {
+            self.outer.path().join("c")
+        }
+
+        fn link(&self, link: &str, target: &str) {
+            symlink(target, self.root().join(link.trim_start_matches('/'))).unwrap();
+        }
+
+        fn resolve(&self, path: &str) -> Resolved {
+            resolve(&self.root(), path)
+        }
+    }
+
+    fn store() -> Resolved {
+        Resolved::Store(StorePath::parse(STORE).unwrap())
+    }
+
+    #[test]
+    fn follows_links_to_a_store_path() {
+        let f = Fixture::new(true);
+        f.link("/root/proj/result", STORE);
+        f.link("/result", "root/proj/result");
+        f.link("/root/up", "../root/proj/./result");
+        f.link("/root/bin", &format!("{STORE}/bin/hello"));
+        // `..` above the root stays at the root, as in a chroot.
+        f.link("/root/store", &format!("../../../..{STORE}"));
+        for path in [
+            "/result",
+            "/root/proj/result",
+            "/root/up",
+            "//root/proj/../proj/result",
+            "/root/bin",
+            "/root/store",
+        ] {
+            assert_eq!(f.resolve(path), store(), "{path}");
+        }
+    }
+
+    #[test]
+    fn never_leaves_the_root() {
+        let f = Fixture::new(false);
+        let outer = f.outer.path().display().to_string();
+        f.link("/root/dots", &format!("../..{STORE}"));
+        f.link("/root/abs", &format!("{outer}{STORE}"));
+        f.link("/root/dir", "..");
+        f.link("/root/passwd", "/etc/passwd");
+        f.link("/root/a", "/root/b");
+        f.link("/root/b", "/root/a");
+        f.link("/root/self", "/root/self/x");
+        for path in [
+            "/root/dots",
+            "/root/abs",
+            &format!("/root/dir/..{STORE}"),
+            &format!("/..{STORE}"),
+            "/root/passwd",
+            "/root/a",
+            "/root/self",
+            "/etc/passwd/x",
+            "/missing",
+        ] {
+            let got = f.resolve(path);
+            assert!(matches!(got, Resolved::Not(_)), "{path}: {got:?}");
+        }
+        // The escape routes above were real: the same links in a root that has a store
+        // lead there, so only confinement made them fail.
+        let with_store = Fixture::new(true);
+        with_store.link("/root/dots", &format!("../..{STORE}"));
+        assert_eq!(with_store.resolve("/root/dots"), store());
+    }
+
+    #[test]
+    fn a_name_under_the_store_that_is_no_store_path_is_refused() {
+        let f = Fixture::new(true);
+        f.link("/x", "/nix/store/not-a-store-path");
+        assert!(matches!(f.resolve("/x"), Resolved::Not(_)));
+        assert!(matches!(f.resolve("/nix/store"), Resolved::Not(_)));
+    }
+
+    #[test]
+    fn an_unreadable_root_is_unknown_not_gone() {
+        assert!(matches!(
+            resolve(Path::new("/nonexistent-inx-root"), "/result"),
+            Resolved::Unknown(_)
+        ));
+    }
+}

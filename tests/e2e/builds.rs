@@ -1,0 +1,120 @@
+//! Builds made inside containers, the way a user makes them: a real Nix client in the
+//! container talks to the host daemon over the bound socket. The client is Debian's `nix`
+//! binary and the libraries it links, added to the store as one folder.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Held by a root of the tests' own (not inx's), so the host GC in tests keeps the client.
+const CLIENT_ROOT: &str = "/nix/var/nix/gcroots/inx-e2e-nix-client";
+
+/// The store path of the client folder: `bin/nix` and `lib/` (with the dynamic loader).
+pub fn nix_client() -> &'static str {
+    static CLIENT: OnceLock<String> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("inx-e2e-nix-client");
+        std::fs::create_dir_all(folder.join("bin")).unwrap();
+        std::fs::create_dir_all(folder.join("lib")).unwrap();
+        let nix = std::fs::canonicalize(which::which("nix").unwrap()).unwrap();
+        std::fs::copy(&nix, folder.join("bin/nix")).unwrap();
+        let ldd = run(Command::new("ldd").arg(&nix));
+        for line in ldd.lines() {
+            // "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            let path = line
+                .split("=>")
+                .last()
+                .and_then(|rest| rest.split_whitespace().next())
+                .filter(|p| p.starts_with('/'));
+            if let Some(path) = path {
+                let name = Path::new(path).file_name().unwrap();
+                std::fs::copy(path, folder.join("lib").join(name)).unwrap();
+            }
+        }
+        assert!(
+            folder.join("lib/ld-linux-x86-64.so.2").exists(),
+            "ldd named no ld-linux-x86-64.so.2:\n{ldd}"
+        );
+        let path = run(Command::new("nix-store").arg("--add").arg(&folder));
+        let path = path.trim().to_string();
+        let _ = std::fs::remove_file(CLIENT_ROOT);
+        std::os::unix::fs::symlink(&path, CLIENT_ROOT).unwrap();
+        path
+    })
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `nix-build` inside `container`, writing the `result` link at `link` (a path inside the
+/// container). The derivation writes `tag` to its output, so each tag is its own store path.
+/// Returns the store path, read back through the container's link.
+pub fn build_in(container: &str, link: &str, tag: &str) -> String {
+    let out = nix_build(container, link, tag);
+    assert!(
+        out.status.success(),
+        "nix-build in {container} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = crate::harness::sh_out(container, &format!("readlink {link}"));
+    assert!(path.starts_with("/nix/store/"), "{link} -> {path}");
+    path
+}
+
+pub fn nix_build(container: &str, link: &str, tag: &str) -> Output {
+    let client = nix_client();
+    // The builder runs on the host (the daemon builds), so it must be a store path: the
+    // container's system has a shell.
+    let system = crate::harness::sh_out(container, "readlink -f /nix/var/nix/profiles/system");
+    let expr = format!(
+        "derivation {{ name = \"inx-e2e-built-{tag}\"; system = \"x86_64-linux\"; \
+         builder = \"{system}/sw/bin/sh\"; args = [ \"-c\" \"echo {tag} > $out\" ]; }}"
+    );
+    crate::harness::sh_out(
+        container,
+        &format!("mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{expr}\nEOF"),
+    );
+    Command::new("incus")
+        .args([
+            "exec",
+            container,
+            "--env",
+            "NIX_REMOTE=daemon",
+            "--env",
+            "HOME=/root",
+        ])
+        .args(["--cwd", "/root", "--"])
+        .arg(format!("{client}/lib/ld-linux-x86-64.so.2"))
+        .args(["--library-path", &format!("{client}/lib")])
+        .args(["--argv0", "nix-build"])
+        .arg(format!("{client}/bin/nix"))
+        .arg(format!("/root/src/{tag}.nix"))
+        .args(["-o", link])
+        .output()
+        .expect("incus exec")
+}
+
+/// Whether the host still has `path`.
+pub fn on_host(path: &str) -> bool {
+    Path::new(path).symlink_metadata().is_ok()
+}
+
+/// The host's collector, aimed at one path: `nix-store --delete` finds roots exactly as a
+/// full collection does (deleting stale auto links on the way) and deletes the path only if
+/// nothing keeps it. Aimed, so it never takes what other tests on this host still use.
+/// Returns whether the path survived.
+pub fn host_gc(path: &str) -> bool {
+    let _ = Command::new("nix-store")
+        .args(["--delete", path])
+        .output()
+        .expect("nix-store --delete");
+    on_host(path)
+}

@@ -1,0 +1,117 @@
+//! End to end: generations, rollback and diff, against real Nix profiles and real Incus.
+
+#[path = "e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::{host, pid, profile, sh_out, wait_active, Fixture};
+
+macro_rules! host {
+    ($test:expr) => {
+        match host($test) {
+            Some(guard) => guard,
+            None => return,
+        }
+    };
+}
+
+/// The rows of `inx --json generations NAME` as (number, current, running, booted).
+fn gens(fx: &Fixture, name: &str) -> Vec<(u64, bool, bool, bool)> {
+    let out = fx.inx(&["--json", "generations", name]).ok().json();
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["number"].as_u64().unwrap(),
+                g["current"].as_bool().unwrap(),
+                g["running"].as_bool().unwrap(),
+                g["booted"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rollback_switches_back_and_generations_show_it() {
+    let _host = host!("rollback");
+    let fx = Fixture::new("gen");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+
+    // diff: what up would change, in Nix's words, and nothing changed by asking.
+    let diff = fx.inx(&["diff", &web]).ok();
+    assert!(
+        diff.stdout.contains("inx-synthetic-system: 1 → 2"),
+        "diff:\n{}",
+        diff.stdout
+    );
+    assert_eq!(profile(&web).unwrap().0, 1, "diff changed the profile");
+
+    fx.up(&[]);
+    let (_, v2) = profile(&web).unwrap();
+    wait_active(&web, &v2);
+    let init = pid(&web);
+    assert_eq!(
+        fx.inx(&["diff", &web]).ok().stdout.trim(),
+        format!("{web}: no change")
+    );
+    // Booted 1, switched to 2 in place.
+    assert_eq!(
+        gens(&fx, &web),
+        [(1, false, false, true), (2, true, true, false)]
+    );
+    let table = fx.inx(&["generations", &web]).ok().stdout;
+    assert!(
+        table.lines().nth(2).unwrap().ends_with("current,running"),
+        "{table}"
+    );
+
+    // Back to 1, in place: same init, the old system's switch ran, generation 1 is current.
+    fx.inx(&["rollback", &web])
+        .ok()
+        .stderr_has("switch to generation 1 in place");
+    assert_eq!(pid(&web), init);
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v1);
+    assert_eq!(
+        sh_out(&web, "tail -n 1 /var/lib/inx-test/switches"),
+        "switch 1"
+    );
+    assert_eq!(profile(&web).unwrap(), (1, v1.clone()));
+    assert_eq!(
+        gens(&fx, &web),
+        [(1, true, true, true), (2, false, false, false)]
+    );
+    assert_eq!(
+        harness::config(&web, "user.inx.system").as_deref(),
+        Some(v1.as_str())
+    );
+    fx.inx(&["rollback", &web])
+        .code(3)
+        .stderr_has("nothing to roll back to");
+
+    // A stopped container boots the generation it is rolled to.
+    fx.inx(&["stop", &web]).ok();
+    fx.inx(&["rollback", &web, "--to", "2"])
+        .ok()
+        .stderr_has("boots generation 2 at its next start");
+    fx.inx(&["start", &web]).ok();
+    wait_active(&web, &v2);
+    assert_eq!(
+        gens(&fx, &web),
+        [(1, false, false, false), (2, true, true, true)]
+    );
+
+    // Asking for what is not there changes nothing.
+    fx.inx(&["rollback", &web, "--to", "7"])
+        .code(3)
+        .stderr_has("its generations: 1, 2");
+    fx.inx(&["generations", "e2e-gen-none"])
+        .code(3)
+        .stderr_has("no generations");
+    assert_eq!(profile(&web).unwrap(), (2, v2));
+}

@@ -31,7 +31,7 @@ fn up_boots_from_the_shared_store_and_a_second_up_changes_nothing() {
     let (generation, system) = profile(&web).expect("a host profile");
     assert_eq!(generation, 1);
     assert!(
-        system.starts_with("/nix/store/") && system.ends_with("-inx-synthetic-system"),
+        system.starts_with("/nix/store/") && system.ends_with("-inx-synthetic-system-1"),
         "{system}"
     );
     assert_eq!(config(&web, "user.inx.schema").as_deref(), Some("1"));

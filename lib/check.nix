@@ -11,6 +11,9 @@ let
   ok = m.schemaVersion == inx.lib.schemaVersion
     && m.toplevel == "${system}"
     && m.drvPath == system.drvPath
-    && m.incus.config."limits.cpu" == 2;
+    && m.incus.config."limits.cpu" == 2
+    # No image outputs unless given, and the manifest stays as before.
+    && c.images == null
+    && !(m ? fromImage);
 in
 assert ok; pkgs.runCommand "inx-lib-toplevel-check" { } "touch $out"

@@ -3,6 +3,8 @@
 { guestModule }:
 
 let
+  imagesLib = import ./images.nix { };
+
   # The schema of `inxManifest`; src/manifest.rs reads the same number.
   schemaVersion = 1;
 
@@ -16,20 +18,25 @@ let
 
   # The small, JSON-able description the CLI reads with one `nix eval`. Only `toplevel`'s
   # paths are forced; nothing else of the system is.
-  manifestOf = { toplevel, incus }: {
+  # `fromImage` is written only when set, so manifests of containers that do not use it read
+  # the same as before.
+  manifestOf = { toplevel, incus, fromImage }: {
     inherit schemaVersion;
     toplevel = "${toplevel}";
     drvPath = toplevel.drvPath or null;
     incus = checkIncus incus;
-  };
+  } // (if fromImage then { fromImage = true; } else { });
 
-  fromToplevel = { toplevel, incus ? { } }: {
+  # `images` (see images.nix) are the derivations of this system's image files; without them
+  # the container has no image outputs and `inx image` says so.
+  fromToplevel = { toplevel, incus ? { }, images ? null, fromImage ? false }: {
     _type = "inx-container";
     inherit toplevel;
-    inxManifest = manifestOf { inherit toplevel incus; };
+    images = if images == null then null else imagesLib.fromToplevel { inherit toplevel images; };
+    inxManifest = manifestOf { inherit toplevel incus fromImage; };
   };
 
-  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { } }:
+  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { }, fromImage ? false }:
     let
       nixos = nixpkgs.lib.nixosSystem {
         inherit specialArgs;
@@ -41,7 +48,8 @@ let
       _type = "inx-container";
       inherit toplevel nixos;
       inherit (nixos) config;
-      inxManifest = manifestOf { inherit toplevel incus; };
+      images = imagesLib.fromNixpkgs { inherit nixpkgs system modules specialArgs; };
+      inxManifest = manifestOf { inherit toplevel incus fromImage; };
     };
 in
 {
@@ -50,7 +58,10 @@ in
      (evaluates NixOS with inx's guest module) or
        mkContainer { toplevel, incus ? {} }
      (an already-built NixOS system, such as nixosConfigurations.x.config.system.build.toplevel).
-     `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; } is added to the instance. */
+     `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; } is added to the instance.
+     `fromImage = true` makes `inx up` create the container from its image instead of the shared
+     store. On the toplevel path, `images = { container = { metadata; squashfs; }; ... }` gives
+     the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules. */
   mkContainer = args:
     if args ? toplevel && args ? nixpkgs then
       throw "inx.lib.mkContainer: give either `toplevel` or `nixpkgs` (with `system` and `modules`), not both"

@@ -19,6 +19,13 @@ command -v nix >/dev/null || need_pkgs+=(nix-bin)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh && dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v mksquashfs >/dev/null || need_pkgs+=(squashfs-tools)
 command -v git >/dev/null || need_pkgs+=(git)
+# The image tests: xz for metadata tarballs, openssl for a test CA, Debian's python3 for a
+# small HTTPS server on loopback, and LXD 5.0 (what ChromeOS ships) beside Incus.
+command -v xz >/dev/null || need_pkgs+=(xz-utils)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v update-ca-certificates >/dev/null || need_pkgs+=(ca-certificates)
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
+command -v lxd >/dev/null || need_pkgs+=(lxd)
 need_incus=0
 command -v incus >/dev/null || need_incus=1
 
@@ -69,6 +76,58 @@ if ! daemon_up; then
   daemon_up || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
 fi
 
+# Debian's lxd package gives root a second, overlapping range in /etc/subuid and /etc/subgid;
+# Incus then builds an id map that the kernel refuses and no container starts. Keep root's
+# first range only (LXD uses it too).
+for f in /etc/subuid /etc/subgid; do
+  if [ -f "$f" ] && [ "$(grep -c '^root:' "$f")" -gt 1 ]; then
+    say "keeping one root range in $f"
+    awk -F: '$1 != "root" || !seen++' "$f" >"$f.inx-tmp" && mv "$f.inx-tmp" "$f"
+  fi
+done
+
+# A test CA and a certificate for 127.0.0.1, for image servers on loopback. Incus and LXD read
+# the system CA store once, at start, so the CA goes in before they start. An incusd that was
+# already running before the CA was installed is restarted once (SIGTERM stops the daemon and
+# leaves its containers running).
+tls_dir=${INX_TEST_TLS_DIR:-/var/lib/inx-test/tls}
+ca_store=/usr/local/share/ca-certificates/inx-test-ca.crt
+if [ ! -s "$tls_dir/server.crt" ] || [ ! -s "$ca_store" ] || ! cmp -s "$tls_dir/ca.crt" "$ca_store"; then
+  say "making a test CA and a certificate for 127.0.0.1 in $tls_dir"
+  mkdir -p "$tls_dir"
+  chmod 0700 "$tls_dir"
+  (
+    cd "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=inx test CA" \
+      -keyout ca.key -out ca.crt -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    rm -f server.csr server.ext ca.srl
+  )
+  cp "$tls_dir/ca.crt" "$ca_store"
+  update-ca-certificates >"$log_dir/update-ca-certificates.log" 2>&1
+fi
+# Whether a daemon's process started before the CA store or the id ranges last changed (it
+# reads them only at start).
+started_before_ca() {
+  local pid=$1 started changed
+  started=$(( $(date +%s) - $(ps -o etimes= -p "$pid" | tr -d ' ') ))
+  changed=$(stat -c %Y /etc/ssl/certs/ca-certificates.crt /etc/subuid /etc/subgid | sort -n | tail -n1)
+  [ "$started" -lt "$changed" ]
+}
+incusd_pid=$(pgrep -x incusd | head -n1 || true)
+if [ -n "$incusd_pid" ] && started_before_ca "$incusd_pid"; then
+  say "restarting incusd once so it reads the test CA and id ranges (its containers keep running)"
+  kill -TERM "$incusd_pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$incusd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+fi
+
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
   setsid /usr/libexec/incus/incusd --group root >"$log_dir/incusd.log" 2>&1 </dev/null &
@@ -96,4 +155,38 @@ profiles:
       pool: default
 YAML
 fi
-say "ready: $(nix --version), incus $(incus version 2>/dev/null | tr '\n' ' ')"
+# LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests: the same storage-only setup.
+lxd_pid=$(pgrep -x lxd | head -n1 || true)
+if [ -n "$lxd_pid" ] && started_before_ca "$lxd_pid"; then
+  say "restarting lxd once so it reads the test CA"
+  kill -TERM "$lxd_pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$lxd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+fi
+if ! lxc info >/dev/null 2>&1; then
+  say "starting lxd"
+  setsid /usr/bin/lxd --group root >"$log_dir/lxd.log" 2>&1 </dev/null &
+  if ! timeout 60 lxd waitready; then
+    say "lxd did not start: see $log_dir/lxd.log"
+    tail -n 20 "$log_dir/lxd.log" >&2 || true
+    exit 1
+  fi
+fi
+if ! lxc storage show default >/dev/null 2>&1; then
+  say "initialising lxd (dir pool, no network)"
+  lxd init --preseed <<'YAML'
+storage_pools:
+- name: default
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root:
+      type: disk
+      path: /
+      pool: default
+YAML
+fi
+say "ready: $(nix --version), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

@@ -1,6 +1,8 @@
 //! Command-line interface: what users type. Parsing only; `commands` does the work.
 
+use crate::backend::Backend;
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,8 +14,8 @@ inx.lib.mkContainer { ... }` on Incus. Each container shares the host's /nix/sto
 and boots the system its host profile points at (/nix/var/nix/profiles/inx/<name>/system), so \
 creating one costs no image and an update is a switch in place.",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 usage, 3 bad input, 4 flake or evaluation error, \
-5 build failed, 6 nix or incus missing, 7 Incus daemon down or refusing, 8 instance not managed \
-by inx, 9 another inx is running, 10 unknown manifest schema."
+5 build failed, 6 nix, incus or lxc missing, 7 Incus or LXD server down or refusing, 8 instance \
+not managed by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -52,6 +54,10 @@ pub enum Command {
     Up {
         /// Containers to bring up.
         names: Vec<String>,
+        /// Create the containers from their images instead of the shared store (as
+        /// `fromImage = true` in mkContainer does), for hosts whose store is not shared.
+        #[arg(long)]
+        from_image: bool,
     },
     /// List declared and managed containers with their state.
     ///
@@ -141,6 +147,11 @@ pub enum Command {
         )]
         args: Vec<String>,
     },
+    /// Build NixOS images of containers and get them to hosts without a shared store.
+    ///
+    /// Images come from the container's image outputs (see README): a squashfs root
+    /// filesystem and metadata for containers, a qcow2 disk and metadata for VMs (--vm).
+    Image(Image),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -169,4 +180,76 @@ pub struct Cap {
     /// Keep at most this many builds per container (older roots are kept first).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_roots: usize,
+}
+#[derive(Debug, Args)]
+pub struct Image {
+    /// The client to drive: incus, or lxc for LXD (as on ChromeOS).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Incus)]
+    pub backend: Backend,
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the image files and print where they are, with the image's fingerprint.
+    Build {
+        name: String,
+        /// The virtual-machine image (qcow2 disk) instead of the container image.
+        #[arg(long)]
+        vm: bool,
+    },
+    /// Import the image into the local server, or into REMOTE: (a remote the client knows).
+    ///
+    /// Importing an image the server already has changes nothing (and says so); a new build
+    /// takes the alias over from the old one, which stays.
+    Import {
+        name: String,
+        /// A remote of the client, as REMOTE: (default: the local server).
+        #[arg(value_name = "REMOTE:")]
+        target: Option<String>,
+        /// The image alias (default: nixos/NAME, or nixos/NAME/vm with --vm).
+        #[arg(long)]
+        alias: Option<String>,
+        /// Make the image public (served to clients that are not trusted).
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        vm: bool,
+    },
+    /// Import the image as a public image into a server that serves images over HTTPS.
+    ///
+    /// Other hosts then add that server with `incus remote add NAME https://HOST:8443
+    /// --public` (or `lxc remote add`) and launch from it.
+    Publish {
+        name: String,
+        /// The remote (as named by `incus remote list` or `lxc remote list`).
+        #[arg(long, required = true)]
+        remote: String,
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        vm: bool,
+    },
+    /// Write the image files into a new folder, with a text on importing them by hand.
+    Export {
+        name: String,
+        /// A folder that does not exist yet (or is empty).
+        dir: PathBuf,
+        #[arg(long)]
+        vm: bool,
+    },
+    /// Add the image to a static simplestreams tree in DIR, for any HTTPS server to host.
+    ///
+    /// Incus and LXD clients add it with `remote add NAME https://HOST/PATH --protocol
+    /// simplestreams`. Each build becomes a new version; what the tree had is kept.
+    Simplestreams {
+        name: String,
+        /// The tree's folder: new, empty, or made by this command before.
+        dir: PathBuf,
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        vm: bool,
+    },
 }

@@ -23,6 +23,8 @@ pub enum Kind {
     Locked,
     /// The manifest schema version is not one this inx understands.
     Schema,
+    /// The container declares no image outputs (of the kind asked for).
+    NoImage,
 }
 
 impl Kind {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::Unmanaged => 8,
             Kind::Locked => 9,
             Kind::Schema => 10,
+            Kind::NoImage => 11,
         }
     }
 }

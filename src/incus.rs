@@ -71,6 +71,34 @@ impl Incus {
         cmd.stdin(config_json)
     }
 
+    /// The images of the project, to see whether one is there already.
+    pub fn image_list(&self) -> Cmd {
+        self.cmd().args(["image", "list", "--format", "json"])
+    }
+
+    /// Imports a split image without an alias: instances are made from its fingerprint.
+    pub fn image_import(&self, metadata: &str, root: &str) -> Cmd {
+        self.cmd().args(["image", "import", metadata, root])
+    }
+
+    /// One call creates the instance from an image, with its whole config on stdin.
+    pub fn create_from_image(
+        &self,
+        fingerprint: &str,
+        name: &ContainerName,
+        profiles: &[String],
+        config_json: String,
+    ) -> Cmd {
+        let mut cmd = self.cmd().args(["create", fingerprint, name.as_str()]);
+        if profiles.is_empty() {
+            cmd = cmd.arg("--no-profiles");
+        }
+        for p in profiles {
+            cmd = cmd.args(["--profile", p]);
+        }
+        cmd.stdin(config_json)
+    }
+
     pub fn start(&self, name: &ContainerName) -> Cmd {
         self.cmd().args(["start", name.as_str()])
     }

@@ -14,6 +14,8 @@ pub const KEY_MANAGED: &str = "user.inx.schema";
 pub const KEY_SYSTEM: &str = "user.inx.system";
 /// The flake the instance was deployed from.
 pub const KEY_FLAKE: &str = "user.inx.flake";
+/// On an instance created from the container's image (not the shared store): its fingerprint.
+pub const KEY_IMAGE: &str = "user.inx.image";
 
 /// The container boots whatever the host profile (bound at /nix/var/nix/profiles) points at, so
 /// a rollback is a profile switch.
@@ -125,6 +127,53 @@ pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool
         config,
         devices,
         profiles,
+    }
+}
+
+pub fn is_from_image(instance: &Instance) -> bool {
+    instance.config.contains_key(KEY_IMAGE)
+}
+
+/// The instance of a container that runs from its image: the user's settings and inx's keys,
+/// no shared mounts and no init line (the image has /sbin/init). `image` and `system` are what
+/// the instance was (or will be) created from: an image-based instance keeps them until it
+/// is made again.
+pub fn desired_from_image(manifest: &Manifest, flake: &str, image: &str, system: &str) -> Spec {
+    let mut config: Config = manifest
+        .incus
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_incus()))
+        .collect();
+    config.insert(
+        KEY_MANAGED.into(),
+        crate::manifest::SCHEMA_VERSION.to_string(),
+    );
+    config.insert(KEY_SYSTEM.into(), system.to_string());
+    config.insert(KEY_FLAKE.into(), flake.to_string());
+    config.insert(KEY_IMAGE.into(), image.to_string());
+    let devices: Devices = manifest
+        .incus
+        .devices
+        .iter()
+        .map(|(name, props)| {
+            (
+                name.clone(),
+                props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_incus()))
+                    .collect(),
+            )
+        })
+        .collect();
+    Spec {
+        config,
+        devices,
+        profiles: manifest
+            .incus
+            .profiles
+            .clone()
+            .unwrap_or_else(|| vec!["default".to_string()]),
     }
 }
 
@@ -259,6 +308,7 @@ mod tests {
             .unwrap(),
             drv_path: None,
             incus,
+            from_image: false,
         }
     }
 

@@ -1,9 +1,12 @@
+mod backend;
 mod cli;
 mod commands;
 mod confine;
 mod error;
 mod execute;
 mod generations;
+mod image_plan;
+mod images;
 mod incus;
 mod instance;
 mod lock;
@@ -14,9 +17,11 @@ mod plan;
 mod process;
 mod profile;
 mod roots;
+mod simplestreams;
+mod staging;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, RootsCommand};
+use cli::{Cli, Command, ImageCommand, RootsCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
@@ -39,7 +44,7 @@ fn run(cli: &Cli) -> error::Result<i32> {
     }
     let ctx = Ctx::new(&cli.global)?;
     match &cli.command {
-        Command::Up { names } => commands::up(&ctx, names)?,
+        Command::Up { names, from_image } => commands::up(&ctx, names, *from_image)?,
         Command::List => commands::list(&ctx, &[])?,
         Command::Status { names } => commands::list(&ctx, names)?,
         Command::Start { names } => commands::lifecycle(&ctx, Lifecycle::Start, names)?,
@@ -58,7 +63,56 @@ fn run(cli: &Cli) -> error::Result<i32> {
             }
         },
         Command::Gc { cap, args } => return commands::gc(&ctx, cap.max_roots, args),
+        Command::Image(image) => run_image(&ctx, image)?,
         Command::Completions { .. } => unreachable!("handled above"),
     }
     Ok(0)
+}
+
+fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
+    use commands::image::{self, ImportArgs};
+    let backend = image.backend;
+    match &image.command {
+        ImageCommand::Build { name, vm } => image::build(ctx, name, *vm),
+        ImageCommand::Import {
+            name,
+            target,
+            alias,
+            public,
+            vm,
+        } => image::import(
+            ctx,
+            &ImportArgs {
+                name,
+                target: target.as_deref(),
+                alias: alias.as_deref(),
+                public: *public,
+                vm: *vm,
+                backend,
+            },
+        ),
+        ImageCommand::Publish {
+            name,
+            remote,
+            alias,
+            vm,
+        } => image::publish(
+            ctx,
+            &ImportArgs {
+                name,
+                target: Some(remote),
+                alias: alias.as_deref(),
+                public: true,
+                vm: *vm,
+                backend,
+            },
+        ),
+        ImageCommand::Export { name, dir, vm } => image::export(ctx, name, dir, *vm),
+        ImageCommand::Simplestreams {
+            name,
+            dir,
+            alias,
+            vm,
+        } => image::simplestreams(ctx, name, dir, alias.as_deref(), *vm),
+    }
 }

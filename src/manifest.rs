@@ -26,6 +26,8 @@ pub struct Manifest {
     /// an already-built path.
     pub drv_path: Option<String>,
     pub incus: IncusSettings,
+    /// Run from the container's image instead of the shared store (`fromImage = true`).
+    pub from_image: bool,
 }
 
 /// Instance settings the user adds on top of what inx needs.
@@ -69,6 +71,8 @@ struct RawManifest {
     drv_path: Option<String>,
     #[serde(default)]
     incus: IncusSettings,
+    #[serde(default)]
+    from_image: bool,
 }
 
 /// The containers an evaluation selected, in name order.
@@ -150,6 +154,7 @@ fn parse_one(name: &str, value: serde_json::Value) -> Result<Manifest> {
         toplevel,
         drv_path: raw.drv_path,
         incus: raw.incus,
+        from_image: raw.from_image,
     })
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Flakes are still experimental in every Nix inx supports; ask for them explicitly so the
 /// user's nix.conf need not.
-const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+pub const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
 
 /// The flake output inx reads.
 pub const OUTPUT: &str = "inxContainers";

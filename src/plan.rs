@@ -2,6 +2,7 @@
 //! runs anything, so every decision is unit- and snapshot-tested.
 
 use crate::error::{Error, Kind, Result};
+use crate::images::ImageFiles;
 use crate::incus::{Incus, Instance};
 use crate::instance::{self, Diff, Spec, KEY_MANAGED, KEY_SYSTEM};
 use crate::manifest::Manifest;
@@ -39,6 +40,9 @@ pub enum What {
     Delete,
     RemoveProfile,
     RemoveRoots,
+    Import,
+    Alias,
+    Public,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +61,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Containers that need nothing.
     pub unchanged: Vec<ContainerName>,
+    /// What the user should know that no step does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -90,6 +97,9 @@ impl Plan {
         for name in &self.unchanged {
             out.push_str(&format!("# {name}: up to date\n"));
         }
+        for note in &self.notes {
+            out.push_str(&format!("# note: {note}\n"));
+        }
         out
     }
 
@@ -121,6 +131,20 @@ pub struct Target<'a> {
     pub running_system: Option<StorePath>,
     /// Whether the declared system is already in the store.
     pub built: bool,
+    /// Set when the container runs from its image instead of the shared store.
+    pub image: Option<ImageSource>,
+}
+
+/// The image a container runs from.
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    /// The built files; `None` when they are not built yet (a dry run) or not needed (the
+    /// instance exists).
+    pub files: Option<ImageFiles>,
+    /// What to realise for them (a dry run that would build them).
+    pub to_build: Vec<String>,
+    /// Whether the server has the image already.
+    pub present: bool,
 }
 
 pub fn unmanaged_error(name: &str) -> Error {
@@ -171,9 +195,9 @@ pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
     }
 
     let mut plan = Plan::default();
-    let to_build: Vec<String> = targets
+    let mut to_build: Vec<String> = targets
         .iter()
-        .filter(|t| !t.built)
+        .filter(|t| !t.built && t.image.is_none())
         .map(|t| {
             t.manifest
                 .drv_path
@@ -181,6 +205,12 @@ pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
                 .unwrap_or_else(|| t.manifest.toplevel.to_string())
         })
         .collect();
+    to_build.extend(
+        targets
+            .iter()
+            .filter_map(|t| t.image.as_ref())
+            .flat_map(|i| i.to_build.iter().cloned()),
+    );
     if !to_build.is_empty() {
         plan.steps.push(Step {
             container: None,
@@ -195,7 +225,11 @@ pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
 
     for t in targets {
         let before = plan.steps.len();
-        plan_container(t, incus, &mut plan.steps);
+        if let Some(image) = &t.image {
+            plan_image_container(t, image, incus, &mut plan);
+        } else {
+            plan_container(t, incus, &mut plan.steps);
+        }
         if plan.steps.len() == before {
             plan.unchanged.push(t.manifest.name.clone());
         }
@@ -270,6 +304,73 @@ fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
         ));
     }
     apply(name, &diff, incus, steps);
+}
+
+/// A container that runs from its image: imported once, created from it, then only its
+/// settings are kept in line. A new system cannot be switched in from the host's store, so
+/// it is reported and left alone; `destroy` and `up` make the container again.
+fn plan_image_container(t: &Target, image: &ImageSource, incus: &Incus, plan: &mut Plan) {
+    let name = &t.manifest.name;
+    let Some(inst) = t.instance else {
+        let Some(files) = &image.files else {
+            plan.notes.push(format!(
+                "{name}: after the build, import its image and create the instance from it"
+            ));
+            return;
+        };
+        if !image.present {
+            plan.steps.push(run(
+                name,
+                What::Import,
+                format!(
+                    "import its image {}",
+                    &files.fingerprint[..files.fingerprint.len().min(12)]
+                ),
+                incus.image_import(
+                    &files.metadata.display().to_string(),
+                    &files.root.display().to_string(),
+                ),
+            ));
+        }
+        plan.steps.push(run(
+            name,
+            What::Create,
+            "create the instance from its image (no shared store)",
+            incus.create_from_image(
+                &files.fingerprint,
+                name,
+                &t.spec.profiles,
+                instance::create_input(&t.spec),
+            ),
+        ));
+        plan.steps
+            .push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    };
+    let diff = instance::diff(&t.spec, inst);
+    let mut steps = Vec::new();
+    if !inst.running() {
+        apply(name, &diff, incus, &mut steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+    } else if diff.needs_restart() {
+        steps.push(run(
+            name,
+            What::Stop,
+            "stop: a changed setting takes effect only at start",
+            incus.stop(name),
+        ));
+        apply(name, &diff, incus, &mut steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+    } else {
+        apply(name, &diff, incus, &mut steps);
+    }
+    plan.steps.extend(steps);
+    let recorded = inst.config.get(KEY_SYSTEM).map(String::as_str);
+    if recorded != Some(t.manifest.toplevel.as_str()) {
+        plan.notes.push(format!(
+            "{name} runs from an image of an older system; inx does not replace its root filesystem: `inx destroy {name}` and `inx up {name}` make it again from the new image"
+        ));
+    }
 }
 
 /// Steps that make the instance's config match; a system record is written last, after the

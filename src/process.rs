@@ -185,6 +185,7 @@ fn resolve(program: &str) -> Result<PathBuf> {
         let hint = match program {
             "incus" => "install Incus (https://linuxcontainers.org/incus/) and start its daemon; on NixOS set virtualisation.incus.enable = true",
             "nix" | "nix-env" | "nix-store" => "install Nix (2.8 or newer) and start nix-daemon",
+            "lxc" => "install LXD (its client is `lxc`), or leave out --backend lxd to use Incus",
             _ => "install it or put it on PATH",
         };
         Error::new(Kind::ToolMissing, format!("`{program}` is not installed (not found on PATH)")).with_hint(hint)

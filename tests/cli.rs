@@ -711,6 +711,7 @@ fn help_lists_every_command() {
         "exec",
         "shell",
         "destroy",
+        "image",
         "completions",
     ] {
         assert!(
@@ -913,4 +914,192 @@ fn diff_of_a_flake_that_fails_is_exit_4_and_builds_nothing() {
     sb.respond("nix", "eval", "", "error: attribute 'oops' missing\n", 1);
     sb.run(&["diff"]).code(4);
     assert_eq!(sb.call_verbs(), ["nix eval"]);
+}
+
+// -- inx image: argument handling and error paths against stand-ins --
+
+/// Image files in the sandbox, as `nix eval` of the image outputs would name them (already
+/// built, so no realise): (metadata, rootfs, the image outputs' JSON).
+fn image_outputs(sb: &Sandbox) -> (PathBuf, PathBuf, Value) {
+    let meta = sb.root.join("work/meta.tar.xz");
+    let root = sb.root.join("work/root.squashfs");
+    fs::write(&meta, "meta").unwrap();
+    fs::write(&root, "root").unwrap();
+    let out = json!({
+        "declared": true,
+        "images": {
+            "properties": { "os": "nixos", "release": "25.11", "variant": "default",
+                            "architecture": "x86_64", "description": "NixOS" },
+            "metadata": { "drv": null, "path": meta.to_str().unwrap() },
+            "root": { "drv": null, "path": root.to_str().unwrap() }
+        }
+    });
+    (meta, root, out)
+}
+
+#[test]
+fn image_arguments_are_checked_before_anything_runs() {
+    let sb = Sandbox::with_tools(&["nix", "nix-store", "incus", "lxc"]);
+    sb.run(&["image", "publish", "web"]).code(2);
+    sb.run(&["image", "--backend", "docker", "build", "web"])
+        .code(2);
+    sb.run(&["image", "build", "Web"]).code(3);
+    sb.run(&["image", "import", "web", "--alias", "../x"])
+        .code(3)
+        .stderr(predicate::str::contains("invalid image alias"));
+    sb.run(&["image", "import", "web", "bad remote:"]).code(3);
+    sb.run(&["image", "simplestreams", "web", "out", "--alias", "a//b"])
+        .code(3);
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn a_container_without_image_outputs_is_exit_11() {
+    let sb = Sandbox::new();
+    sb.respond("nix", "eval", r#"{"declared":true,"images":null}"#, "", 0);
+    sb.run(&["image", "build", "web"])
+        .code(11)
+        .stderr(predicate::str::contains("has no container image outputs"));
+    sb.run(&["image", "import", "web", "--vm"])
+        .code(11)
+        .stderr(predicate::str::contains(
+            "has no virtual-machine image outputs",
+        ));
+    sb.run(&["image", "export", "web", "out"]).code(11);
+    assert!(!sb.root.join("work/out").exists());
+    assert_eq!(sb.call_verbs(), ["nix eval", "nix eval", "nix eval"]);
+    sb.respond("nix", "eval", r#"{"declared":false,"images":null}"#, "", 0);
+    sb.run(&["image", "build", "web"])
+        .code(3)
+        .stderr(predicate::str::contains("not declared"));
+}
+
+#[test]
+fn import_imports_once_and_a_known_image_is_left_alone() {
+    let sb = Sandbox::new();
+    let (meta, root, outputs) = image_outputs(&sb);
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    sb.respond("incus", "image", "[]", "", 0);
+    let fp = sb
+        .run(&["image", "import", "web"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let fp = String::from_utf8(fp).unwrap();
+    assert_eq!(fp.trim().len(), 64);
+    let calls = sb.calls();
+    assert_eq!(
+        calls.last().unwrap(),
+        &format!(
+            "incus [image] [import] [{}] [{}] [--alias] [nixos/web]",
+            meta.display(),
+            root.display()
+        )
+    );
+    // The server has it (with its alias): nothing runs but the listing.
+    let listed = json!([{ "fingerprint": fp.trim(), "public": false, "aliases": [{ "name": "nixos/web" }] }]);
+    sb.respond("incus", "image", &listed.to_string(), "", 0);
+    let before = sb.calls().len();
+    sb.run(&["image", "import", "web"])
+        .code(0)
+        .stderr(predicate::str::contains("nothing to do"));
+    assert_eq!(
+        sb.calls()[before..].len(),
+        2,
+        "eval and listing: {:?}",
+        sb.calls()
+    );
+}
+
+#[test]
+fn lxd_backend_drives_lxc_and_a_missing_remote_stops_early() {
+    let sb = Sandbox::with_tools(&["nix", "nix-store", "lxc"]);
+    let (_, _, outputs) = image_outputs(&sb);
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    sb.respond("lxc", "image", "[]", "", 0);
+    sb.run(&[
+        "image",
+        "--backend",
+        "lxd",
+        "import",
+        "web",
+        "--alias",
+        "img-web",
+    ])
+    .code(0);
+    assert!(sb.call_verbs().iter().all(|v| !v.starts_with("incus")));
+    assert!(sb
+        .calls()
+        .last()
+        .unwrap()
+        .starts_with("lxc [image] [import]"));
+
+    sb.respond(
+        "lxc",
+        "remote",
+        r#"{"local":{"Addr":"unix://","Protocol":"","Public":false}}"#,
+        "",
+        0,
+    );
+    let before = sb.calls().len();
+    sb.run(&[
+        "image",
+        "--backend",
+        "lxd",
+        "publish",
+        "web",
+        "--remote",
+        "img-pub",
+    ])
+    .code(3)
+    .stderr(predicate::str::contains(
+        "lxc knows no remote named img-pub",
+    ));
+    assert_eq!(sb.call_verbs()[before..], ["lxc remote"]);
+    // Without LXD's client installed: exit 6 with a hint.
+    let bare = Sandbox::with_tools(&["nix"]);
+    bare.respond("nix", "eval", &outputs.to_string(), "", 0);
+    bare.run(&["image", "--backend", "lxd", "import", "web"])
+        .code(6)
+        .stderr(predicate::str::contains("install LXD"));
+}
+
+#[test]
+fn publish_needs_a_trusted_https_server() {
+    let sb = Sandbox::new();
+    sb.respond(
+        "incus",
+        "remote",
+        r#"{"pub":{"Addr":"https://127.0.0.1:8443","Protocol":"incus","Public":true},
+            "ss":{"Addr":"https://127.0.0.1:9443","Protocol":"simplestreams","Public":true},
+            "local":{"Addr":"unix://","Protocol":"incus","Public":false}}"#,
+        "",
+        0,
+    );
+    sb.run(&["image", "publish", "web", "--remote", "pub"])
+        .code(3)
+        .stderr(predicate::str::contains("added with --public"));
+    sb.run(&["image", "publish", "web", "--remote", "ss"])
+        .code(3)
+        .stderr(predicate::str::contains("read-only simplestreams"));
+    sb.run(&["image", "publish", "web", "--remote", "local"])
+        .code(3)
+        .stderr(predicate::str::contains("not reached over HTTPS"));
+    assert!(
+        sb.call_verbs().iter().all(|v| v == "incus remote"),
+        "{:?}",
+        sb.calls()
+    );
+}
+
+#[test]
+fn a_refusing_server_is_exit_7() {
+    let sb = Sandbox::new();
+    let (_, _, outputs) = image_outputs(&sb);
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    sb.respond("incus", "image", "", "Error: not authorized\n", 1);
+    sb.run(&["image", "import", "web"])
+        .code(7)
+        .stderr(predicate::str::contains("refused"));
 }

@@ -5,6 +5,7 @@ mod destroy;
 mod diff;
 mod exec;
 mod generations;
+pub mod image;
 mod lifecycle;
 mod list;
 mod roots;
@@ -100,7 +101,7 @@ impl Ctx {
     }
 
     /// The plan as a script, or as JSON.
-    fn print_plan(&self, plan: &Plan) {
+    pub fn print_plan(&self, plan: &Plan) {
         if self.json {
             println!(
                 "{}",

@@ -1,13 +1,15 @@
 use super::{parse_names, Ctx};
 use crate::error::{Error, Kind, Result};
-use crate::instance::{self, DAEMON_SOCKET_DIR};
+use crate::images::{self, ImageKind, ImageOutputs};
+use crate::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::manifest::{self, Manifest};
-use crate::plan::{self, Plan, Target, What};
-use crate::{incus, nix};
+use crate::name::ContainerName;
+use crate::plan::{self, ImageSource, Plan, Target, What};
+use crate::{backend, incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
+pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
 
@@ -27,6 +29,7 @@ pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
         return Ok(());
     }
     let instances = ctx.instances()?;
+    let images = image_sources(ctx, &manifests, &instances, from_image)?;
 
     // Plan, assuming the server can shift the shared mounts; ask it only when inx's devices
     // are about to be written, so an unchanged `up` makes no extra call.
@@ -34,7 +37,7 @@ pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
     let targets = |shift: bool| -> Vec<Target> {
         manifests
             .iter()
-            .map(|m| target(ctx, m, &instances, &flake, shift))
+            .map(|m| target(ctx, m, &instances, &flake, shift, images.get(&m.name)))
             .collect()
     };
     let mut plan = plan::up(&targets(true), &ctx.incus)?;
@@ -45,11 +48,14 @@ pub fn up(ctx: &Ctx, names: &[String]) -> Result<()> {
         plan = plan::up(&targets(false), &ctx.incus)?;
     }
     if !ctx.dry_run {
-        check_host(&plan)?;
+        check_host(&plan, &images)?;
     }
     ctx.carry_out(&plan)?;
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         eprintln!("{name}: up to date");
+    }
+    for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
+        eprintln!("note: {note}");
     }
     Ok(())
 }
@@ -60,21 +66,131 @@ fn target<'a>(
     instances: &'a BTreeMap<String, incus::Instance>,
     flake: &str,
     shift: bool,
+    image: Option<&ImageSource>,
 ) -> Target<'a> {
     let profile_dir = ctx.profiles.dir(&m.name);
     let instance = instances.get(m.name.as_str());
     let running_system = instance
         .filter(|i| instance::is_managed(i))
         .and_then(instance::running_system);
+    let spec = match image {
+        None => instance::desired(m, flake, &profile_dir, shift),
+        Some(image) => {
+            // An existing instance keeps the image and system it was made from.
+            let recorded = |key: &str| instance.and_then(|i| i.config.get(key)).cloned();
+            let fingerprint = recorded(KEY_IMAGE)
+                .or_else(|| image.files.as_ref().map(|f| f.fingerprint.clone()))
+                .unwrap_or_default();
+            let system = recorded(KEY_SYSTEM).unwrap_or_else(|| m.toplevel.to_string());
+            instance::desired_from_image(m, flake, &fingerprint, &system)
+        }
+    };
     Target {
         manifest: m,
-        spec: instance::desired(m, flake, &profile_dir, shift),
+        spec,
         profile: ctx.profiles.read(&m.name),
         profile_dir,
         instance,
         running_system,
         built: Path::new(m.toplevel.as_str()).exists(),
+        image: image.cloned(),
     }
+}
+
+/// For containers that run from their image: their image outputs (one evaluation each, only
+/// for instances still to be made), built before planning (nothing on the server changes
+/// until the plan runs; a dry run builds nothing), and whether the server has them.
+fn image_sources(
+    ctx: &Ctx,
+    manifests: &[Manifest],
+    instances: &BTreeMap<String, incus::Instance>,
+    from_image: bool,
+) -> Result<BTreeMap<ContainerName, ImageSource>> {
+    let mut sources = BTreeMap::new();
+    let mut outputs: Vec<ImageOutputs> = Vec::new();
+    for m in manifests {
+        let wanted = from_image || m.from_image;
+        let inst = instances
+            .get(m.name.as_str())
+            .filter(|i| instance::is_managed(i));
+        match inst.map(instance::is_from_image) {
+            Some(true) if !wanted => {
+                return Err(Error::input(format!(
+                    "{} was made from its image, but is now declared to use the shared store",
+                    m.name
+                ))
+                .with_hint(format!("`inx destroy {0}` and `inx up {0}` make it again from the shared store, or pass --from-image", m.name)))
+            }
+            Some(false) if wanted => {
+                return Err(Error::input(format!(
+                    "{} was made from the shared store; inx does not turn it into an image-based container",
+                    m.name
+                ))
+                .with_hint(format!("`inx destroy {0}` and `inx up --from-image {0}` make it again from its image", m.name)))
+            }
+            _ => {}
+        }
+        if !wanted {
+            continue;
+        }
+        if inst.is_some() {
+            sources.insert(
+                m.name.clone(),
+                ImageSource {
+                    files: None,
+                    to_build: Vec::new(),
+                    present: true,
+                },
+            );
+            continue;
+        }
+        let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
+        let out = ctx.runner.capture(&cmd)?;
+        if !out.success() {
+            return Err(nix::eval_failure(&ctx.flake, &cmd, &out));
+        }
+        outputs.push(images::parse_eval(
+            &out.stdout,
+            &m.name,
+            ImageKind::Container,
+        )?);
+    }
+    if outputs.is_empty() {
+        return Ok(sources);
+    }
+    let to_build: Vec<String> = outputs.iter().flat_map(|o| o.to_build()).collect();
+    if !to_build.is_empty() && !ctx.dry_run {
+        let cmd = nix::realise(&to_build);
+        eprintln!("build {} image output(s)", to_build.len());
+        let out = ctx.runner.show_stderr(&cmd)?;
+        if !out.success() {
+            return Err(crate::process::failure(Kind::Build, &cmd, &out)
+                .with_hint("the build log is above; nothing was changed"));
+        }
+    }
+    let list = ctx.incus.image_list();
+    let present: Vec<String> =
+        backend::parse_images(&incus::checked(&list, ctx.runner.capture(&list)?)?)?
+            .into_iter()
+            .map(|i| i.fingerprint)
+            .collect();
+    for o in outputs {
+        let unbuilt = o.to_build();
+        let files = if unbuilt.is_empty() {
+            Some(o.files()?)
+        } else {
+            None
+        };
+        let source = ImageSource {
+            present: files
+                .as_ref()
+                .is_some_and(|f| present.contains(&f.fingerprint)),
+            files,
+            to_build: unbuilt,
+        };
+        sources.insert(o.name.clone(), source);
+    }
+    Ok(sources)
 }
 
 fn idmapped_mounts(ctx: &Ctx) -> Result<bool> {
@@ -83,12 +199,13 @@ fn idmapped_mounts(ctx: &Ctx) -> Result<bool> {
     Ok(incus::parse_idmapped_mounts(&out))
 }
 
-/// A container cannot start without the host daemon's socket directory bound in.
-fn check_host(plan: &Plan) -> Result<()> {
-    let starts = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s.what, What::Create | What::Start));
+/// A shared-store container cannot start without the host daemon's socket directory bound in
+/// (one made from its image needs no daemon).
+fn check_host(plan: &Plan, images: &BTreeMap<ContainerName, ImageSource>) -> Result<()> {
+    let starts = plan.steps.iter().any(|s| {
+        matches!(s.what, What::Create | What::Start)
+            && !s.container.as_ref().is_some_and(|c| images.contains_key(c))
+    });
     if starts && !Path::new(DAEMON_SOCKET_DIR).is_dir() {
         return Err(Error::new(
             Kind::ToolMissing,

@@ -15,6 +15,7 @@ fn manifest(n: &str, system: &str, incus: IncusSettings) -> Manifest {
         toplevel: StorePath::parse(system).unwrap(),
         drv_path: Some(format!("{}.drv", system.replace("nixos-system", "drv"))),
         incus,
+        from_image: false,
     }
 }
 
@@ -58,6 +59,7 @@ fn target<'a>(
         instance: inst,
         running_system: running.map(|p| StorePath::parse(p).unwrap()),
         built: profile.is_some_and(|(p, _)| p == m.toplevel.as_str()),
+        image: None,
     }
 }
 
@@ -337,4 +339,66 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     )
     .unwrap();
     assert!(!add.writes_inx_devices(), "a user's device is not inx's");
+}
+
+fn image_files(fp: &str) -> crate::images::ImageFiles {
+    crate::images::ImageFiles {
+        kind: crate::images::ImageKind::Container,
+        metadata: "/nix/store/m-meta/tarball/meta.tar.xz".into(),
+        root: "/nix/store/r-root/root.squashfs".into(),
+        fingerprint: fp.into(),
+    }
+}
+
+const FP: &str = "aafd3b080e960061a0fa9fcb977662b52b9f033d0d0041746e6cbe2ef4621c95";
+
+#[test]
+fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let mut t = target(&m, None, None, None);
+    t.spec = instance::desired_from_image(&m, "/srv/lab", FP, NEW);
+    t.image = Some(ImageSource {
+        files: Some(image_files(FP)),
+        to_build: vec![],
+        present: false,
+    });
+    let plan = up(&[t.clone()], &Incus::default()).unwrap();
+    insta::assert_snapshot!(plan.to_shell());
+    assert!(!plan.to_shell().contains("inx-store"));
+    // With the image already on the server, no import.
+    t.image.as_mut().unwrap().present = true;
+    let plan = up(&[t], &Incus::default()).unwrap();
+    assert!(!plan.steps.iter().any(|s| s.what == What::Import));
+}
+
+#[test]
+fn an_image_container_with_a_new_system_is_reported_not_switched() {
+    let old = manifest("web", OLD, IncusSettings::default());
+    let spec = instance::desired_from_image(&old, "/srv/lab", FP, OLD);
+    let inst = Instance {
+        name: "web".into(),
+        status: "Running".into(),
+        kind: "container".into(),
+        config: spec.config.clone(),
+        devices: spec.devices.clone(),
+        profiles: spec.profiles.clone(),
+        state: None,
+        project: "default".into(),
+    };
+    let new = manifest("web", NEW, IncusSettings::default());
+    let mut t = target(&new, Some(&inst), None, Some(OLD));
+    t.spec = spec;
+    t.image = Some(ImageSource {
+        files: None,
+        to_build: vec![],
+        present: true,
+    });
+    let plan = up(&[t], &Incus::default()).unwrap();
+    assert!(plan.steps.is_empty(), "{}", plan.to_shell());
+    assert_eq!(plan.notes.len(), 1);
+    assert!(
+        plan.notes[0].contains("inx destroy web"),
+        "{:?}",
+        plan.notes
+    );
 }

@@ -1,0 +1,188 @@
+//! Plans for putting an image on a server (`inx image import` and `publish`): pure, facts in,
+//! steps out. Importing an image the server already has is a no-op; only its alias and
+//! visibility are brought in line.
+
+use crate::backend::{Backend, RemoteName, ServerImage};
+use crate::images::{Alias, ImageFiles};
+use crate::name::ContainerName;
+use crate::plan::{Action, Plan, Step, What};
+use crate::process::Cmd;
+
+/// Where and how the image goes.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub backend: Backend,
+    pub remote: Option<&'a RemoteName>,
+    pub alias: &'a Alias,
+    pub public: bool,
+}
+
+impl Target<'_> {
+    pub fn server(&self) -> String {
+        match self.remote {
+            Some(r) => format!("remote {}", r.as_str()),
+            None => format!("the local {} server", self.backend.daemon()),
+        }
+    }
+}
+
+fn step(name: &ContainerName, what: What, description: String, cmd: Cmd) -> Step {
+    Step {
+        container: Some(name.clone()),
+        what,
+        description,
+        action: Action::Run(cmd),
+    }
+}
+
+/// `existing` is what the server has now (`image list`).
+pub fn import(
+    name: &ContainerName,
+    files: &ImageFiles,
+    existing: &[ServerImage],
+    target: &Target,
+) -> Plan {
+    let b = target.backend;
+    let mut plan = Plan::default();
+    let holder = existing
+        .iter()
+        .find(|i| i.aliases.iter().any(|a| a.name == target.alias.as_str()));
+    let same = existing.iter().find(|i| i.fingerprint == files.fingerprint);
+    let alias_elsewhere = holder.is_some_and(|h| h.fingerprint != files.fingerprint);
+    if alias_elsewhere {
+        let old = &holder.expect("checked").fingerprint;
+        plan.steps.push(step(
+            name,
+            What::Alias,
+            format!(
+                "move alias {} away from the older image {}",
+                target.alias,
+                short(old)
+            ),
+            b.alias_delete(target.remote, target.alias),
+        ));
+    }
+    match same {
+        None => plan.steps.push(step(
+            name,
+            What::Import,
+            format!(
+                "import the {} {} into {} as {}{}",
+                files.kind.describe(),
+                short(&files.fingerprint),
+                target.server(),
+                target.alias,
+                if target.public { " (public)" } else { "" }
+            ),
+            b.image_import(files, target.remote, target.alias, target.public),
+        )),
+        Some(have) => {
+            if holder.is_none() || alias_elsewhere {
+                plan.steps.push(step(
+                    name,
+                    What::Alias,
+                    format!(
+                        "give the image {} the alias {}",
+                        short(&files.fingerprint),
+                        target.alias
+                    ),
+                    b.alias_create(target.remote, target.alias, &files.fingerprint),
+                ));
+            }
+            if target.public && !have.public {
+                plan.steps.push(step(
+                    name,
+                    What::Public,
+                    format!("make the image {} public", short(&files.fingerprint)),
+                    b.make_public(target.remote, &files.fingerprint),
+                ));
+            }
+            if plan.steps.is_empty() {
+                plan.unchanged.push(name.clone());
+            }
+        }
+    }
+    plan
+}
+
+/// The first 12 characters, as Incus and LXD show fingerprints.
+pub fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ServerAlias;
+    use crate::images::ImageKind;
+
+    const FP: &str = "aafd3b080e960061a0fa9fcb977662b52b9f033d0d0041746e6cbe2ef4621c95";
+    const OLD: &str = "0123456789ab0061a0fa9fcb977662b52b9f033d0d0041746e6cbe2ef4621c95";
+
+    fn files() -> ImageFiles {
+        ImageFiles {
+            kind: ImageKind::Container,
+            metadata: "/nix/store/m-meta/tarball/meta.tar.xz".into(),
+            root: "/nix/store/r-root/root.squashfs".into(),
+            fingerprint: FP.into(),
+        }
+    }
+
+    fn image(fp: &str, public: bool, aliases: &[&str]) -> ServerImage {
+        ServerImage {
+            fingerprint: fp.into(),
+            public,
+            aliases: aliases
+                .iter()
+                .map(|a| ServerAlias {
+                    name: a.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn plan_for(existing: &[ServerImage], public: bool, backend: Backend) -> Plan {
+        let alias = Alias::parse("nixos/web").unwrap();
+        let web = ContainerName::parse("web").unwrap();
+        import(
+            &web,
+            &files(),
+            existing,
+            &Target {
+                backend,
+                remote: None,
+                alias: &alias,
+                public,
+            },
+        )
+    }
+
+    #[test]
+    fn new_image_is_imported_with_its_alias() {
+        insta::assert_snapshot!(plan_for(&[], false, Backend::Incus).to_shell());
+    }
+
+    #[test]
+    fn same_image_again_is_a_no_op() {
+        let plan = plan_for(&[image(FP, false, &["nixos/web"])], false, Backend::Incus);
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.unchanged.len(), 1);
+    }
+
+    #[test]
+    fn a_new_build_takes_the_alias_from_the_old_one() {
+        insta::assert_snapshot!(
+            plan_for(&[image(OLD, false, &["nixos/web"])], true, Backend::Lxd).to_shell()
+        );
+    }
+
+    #[test]
+    fn an_image_already_there_gets_alias_and_visibility_only() {
+        insta::assert_snapshot!(plan_for(
+            &[image(FP, false, &[]), image(OLD, true, &["nixos/web"])],
+            true,
+            Backend::Incus
+        )
+        .to_shell());
+    }
+}

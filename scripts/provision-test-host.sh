@@ -138,12 +138,8 @@ if ! incus info >/dev/null 2>&1; then
   fi
 fi
 
-# A storage pool and a default profile with a root disk; no network (test containers need none,
-# and `incus admin init --minimal` cannot pick a bridge subnet on these machines).
-if ! incus storage show default >/dev/null 2>&1; then
-  say "initialising incus (dir pool, no network)"
-  incus admin init --preseed <<'YAML'
-storage_pools:
+# The same storage-only setup for Incus and LXD.
+preseed='storage_pools:
 - name: default
   driver: dir
 profiles:
@@ -153,7 +149,12 @@ profiles:
       type: disk
       path: /
       pool: default
-YAML
+'
+# A storage pool and a default profile with a root disk; no network (test containers need none,
+# and `incus admin init --minimal` cannot pick a bridge subnet on these machines).
+if ! incus storage show default >/dev/null 2>&1; then
+  say "initialising incus (dir pool, no network)"
+  printf '%s' "$preseed" | incus admin init --preseed
 fi
 # LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests: the same storage-only setup.
 lxd_pid=$(pgrep -x lxd | head -n1 || true)
@@ -176,17 +177,6 @@ if ! lxc info >/dev/null 2>&1; then
 fi
 if ! lxc storage show default >/dev/null 2>&1; then
   say "initialising lxd (dir pool, no network)"
-  lxd init --preseed <<'YAML'
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      type: disk
-      path: /
-      pool: default
-YAML
+  printf '%s' "$preseed" | lxd init --preseed
 fi
 say "ready: $(nix --version), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

@@ -19,6 +19,7 @@ mod profile;
 mod roots;
 mod simplestreams;
 mod staging;
+mod utc;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, ImageCommand, RootsCommand};

@@ -71,24 +71,8 @@ const COMBINED_KEYS: [&str; 2] = ["combined_squashfs_sha256", "combined_disk-kvm
 
 /// `YYYYMMDD_HHMMSS` in UTC for seconds since the epoch.
 pub fn version_stamp(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let (year, month, day, hour, minute, second) = crate::utc::civil(unix as i64);
+    format!("{year:04}{month:02}{day:02}_{hour:02}{minute:02}{second:02}")
 }
 
 fn malformed(why: &str) -> Error {

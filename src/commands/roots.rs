@@ -22,6 +22,9 @@ pub struct Synced {
     pub name: ContainerName,
     #[serde(flatten)]
     pub change: Change,
+    /// The paths inside the container that its roots come from, after the sync.
+    #[serde(skip)]
+    pub origins: BTreeSet<String>,
 }
 
 pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
@@ -186,6 +189,7 @@ fn sync_with(
             project: c.project.clone(),
             name: c.name.clone(),
             change,
+            origins: next.roots.into_keys().collect(),
         });
     }
     // Containers that are gone: their roots go, so their builds can be collected.
@@ -217,6 +221,7 @@ fn sync_with(
                 removed: old.roots.into_keys().collect(),
                 ..Change::default()
             },
+            origins: BTreeSet::new(),
         });
     }
     Ok(done)
@@ -305,6 +310,10 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         }
     });
     eprintln!("roots: watching {}", layout.auto.display());
+    // New links no container has claimed yet: a container may be too new for the last
+    // listing. They are tried again with a fresh one.
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    let mut listed_at = std::time::Instant::now();
     loop {
         // Wait for one event, then take everything else that is queued: one sync for a burst.
         let first = rx.recv().expect("the auto-link thread never stops");
@@ -320,13 +329,22 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         }
         if !new.is_empty() {
             let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
+            pending.extend(unclaimed(&new, &fast));
             log_sync(ctx, fast);
+        }
+        // Unclaimed links and a listing that is not brand new: list now, on this thread,
+        // rather than wait for Incus's event (the host may delete the link at its next root
+        // query). Not more often than every 250 ms: builds on the host itself are never
+        // claimed.
+        if listed.is_none() && !pending.is_empty() && listed_at.elapsed() > Duration::from_secs(1) {
+            listed = Some(gather(&ctx.runner, &ctx.incus));
         }
         match listed {
             Some(Ok(list)) => {
                 containers = list;
-                // New links are looked at again: a container may have appeared since.
-                let full = sync_with(ctx, &layout, &containers, &new, Scope::Full, cap);
+                listed_at = std::time::Instant::now();
+                let full = sync_with(ctx, &layout, &containers, &pending, Scope::Full, cap);
+                pending.clear();
                 log_sync(ctx, full);
             }
             // Incus may be restarting: keep the last list (which cannot tell which containers
@@ -335,6 +353,17 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
             None => {}
         }
     }
+}
+
+/// The new links that no container's roots come from after a sync.
+fn unclaimed(new: &BTreeSet<String>, result: &Result<Vec<Synced>>) -> BTreeSet<String> {
+    let Ok(done) = result else {
+        return new.clone();
+    };
+    new.iter()
+        .filter(|o| !done.iter().any(|s| s.origins.contains(*o)))
+        .cloned()
+        .collect()
 }
 
 fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {

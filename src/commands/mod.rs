@@ -10,6 +10,7 @@ mod lifecycle;
 mod list;
 mod roots;
 mod up;
+mod watch;
 
 pub use destroy::destroy;
 pub use diff::diff;
@@ -17,8 +18,9 @@ pub use exec::{exec, shell};
 pub use generations::{generations, rollback};
 pub use lifecycle::lifecycle;
 pub use list::list;
-pub use roots::{gc, sync as roots_sync, watch as roots_watch};
+pub use roots::{gc, sync as roots_sync};
 pub use up::up;
+pub use watch::watch as roots_watch;
 
 use crate::cli::Global;
 use crate::error::Result;

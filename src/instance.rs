@@ -90,20 +90,7 @@ pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool
         }
         d
     };
-    let mut devices: Devices = manifest
-        .incus
-        .devices
-        .iter()
-        .map(|(name, props)| {
-            (
-                name.clone(),
-                props
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_incus()))
-                    .collect(),
-            )
-        })
-        .collect();
+    let mut devices: Devices = user_devices(manifest);
     devices.insert("inx-store".into(), bind("/nix/store", "/nix/store", true));
     devices.insert(
         "inx-profiles".into(),
@@ -152,20 +139,7 @@ pub fn desired_from_image(manifest: &Manifest, flake: &str, image: &str, system:
     config.insert(KEY_SYSTEM.into(), system.to_string());
     config.insert(KEY_FLAKE.into(), flake.to_string());
     config.insert(KEY_IMAGE.into(), image.to_string());
-    let devices: Devices = manifest
-        .incus
-        .devices
-        .iter()
-        .map(|(name, props)| {
-            (
-                name.clone(),
-                props
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_incus()))
-                    .collect(),
-            )
-        })
-        .collect();
+    let devices: Devices = user_devices(manifest);
     Spec {
         config,
         devices,
@@ -199,6 +173,22 @@ fn read_system_link(init_pid: u32, link: &str) -> Option<StorePath> {
         crate::confine::Resolved::Store(path) => Some(path),
         _ => None,
     }
+}
+
+/// The devices the flake declares, with values as Incus writes them.
+fn user_devices(manifest: &Manifest) -> Devices {
+    manifest
+        .incus
+        .devices
+        .iter()
+        .map(|(name, props)| {
+            let props = props
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_incus()))
+                .collect();
+            (name.clone(), props)
+        })
+        .collect()
 }
 
 /// The config and devices as `incus create` reads them on stdin (JSON is YAML).

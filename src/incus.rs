@@ -130,14 +130,24 @@ pub struct Instance {
     pub status: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub devices: Devices,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub profiles: Vec<String>,
     #[serde(default)]
     pub state: Option<InstanceState>,
+}
+
+/// Incus lists an instance it cannot load (status `Error`) with `null` config, devices and
+/// profiles; one such instance, inx's or not, must not make the whole listing unreadable.
+fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -263,6 +273,18 @@ mod tests {
         assert_eq!(list["web"].init_pid(), Some(4242));
         assert!(list["web"].running());
         assert_eq!(list["db"].init_pid(), None);
+    }
+
+    #[test]
+    fn an_instance_in_error_does_not_spoil_the_listing() {
+        let json = r#"[{"name":"broken","status":"Error","type":"container","config":null,
+            "devices":null,"profiles":null,"state":null},
+            {"name":"web","status":"Running","type":"container","config":{"user.inx.schema":"1"},
+            "devices":{},"profiles":["default"],"state":{"pid":4242}}]"#;
+        let list = parse_list(&out(0, json, "")).unwrap();
+        assert!(list["broken"].config.is_empty() && list["broken"].devices.is_empty());
+        assert!(!list["broken"].running());
+        assert_eq!(list["web"].init_pid(), Some(4242));
     }
 
     #[test]

@@ -539,8 +539,7 @@ fn disk(bed: &Bed, s: &Settings, names: &[String]) -> Table {
     let sizes: Vec<u64> = names
         .iter()
         .map(|n| {
-            du(&pool.join("containers").join(n))
-                + du(&std::path::Path::new(harness::PROFILES).join(n))
+            du(&pool.join("containers").join(n)) + du(&std::path::Path::new(bed::PROFILES).join(n))
         })
         .collect();
     let max = *sizes.iter().max().unwrap();

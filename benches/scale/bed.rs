@@ -2,7 +2,7 @@
 //! N containers named `bench-NNN`, the real inx binary, and the raw commands a user would type
 //! instead. Every instance it creates is deleted again, also when a scenario panics.
 
-use super::harness::{Fixture, Run, PROFILES};
+use super::harness::{Fixture, Run};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -11,6 +11,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const PREFIX: &str = "bench-";
+
+/// The bench's own root for host profiles (inx's `INX_PROFILES_DIR`): still under
+/// /nix/var/nix/profiles, so a GC root, but with its own host lock, so the bench and anyone
+/// else's inx on the same host do not turn each other away (exit 9) mid-run.
+pub const PROFILES: &str = "/nix/var/nix/profiles/inx-bench";
 
 pub struct Bed {
     pub fx: Fixture,
@@ -107,13 +112,15 @@ impl Bed {
 
     /// The real inx on the bench's flake.
     pub fn inx(&self, args: &[&str]) -> Run {
-        self.fx.inx(args)
+        self.fx.inx_with(args, |c| {
+            c.env("INX_PROFILES_DIR", PROFILES);
+        })
     }
 
-    /// The real inx with extra environment (for the counting shims).
+    /// The real inx with another PATH (for the counting shims).
     pub fn inx_env(&self, args: &[&str], path: &str) -> Run {
         self.fx.inx_with(args, |c| {
-            c.env("PATH", path);
+            c.env("INX_PROFILES_DIR", PROFILES).env("PATH", path);
         })
     }
 
@@ -180,6 +187,8 @@ impl Drop for Bed {
     fn drop(&mut self) {
         let used: Vec<String> = self.used.borrow().iter().cloned().collect();
         self.clear(&used);
+        let _ = std::fs::remove_file(Path::new(PROFILES).join(".lock"));
+        let _ = std::fs::remove_dir(PROFILES);
     }
 }
 

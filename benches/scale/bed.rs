@@ -90,12 +90,20 @@ impl Bed {
         self.fx.declare(&pairs);
     }
 
-    /// Builds the declared systems, untimed, so that neither side builds while timed.
+    /// Builds the declared systems, untimed, so that neither side builds while timed. Result
+    /// links in the fixture keep them from a GC that someone else runs meanwhile.
     pub fn build(&self, names: &[String]) -> Vec<String> {
+        let roots = self.fx.path().join("roots");
+        std::fs::create_dir_all(&roots).unwrap();
+        let link = roots.join(format!(
+            "build-{}",
+            std::fs::read_dir(&roots).unwrap().count()
+        ));
         let out = checked(
             Command::new("nix")
                 .args(NIX_FEATURES)
-                .args(["build", "--no-link", "--json"])
+                .args(["build", "--json", "--out-link"])
+                .arg(&link)
                 .args(self.toplevels(names)),
         );
         build_outputs(&out.stdout)

@@ -1,5 +1,8 @@
-//! Carries out a plan, step by step. A failed step stops that container's remaining steps;
-//! the other containers go on, and the command fails at the end. A failed build stops all.
+//! Carries out a plan. Steps for no container (the one build) run first, and a failure there
+//! stops everything. Then each container's steps run in order, a few containers at a time: their
+//! work happens mostly in the Incus and Nix daemons, so on two cores four at a time finish in
+//! about half the time of one by one (README, "Benchmarks"). A failed step stops that
+//! container's remaining steps; the other containers go on, and the command fails at the end.
 
 use crate::error::{Error, Kind, Result};
 use crate::incus::incus_failure;
@@ -7,31 +10,54 @@ use crate::name::ContainerName;
 use crate::plan::{Action, Plan, Step, What};
 use crate::process::{failure, Runner};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// How many containers' steps run at once.
+const JOBS: usize = 4;
 
 pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
-    let mut failed: BTreeMap<&ContainerName, Error> = BTreeMap::new();
+    let mut chains: Vec<(&ContainerName, Vec<&Step>)> = Vec::new();
     for step in &plan.steps {
-        if step
-            .container
-            .as_ref()
-            .is_some_and(|c| failed.contains_key(c))
-        {
+        let Some(container) = &step.container else {
+            debug_assert!(
+                chains.is_empty(),
+                "a plan puts steps for no container first"
+            );
+            eprintln!("{}", step.description);
+            run_step(runner, step)?;
             continue;
-        }
-        let who = step
-            .container
-            .as_ref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default();
-        eprintln!("{who}{}", step.description);
-        if let Err(e) = run_step(runner, step) {
-            let Some(container) = &step.container else {
-                return Err(e);
-            };
-            eprintln!("{container}: {e}");
-            failed.insert(container, e);
+        };
+        match chains.iter_mut().find(|(c, _)| *c == container) {
+            Some((_, steps)) => steps.push(step),
+            None => chains.push((container, vec![step])),
         }
     }
+
+    let failed: Mutex<BTreeMap<&ContainerName, Error>> = Mutex::default();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..JOBS.min(chains.len()) {
+            scope.spawn(|| {
+                while let Some((container, steps)) = chains.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    for step in steps {
+                        eprintln!("{container}: {}", step.description);
+                        if let Err(e) = run_step(runner, step) {
+                            eprintln!("{container}: {e}");
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(container, e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+
+    let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
     if failed.is_empty() {
         return Ok(());
     }
@@ -91,5 +117,72 @@ fn run_step(runner: &Runner, step: &Step) -> Result<()> {
                 _ => failure(Kind::Failed, cmd, &out),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::Cmd;
+
+    fn sh(container: &str, script: &str) -> Step {
+        Step {
+            container: Some(ContainerName::parse(container).unwrap()),
+            what: What::Start,
+            description: script.to_string(),
+            action: Action::Run(Cmd::new("sh").args(["-c", script])),
+        }
+    }
+
+    /// Each container's steps run in order, containers run at the same time, and a failure
+    /// stops only the steps of its own container.
+    #[test]
+    fn containers_run_side_by_side_and_fail_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display();
+        // Each first step waits (up to 5 s) until two containers have started: one by one,
+        // it would time out and fail.
+        let meet = |c: &str| {
+            format!(
+                "touch {d}/started-{c}; i=0; while [ $(ls {d} | grep -c started) -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; [ $(ls {d} | grep -c started) -ge 2 ]"
+            )
+        };
+        let mut steps = Vec::new();
+        for c in ["a", "b", "c"] {
+            steps.push(sh(c, &meet(c)));
+            steps.push(sh(c, &format!("echo {c}1 >>{d}/log-{c}")));
+            if c == "b" {
+                steps.push(sh(c, "exit 3"));
+            }
+            steps.push(sh(c, &format!("echo {c}2 >>{d}/log-{c}")));
+        }
+        let plan = Plan {
+            steps,
+            ..Plan::default()
+        };
+        let err = execute(&Runner::default(), &plan).unwrap_err();
+        assert_eq!(err.kind, Kind::Failed);
+        assert!(err.message.starts_with("b failed"), "{err}");
+        let log = |c: &str| std::fs::read_to_string(tmp.path().join(format!("log-{c}"))).unwrap();
+        assert_eq!(log("a"), "a1\na2\n");
+        assert_eq!(log("b"), "b1\n", "b stops at its failed step");
+        assert_eq!(log("c"), "c1\nc2\n");
+    }
+
+    /// A failed step for no container (the build) stops everything before any container.
+    #[test]
+    fn a_failed_build_stops_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut build = sh("a", "exit 5");
+        build.container = None;
+        let plan = Plan {
+            steps: vec![
+                build,
+                sh("a", &format!("touch {}/ran", tmp.path().display())),
+            ],
+            ..Plan::default()
+        };
+        assert!(execute(&Runner::default(), &plan).is_err());
+        assert!(!tmp.path().join("ran").exists());
     }
 }

@@ -337,6 +337,18 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_in_error_does_not_spoil_the_listing() {
+        let json = r#"[{"name":"broken","status":"Error","type":"container","config":null,
+            "devices":null,"profiles":null,"state":null},
+            {"name":"web","status":"Running","type":"container","config":{"user.inx.schema":"1"},
+            "devices":{},"profiles":["default"],"state":{"pid":4242}}]"#;
+        let list = parse_list(&out(0, json, "")).unwrap();
+        assert!(list["broken"].config.is_empty() && list["broken"].devices.is_empty());
+        assert!(!list["broken"].running());
+        assert_eq!(list["web"].init_pid(), Some(4242));
+    }
+
+    #[test]
     fn daemon_down_and_permission_are_incus_errors() {
         let cmd = Incus::default().list();
         let down = incus_failure(&cmd, &out(1, "", "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)"));

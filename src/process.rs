@@ -145,7 +145,22 @@ impl Runner {
         })
     }
 
+    /// Runs two independent queries at the same time (an evaluation and an instance listing
+    /// take about as long as each other) and returns both results, each as `capture` would.
+    pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
+        let first = self.start(a, Mode::Capture);
+        let second = self.start(b, Mode::Capture);
+        (
+            first.and_then(|h| finish(a, h)),
+            second.and_then(|h| finish(b, h)),
+        )
+    }
+
     fn run(&self, cmd: &Cmd, mode: Mode) -> Result<Output> {
+        finish(cmd, self.start(cmd, mode)?)
+    }
+
+    fn start(&self, cmd: &Cmd, mode: Mode) -> Result<duct::Handle> {
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
         let mut expr = duct::cmd(program, &cmd.args).unchecked().stdout_capture();
@@ -156,14 +171,7 @@ impl Runner {
             Some(input) => expr.stdin_bytes(input.as_bytes().to_vec()),
             None => expr.stdin_null(),
         };
-        let out = expr
-            .run()
-            .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?;
-        Ok(Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        expr.start().map_err(|e| cannot_run(cmd, e))
     }
 
     fn trace(&self, cmd: &Cmd) {
@@ -171,6 +179,19 @@ impl Runner {
             eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
         }
     }
+}
+
+fn finish(cmd: &Cmd, handle: duct::Handle) -> Result<Output> {
+    let out = handle.into_output().map_err(|e| cannot_run(cmd, e))?;
+    Ok(Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+fn cannot_run(cmd: &Cmd, e: std::io::Error) -> Error {
+    Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program))
 }
 
 fn exit_code_of(status: std::process::ExitStatus) -> i32 {
@@ -265,6 +286,27 @@ mod tests {
             .capture(&Cmd::new("inx-no-such-program-xyz"))
             .unwrap_err();
         assert_eq!(e.kind, Kind::ToolMissing);
+    }
+
+    #[test]
+    fn both_run_at_once_and_keep_their_own_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display();
+        // Each waits (up to 5 s) for the other's mark: one after the other, both would fail.
+        let meet = |me: &str, other: &str| {
+            Cmd::new("sh").args([
+                "-c",
+                &format!("touch {d}/{me}; i=0; while [ ! -e {d}/{other} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; echo {me}; [ -e {d}/{other} ]"),
+            ])
+        };
+        let (a, b) = Runner::default().capture_both(&meet("a", "b"), &meet("b", "a"));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.success() && b.success(), "{a:?} {b:?}");
+        assert_eq!((a.stdout.as_str(), b.stdout.as_str()), ("a\n", "b\n"));
+        let (missing, ok) =
+            Runner::default().capture_both(&Cmd::new("inx-no-such-program-xyz"), &Cmd::new("true"));
+        assert_eq!(missing.unwrap_err().kind, Kind::ToolMissing);
+        assert!(ok.unwrap().success());
     }
 
     #[test]

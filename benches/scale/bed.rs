@@ -1,0 +1,316 @@
+//! The bench bed: the end-to-end fixture (a throw-away user flake with synthetic systems) with
+//! N containers named `bench-NNN`, the real inx binary, and the raw commands a user would type
+//! instead. Every instance it creates is deleted again, also when a scenario panics.
+
+use super::harness::{Fixture, Run};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "bench-";
+
+/// The bench's own root for host profiles (inx's `INX_PROFILES_DIR`): still under
+/// /nix/var/nix/profiles, so a GC root, but with its own host lock, so the bench and anyone
+/// else's inx on the same host do not turn each other away (exit 9) mid-run.
+pub const PROFILES: &str = "/nix/var/nix/profiles/inx-bench";
+
+pub struct Bed {
+    pub fx: Fixture,
+    /// Every name this bed may have created, for the final clean-up.
+    used: RefCell<BTreeSet<String>>,
+}
+
+/// One step of an inx plan, as `inx --dry-run --json up` prints it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub what: String,
+    pub container: Option<String>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Run {
+        program: String,
+        args: Vec<String>,
+        stdin: Option<String>,
+    },
+    CreateDir(PathBuf),
+}
+
+pub fn names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{PREFIX}{i:03}")).collect()
+}
+
+impl Bed {
+    /// Refuses to start when an instance with one of the bench's names exists: the bench
+    /// deletes what it creates, and must never take someone else's instance for its own.
+    pub fn new(max: usize) -> Self {
+        let mine: BTreeSet<String> = names(max).into_iter().collect();
+        let clash: Vec<String> = existing()
+            .into_iter()
+            .filter(|n| mine.contains(n))
+            .collect();
+        assert!(
+            clash.is_empty(),
+            "instances named like the bench's already exist: {}. Remove them (for example \
+             `incus delete --force {}`) and run the bench again.",
+            clash.join(", "),
+            clash.join(" ")
+        );
+        Bed {
+            fx: Fixture::new("bench"),
+            used: RefCell::default(),
+        }
+    }
+
+    pub fn flake(&self) -> PathBuf {
+        self.fx.user_dir()
+    }
+
+    /// Declares these containers, each with its own system, `version` telling generations apart.
+    pub fn declare(&self, names: &[String], version: &str) {
+        self.used.borrow_mut().extend(names.iter().cloned());
+        let exprs: Vec<(String, String)> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    format!("inx.lib.mkContainer {{ toplevel = sys \"{version}-{n}\"; }}"),
+                )
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = exprs
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.as_str()))
+            .collect();
+        self.fx.declare(&pairs);
+    }
+
+    /// Builds the declared systems, untimed, so that neither side builds while timed. Result
+    /// links in the fixture keep them from a GC that someone else runs meanwhile.
+    pub fn build(&self, names: &[String]) -> Vec<String> {
+        let roots = self.fx.path().join("roots");
+        std::fs::create_dir_all(&roots).unwrap();
+        let link = roots.join(format!(
+            "build-{}",
+            std::fs::read_dir(&roots).unwrap().count()
+        ));
+        let out = checked(
+            Command::new("nix")
+                .args(NIX_FEATURES)
+                .args(["build", "--json", "--out-link"])
+                .arg(&link)
+                .args(self.toplevels(names)),
+        );
+        build_outputs(&out.stdout)
+    }
+
+    /// `FLAKE#inxContainers.NAME.toplevel` for each name: what a user builds by hand.
+    pub fn toplevels(&self, names: &[String]) -> Vec<String> {
+        let flake = self.flake().display().to_string();
+        names
+            .iter()
+            .map(|n| format!("{flake}#inxContainers.{n}.toplevel"))
+            .collect()
+    }
+
+    /// The real inx on the bench's flake.
+    pub fn inx(&self, args: &[&str]) -> Run {
+        self.fx.inx_with(args, |c| {
+            c.env("INX_PROFILES_DIR", PROFILES);
+        })
+    }
+
+    /// The real inx with another PATH (for the counting shims).
+    pub fn inx_env(&self, args: &[&str], path: &str) -> Run {
+        self.fx.inx_with(args, |c| {
+            c.env("INX_PROFILES_DIR", PROFILES).env("PATH", path);
+        })
+    }
+
+    /// What `inx up NAMES` would do, without doing it.
+    pub fn plan(&self, names: &[String]) -> Vec<Step> {
+        let mut args = vec!["--dry-run", "--json", "up"];
+        args.extend(names.iter().map(String::as_str));
+        let plan = self.inx(&args).ok().json();
+        plan["steps"]
+            .as_array()
+            .expect("a plan has steps")
+            .iter()
+            .map(parse_step)
+            .collect()
+    }
+
+    /// Deletes these instances (one incus call) and their host profiles; untimed.
+    pub fn clear(&self, names: &[String]) {
+        let wanted: BTreeSet<&String> = names.iter().collect();
+        let present: Vec<String> = existing()
+            .into_iter()
+            .filter(|n| wanted.contains(n))
+            .collect();
+        if !present.is_empty() {
+            checked(
+                Command::new("incus")
+                    .args(["delete", "--force"])
+                    .args(&present),
+            );
+        }
+        for n in names {
+            let _ = std::fs::remove_dir_all(Path::new(PROFILES).join(n));
+        }
+    }
+
+    /// Counting stand-ins: `nix`, `nix-env`, `nix-store` and `incus` that log each call and
+    /// then run the real program. Returns the PATH to give inx and the log file.
+    pub fn shims(&self) -> (String, PathBuf) {
+        let dir = self.fx.path().join("shims");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = self.fx.path().join("calls.log");
+        for tool in ["nix", "nix-env", "nix-store", "incus"] {
+            let real = which::which(tool).expect("tool on PATH");
+            let script = format!(
+                "#!/bin/sh\necho \"{tool} $*\" >>'{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            );
+            let shim = dir.join(tool);
+            std::fs::write(&shim, script).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        (path, log)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let used: Vec<String> = self.used.borrow().iter().cloned().collect();
+        self.clear(&used);
+        let _ = std::fs::remove_file(Path::new(PROFILES).join(".lock"));
+        let _ = std::fs::remove_dir(PROFILES);
+    }
+}
+
+pub const NIX_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+
+/// The names of all instances of the current project.
+pub fn existing() -> Vec<String> {
+    let out = checked(Command::new("incus").args(["list", "--format", "csv", "--columns", "n"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The store paths `nix build --json` printed, in order.
+pub fn build_outputs(stdout: &[u8]) -> Vec<String> {
+    let built: Value = serde_json::from_slice(stdout).expect("nix build --json prints JSON");
+    built
+        .as_array()
+        .expect("a list of builds")
+        .iter()
+        .map(|b| {
+            b["outputs"]["out"]
+                .as_str()
+                .expect("an out path")
+                .to_string()
+        })
+        .collect()
+}
+
+fn parse_step(s: &Value) -> Step {
+    let action = if let Some(run) = s.get("run") {
+        Action::Run {
+            program: run["program"].as_str().unwrap().to_string(),
+            args: run["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+            stdin: run.get("stdin").and_then(Value::as_str).map(String::from),
+        }
+    } else if let Some(dir) = s.get("create-dir") {
+        Action::CreateDir(dir.as_str().unwrap().into())
+    } else {
+        panic!("a step the bench does not expect: {s}")
+    };
+    Step {
+        what: s["what"].as_str().unwrap().to_string(),
+        container: s["container"].as_str().map(String::from),
+        action,
+    }
+}
+
+/// Runs one plan step the way a shell would: the same program, arguments and input.
+pub fn run_step(step: &Step) {
+    match &step.action {
+        Action::CreateDir(dir) => std::fs::create_dir_all(dir).unwrap(),
+        Action::Run {
+            program,
+            args,
+            stdin,
+        } => {
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            match stdin {
+                Some(input) => {
+                    cmd.stdin(Stdio::piped());
+                    let mut child = cmd
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+                    use std::io::Write;
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(input.as_bytes())
+                        .unwrap();
+                    let out = child.wait_with_output().unwrap();
+                    assert_success(&format!("{program} {}", args.join(" ")), &out);
+                }
+                None => {
+                    checked(cmd.stdin(Stdio::null()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs a command that must succeed and returns its output.
+pub fn checked(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert_success(&what, &out);
+    out
+}
+
+fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# README's benchmark command: makes this machine a test host (Nix, Incus and their daemons, as
+# scripts/test.sh does; needs root on Debian 12), then runs `cargo bench --bench scale`. The
+# tables (Markdown) go to stdout, progress to stderr. INX_BENCH_RUNS sets the runs per figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ]; then
+  scripts/provision-test-host.sh
+else
+  echo "bench: not root, so the host is not provisioned; the bench needs Nix and Incus ready" >&2
+fi
+
+exec cargo bench --locked --bench scale

@@ -118,15 +118,21 @@ started_before_ca() {
   changed=$(stat -c %Y /etc/ssl/certs/ca-certificates.crt /etc/subuid /etc/subgid | sort -n | tail -n1)
   [ "$started" -lt "$changed" ]
 }
-incusd_pid=$(pgrep -x incusd | head -n1 || true)
-if [ -n "$incusd_pid" ] && started_before_ca "$incusd_pid"; then
-  say "restarting incusd once so it reads the test CA and id ranges (its containers keep running)"
-  kill -TERM "$incusd_pid"
-  for _ in $(seq 1 100); do
-    kill -0 "$incusd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-fi
+# Stops a daemon that started before the CA store or the id ranges last changed; the code below
+# starts it again. SIGTERM leaves its containers running.
+stop_if_stale() {
+  local name=$1 pid
+  pid=$(pgrep -x "$name" | head -n1 || true)
+  if [ -n "$pid" ] && started_before_ca "$pid"; then
+    say "restarting $name once so it reads the test CA and id ranges (its containers keep running)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+}
+stop_if_stale incusd
 
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
@@ -157,15 +163,7 @@ if ! incus storage show default >/dev/null 2>&1; then
   printf '%s' "$preseed" | incus admin init --preseed
 fi
 # LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests: the same storage-only setup.
-lxd_pid=$(pgrep -x lxd | head -n1 || true)
-if [ -n "$lxd_pid" ] && started_before_ca "$lxd_pid"; then
-  say "restarting lxd once so it reads the test CA"
-  kill -TERM "$lxd_pid"
-  for _ in $(seq 1 100); do
-    kill -0 "$lxd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-fi
+stop_if_stale lxd
 if ! lxc info >/dev/null 2>&1; then
   say "starting lxd"
   setsid /usr/bin/lxd --group root >"$log_dir/lxd.log" 2>&1 </dev/null &

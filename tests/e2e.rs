@@ -393,18 +393,9 @@ fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
                 .iter()
                 .map(|a| a.as_str().unwrap()),
         );
-        let input = run["stdin"].as_str().unwrap_or("").to_string();
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "step {step}");
+        let input = run["stdin"].as_str().unwrap_or("");
+        let out = harness::output_with_input(&mut cmd, input);
+        assert!(out.status.success(), "step {step}");
     }
     assert_eq!(status(&web), "Stopped");
     let rest = fx.inx(&["--dry-run", "--json", "up"]).ok().json();

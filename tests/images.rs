@@ -84,23 +84,15 @@ fn must(program: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const USER_FLAKE: &str = r#"{
-  inputs.inx.url = "path:@INX@";
-  inputs.nixpkgs.url = "path:@EMPTY@";
-  inputs.inx.inputs.nixpkgs.follows = "nixpkgs";
-
-  outputs = { self, inx, ... }:
-    let
-      busybox = builtins.path { path = ./bb; name = "busybox-static"; };
-      sys = version: import ./synthetic-system.nix { inherit busybox version; };
+/// The image tests' part of the fixture flake (see `harness::Fixture::write_flake_parts`).
+const LETS: &str = r#"
       image = toplevel: import ./synthetic-image.nix { inherit busybox toplevel; };
       withImage = version: inx.lib.mkContainer {
         toplevel = sys version;
         images.container = image (sys version);
-      };
-    in
-    {
-      inxContainers = {
+      };"#;
+
+const CONTAINERS: &str = r#"
         web = withImage "1";
         web2 = withImage "2";
         web3 = withImage "3";
@@ -110,12 +102,10 @@ const USER_FLAKE: &str = r#"{
           images.container = image (sys "1");
           fromImage = true;
         };
-        img-up-flag = withImage "2";
-      };
-      systems = { v1 = sys "1"; v2 = sys "2"; };
-    };
-}
-"#;
+        img-up-flag = withImage "2";"#;
+
+const OUTPUTS: &str = r#"
+      systems = { v1 = sys "1"; v2 = sys "2"; };"#;
 
 /// A fixture with the image flake, and everything this test made, removed at the end.
 struct Bed {
@@ -134,10 +124,7 @@ impl Bed {
             fx.user_dir().join("synthetic-image.nix"),
         )
         .unwrap();
-        let text = USER_FLAKE
-            .replace("@INX@", &fx.path().join("inx").display().to_string())
-            .replace("@EMPTY@", &fx.path().join("empty").display().to_string());
-        std::fs::write(fx.user_dir().join("flake.nix"), text).unwrap();
+        fx.write_flake_parts(LETS, CONTAINERS, OUTPUTS);
         Bed {
             fx,
             instances: Vec::new(),

@@ -2,7 +2,7 @@
 //! N containers named `bench-NNN`, the real inx binary, and the raw commands a user would type
 //! instead. Every instance it creates is deleted again, also when a scenario panics.
 
-use super::harness::{Fixture, Run};
+use super::harness::{output_with_input, Fixture, Run};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -265,20 +265,7 @@ pub fn run_step(step: &Step) {
             cmd.args(args);
             match stdin {
                 Some(input) => {
-                    cmd.stdin(Stdio::piped());
-                    let mut child = cmd
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-                    use std::io::Write;
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(input.as_bytes())
-                        .unwrap();
-                    let out = child.wait_with_output().unwrap();
+                    let out = output_with_input(&mut cmd, input);
                     assert_success(&format!("{program} {}", args.join(" ")), &out);
                 }
                 None => {

@@ -27,16 +27,19 @@ pub struct Synced {
 pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
     let layout = Layout::new();
     let containers = gather(&ctx.runner, &ctx.incus)?;
-    let done = sync_with(
-        ctx,
-        &layout,
-        &containers,
-        &BTreeSet::new(),
-        Scope::Full,
-        cap,
-    )?;
+    let done = full_sync(ctx, &layout, &containers, cap)?;
     report(ctx, &done, true);
     Ok(())
+}
+
+/// Every root of every container checked again, with every link in gcroots/auto.
+pub(super) fn full_sync(
+    ctx: &Ctx,
+    layout: &Layout,
+    containers: &[Container],
+    cap: usize,
+) -> Result<Vec<Synced>> {
+    sync_with(ctx, layout, containers, &BTreeSet::new(), Scope::Full, cap)
 }
 
 /// `inx gc ARGS`: roots first, then the host's collection. A sync that fails stops it, since

@@ -1,7 +1,7 @@
 //! `inx roots watch`: the long-running form of `inx roots sync` (see `roots`), fast enough
 //! to root a build before the host's next root query deletes its auto link.
 
-use super::roots::{gather, report, sync_with, Synced};
+use super::roots::{full_sync, gather, report, sync_with, Synced};
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::roots::{Container, Layout, Scope};
@@ -36,15 +36,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         }
         std::thread::sleep(Duration::from_secs(2));
     };
-    let full = sync_with(
-        ctx,
-        &layout,
-        &containers,
-        &BTreeSet::new(),
-        Scope::Full,
-        cap,
-    );
-    log_sync(ctx, full);
+    log_sync(ctx, full_sync(ctx, &layout, &containers, cap));
 
     let refresh = lister(ctx, tx);
     watch_incus(ctx, refresh.clone());

@@ -92,11 +92,13 @@ const USER_FLAKE: &str = r#"{
         builder = "${busybox}/bin/sh";
         args = [ "-c" "echo failing on purpose >&2; exit 3" ];
       };
+@LETS@
     in
     {
       inxContainers = {
 @CONTAINERS@
       };
+@OUTPUTS@
     };
 }
 "#;
@@ -162,13 +164,21 @@ impl Fixture {
 
     /// The user flake with a raw body inside `inxContainers = { ... }`.
     pub fn write_flake(&self, body: &str) {
+        self.write_flake_parts("", body, "");
+    }
+
+    /// The user flake with extra `let` bindings (beside `busybox`, `sys`, `sysWith` and
+    /// `broken`), `inxContainers`' body, and extra outputs.
+    pub fn write_flake_parts(&self, lets: &str, containers: &str, outputs: &str) {
         let text = USER_FLAKE
             .replace("@INX@", &self.dir.path().join("inx").display().to_string())
             .replace(
                 "@EMPTY@",
                 &self.dir.path().join("empty").display().to_string(),
             )
-            .replace("@CONTAINERS@", body);
+            .replace("@LETS@", lets)
+            .replace("@CONTAINERS@", containers)
+            .replace("@OUTPUTS@", outputs);
         std::fs::write(self.user_dir().join("flake.nix"), text).unwrap();
     }
 
@@ -392,4 +402,22 @@ pub fn row<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
     list.as_array()
         .and_then(|rows| rows.iter().find(|r| r["name"] == name))
         .unwrap_or_else(|| panic!("no row for {name} in {list:#}"))
+}
+
+/// Runs `cmd` with `input` on its stdin, as a shell heredoc would; its output.
+pub fn output_with_input(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

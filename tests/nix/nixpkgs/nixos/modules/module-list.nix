@@ -1,0 +1,5 @@
+# Every stub module of the stand-in NixOS, as nixpkgs' own module-list.nix lists its modules.
+[
+  ./misc/nixpkgs.nix
+  ./system/toplevel.nix
+]

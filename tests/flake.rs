@@ -1,0 +1,484 @@
+//! inx's flake, proven without nixpkgs (design.md, "Proving the Nix side without nixpkgs"):
+//! every output evaluated by a modern Nix against the nixpkgs stand-in (tests/nix/nixpkgs: the
+//! real nixpkgs lib and stub packages), the package's exact source built and tested by cargo as
+//! the Nix sandbox would, the template initialised and evaluated, and the `toplevel` path on
+//! Nix 2.8. Prerequisites: Nix 2.18+ ($INX_TEST_NIX_MODERN, a bin dir), Nix 2.8
+//! ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
+//! ../shared/vendor/nixpkgs-lib-*.tar.gz). Missing ones skip a test, or fail it in CI.
+
+#[path = "flake/support.rs"]
+#[macro_use]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{flake_ref, nixpkgs_lib_tarball, Bed, Nix, Ran};
+
+/// Locks `flake` (writing its flake.lock, in a temp dir) with `overrides`, so that the commands
+/// after it, run with `--no-write-lock-file`, find nothing to change: a warning from Nix that
+/// it is not writing a lock file would then be a real one.
+fn lock(nix: &Nix, cwd: &Path, flake: &str, overrides: &[(&str, &str)]) {
+    let mut args = vec!["flake", "lock", flake];
+    for (input, to) in overrides {
+        args.extend(["--override-input", input, to]);
+    }
+    nix.run(cwd, &args).ok();
+}
+
+/// `nix SUBCOMMAND ... --override-input nixpkgs <stand-in> --no-write-lock-file` on inx's copy.
+fn on_inx(nix: &Nix, bed: &Bed, args: &[&str]) -> Ran {
+    let nixpkgs = bed.nixpkgs_ref();
+    let mut all = args.to_vec();
+    all.extend([
+        "--override-input",
+        "nixpkgs",
+        &nixpkgs,
+        "--no-write-lock-file",
+    ]);
+    nix.run(bed.path(), &all)
+}
+
+/// A flake in `bed/<name>` with inx's copy and the stand-in as inputs (inx's nixpkgs follows
+/// the stand-in), `lets` in scope of `outputs`, and `files` beside it; locked.
+fn user_flake(
+    nix: &Nix,
+    bed: &Bed,
+    name: &str,
+    lets: &str,
+    outputs: &str,
+    files: &[(&str, &str)],
+) -> PathBuf {
+    let dir = bed.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let text = format!(
+        "{{\n  inputs.inx.url = \"{}\";\n  inputs.nixpkgs.url = \"{}\";\n  inputs.inx.inputs.nixpkgs.follows = \"nixpkgs\";\n\n  outputs = {{ self, inx, nixpkgs }}:\n    let\n{lets}\n    in\n    {{\n{outputs}\n    }};\n}}\n",
+        bed.inx_ref(),
+        bed.nixpkgs_ref()
+    );
+    std::fs::write(dir.join("flake.nix"), text).unwrap();
+    lock(nix, bed.path(), &flake_ref(&dir), &[]);
+    dir
+}
+
+fn assert_drv(v: &serde_json::Value, what: &str) {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {v}"));
+    assert!(
+        s.starts_with("/nix/store/") && s.ends_with(".drv"),
+        "{what} is not a derivation path: {s}"
+    );
+}
+
+#[test]
+fn flake_check_passes_on_modern_nix_without_warnings() {
+    let test = "flake_check_passes_on_modern_nix_without_warnings";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let inx = bed.inx_ref();
+    lock(&nix, bed.path(), &inx, &[("nixpkgs", &bed.nixpkgs_ref())]);
+
+    let ran = on_inx(
+        &nix,
+        &bed,
+        &["flake", "check", "--no-build", "--all-systems", &inx],
+    )
+    .ok();
+    ran.assert_no_warnings_except(&[]);
+    eprintln!("{}", ran.stderr);
+}
+
+#[test]
+fn every_flake_output_evaluates() {
+    let test = "every_flake_output_evaluates";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let probe = user_flake(
+        &nix,
+        &bed,
+        "probe",
+        "",
+        "      probe = import ./outputs.nix { inherit inx nixpkgs; };",
+        &[("outputs.nix", include_str!("flake/outputs.nix"))],
+    );
+
+    let ran = nix
+        .run(
+            bed.path(),
+            &[
+                "eval",
+                "--json",
+                "--no-write-lock-file",
+                &format!("{}#probe", flake_ref(&probe)),
+            ],
+        )
+        .ok();
+    let out = ran.json();
+    eprintln!("{}", serde_json::to_string_pretty(&out).unwrap());
+
+    for system in ["x86_64-linux", "aarch64-linux"] {
+        let s = &out["systems"][system];
+        for name in ["inx", "default"] {
+            assert_drv(&s["packages"][name], &format!("packages.{system}.{name}"));
+            let app = &s["apps"][name];
+            assert_eq!(app["type"], "app", "apps.{system}.{name}.type");
+            let program = format!("{}/bin/inx", s["inxOut"].as_str().unwrap());
+            assert_eq!(
+                app["program"],
+                program.as_str(),
+                "apps.{system}.{name}.program"
+            );
+        }
+        assert_eq!(
+            s["packages"]["inx"], s["packages"]["default"],
+            "{system}: default is inx"
+        );
+        assert_drv(&s["devShell"], &format!("devShells.{system}.default"));
+        assert_drv(
+            &s["overlay"],
+            &format!("overlays.default's inx on {system}"),
+        );
+        assert_drv(&s["formatter"], &format!("formatter.{system}"));
+        let checks = s["checks"].as_object().expect("checks");
+        assert!(
+            checks.contains_key("inx") && checks.contains_key("lib-toplevel"),
+            "checks.{system}: {checks:?}"
+        );
+        for (name, drv) in checks {
+            assert_drv(drv, &format!("checks.{system}.{name}"));
+        }
+        let manifest = &s["container"]["manifest"];
+        assert_eq!(
+            manifest["toplevel"], s["container"]["toplevel"],
+            "{system}: manifest's toplevel"
+        );
+        assert!(
+            manifest["schemaVersion"].is_u64(),
+            "{system}: manifest {manifest}"
+        );
+    }
+    for name in ["host", "guest"] {
+        let kind = &out["nixosModules"][name];
+        assert!(
+            ["lambda", "set", "path"].contains(&kind.as_str().unwrap_or("")),
+            "nixosModules.{name} is a {kind}"
+        );
+    }
+    let template = &out["template"];
+    assert!(
+        template["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/nix/store/")),
+        "templates.default.path: {template}"
+    );
+    for field in ["description", "welcomeText"] {
+        assert!(
+            template[field]
+                .as_str()
+                .is_some_and(|t| !t.trim().is_empty()),
+            "templates.default.{field} is missing or empty: {template}"
+        );
+    }
+}
+
+/// The directories of PATH as symlinks in one dir, without any Nix, Incus or LXD: what the
+/// package's tests see in the Nix sandbox (there, no such tool exists at all).
+fn sandbox_path(bin: &Path) {
+    let banned = |n: &str| {
+        ["nix", "incus", "lxc", "lxd"]
+            .iter()
+            .any(|b| n == *b || n.starts_with(&format!("{b}-")) || n.starts_with(&format!("{b}.")))
+    };
+    std::fs::create_dir_all(bin).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(n) = name.to_str() else { continue };
+            let link = bin.join(n);
+            if banned(n) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            std::os::unix::fs::symlink(entry.path(), link).unwrap();
+        }
+    }
+}
+
+/// What `rustPlatform.buildRustPackage` does with the package's `src`, without Nix: the exact
+/// fileset, copied writable, built and tested offline with the lock file as is, with no
+/// Nix/Incus/LXD on PATH, HOME unwritable and CI unset (so the e2e tests must skip).
+///
+/// Debug, not release as nixpkgs builds: the point is the source set and the test results,
+/// which do not depend on the profile (no `cfg(debug_assertions)` in the crate), and on 2
+/// cores a cold release build with thin LTO costs several times as long. The copy and its
+/// target dir sit at fixed places under the target's tmp dir (as the sandbox's /build/source
+/// is fixed), so later runs reuse what did not change.
+#[test]
+fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
+    let test = "package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let inx = bed.inx_ref();
+    lock(&nix, bed.path(), &inx, &[("nixpkgs", &bed.nixpkgs_ref())]);
+    let src = on_inx(
+        &nix,
+        &bed,
+        &[
+            "eval",
+            "--raw",
+            &format!("{inx}#packages.x86_64-linux.inx.src"),
+        ],
+    )
+    .ok()
+    .stdout;
+    assert!(
+        src.starts_with("/nix/store/"),
+        "src is not a store path: {src}"
+    );
+
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-check");
+    std::fs::create_dir_all(&base).unwrap();
+    // One run at a time uses the fixed dirs.
+    let lock_file = std::fs::File::create(base.join(".lock")).unwrap();
+    lock_file.lock().unwrap();
+    let source = base.join("source");
+    let _ = std::fs::remove_dir_all(&source);
+    let mut cp = Command::new("cp");
+    cp.args(["-r", "--no-preserve=mode"]).arg(&src).arg(&source);
+    Ran::of("cp", cp).ok();
+    let bin = base.join("bin");
+    let _ = std::fs::remove_dir_all(&bin);
+    sandbox_path(&bin);
+
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let tool_home = |var: &str, dir: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(dir))
+    };
+    // --nocapture: the e2e tests' skip notices, to show that they skipped rather than ran.
+    for args in [
+        &["build", "--offline", "--locked"][..],
+        &["test", "--offline", "--locked", "--", "--nocapture"],
+    ] {
+        let mut cargo = Command::new(bin.join("cargo"));
+        cargo
+            .args(args)
+            .current_dir(&source)
+            .env_clear()
+            .env("PATH", &bin)
+            .env("HOME", "/homeless-shelter")
+            .env("CARGO_HOME", tool_home("CARGO_HOME", ".cargo"))
+            .env("RUSTUP_HOME", tool_home("RUSTUP_HOME", ".rustup"))
+            .env("CARGO_TARGET_DIR", base.join("target"))
+            // No Nix at the paths these tests look at, as in the sandbox (else they would run
+            // this very test again).
+            .env("INX_TEST_NIX_MODERN", "/homeless-shelter")
+            .env("INX_TEST_NIX_OLD", "/homeless-shelter");
+        if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+            cargo.env("RUSTUP_TOOLCHAIN", toolchain);
+        }
+        let ran = Ran::of("cargo, as in the sandbox", cargo).ok();
+        let summary: Vec<&str> = (ran.stdout.lines().chain(ran.stderr.lines()))
+            .filter(|l| {
+                l.contains("SKIPPED")
+                    || l.starts_with("test result")
+                    || l.starts_with("     Running")
+            })
+            .collect();
+        eprintln!("{}", summary.join("\n"));
+        if args[0] == "test" {
+            assert!(
+                ran.stderr.contains("SKIPPED"),
+                "no test said it skipped: the e2e tests must skip without Nix and Incus"
+            );
+        }
+    }
+}
+
+#[test]
+fn template_init_gives_a_flake_whose_outputs_evaluate() {
+    let test = "template_init_gives_a_flake_whose_outputs_evaluate";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let (inx, nixpkgs) = (bed.inx_ref(), bed.nixpkgs_ref());
+    // Without a lock, `flake init -t` would fetch inx's nixpkgs input.
+    lock(&nix, bed.path(), &inx, &[("nixpkgs", &nixpkgs)]);
+    let user = bed.path().join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let init = nix.run(&user, &["flake", "init", "-t", &inx]).ok();
+    eprintln!("nix flake init printed:\n{}{}", init.stdout, init.stderr);
+    let user = flake_ref(&user);
+    let overrides = [("inx", inx.as_str()), ("nixpkgs", nixpkgs.as_str())];
+    lock(&nix, bed.path(), &user, &overrides);
+    let with_overrides = |args: &[&str]| {
+        let mut all = args.to_vec();
+        for (input, to) in &overrides {
+            all.extend(["--override-input", input, to]);
+        }
+        all.push("--no-write-lock-file");
+        nix.run(bed.path(), &all)
+    };
+
+    let check = with_overrides(&["flake", "check", "--no-build", "--all-systems", &user]).ok();
+    // The contract's output (design.md): Nix knows no `inxContainers` and says so.
+    check.assert_no_warnings_except(&["warning: unknown flake output 'inxContainers'"]);
+    eprintln!("{}", check.stderr);
+
+    let manifests = with_overrides(&[
+        "eval",
+        "--json",
+        &format!("{user}#inxContainers"),
+        "--apply",
+        "builtins.mapAttrs (_: c: c.inxManifest)",
+    ])
+    .ok();
+    manifests.assert_no_warnings_except(&[]);
+    let manifests = manifests.json();
+    eprintln!("{manifests}");
+    let hello = &manifests["hello"];
+    assert!(
+        hello["toplevel"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/nix/store/")),
+        "{manifests}"
+    );
+    assert_drv(&hello["drvPath"], "inxContainers.hello's drvPath");
+
+    let shell = with_overrides(&[
+        "eval",
+        "--raw",
+        &format!("{user}#devShells.x86_64-linux.default.drvPath"),
+    ])
+    .ok();
+    shell.assert_no_warnings_except(&[]);
+}
+
+/// The `toplevel` path needs nothing newer than Nix 2.8 (inx's package does: lib.fileset
+/// needs builtins.readFileType, so this user flake never evaluates it).
+#[test]
+fn toplevel_path_flake_checks_on_nix_2_8() {
+    let test = "toplevel_path_flake_checks_on_nix_2_8";
+    let nix = need!(test, Nix::old());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let user = user_flake(
+        &nix,
+        &bed,
+        "user",
+        "      pkgs = nixpkgs.legacyPackages.x86_64-linux;\n      system = pkgs.writeTextDir \"init\" \"\";",
+        "      inxContainers.web = inx.lib.mkContainer {\n        toplevel = system;\n        incus.config.\"limits.cpu\" = \"1\";\n      };\n      checks.x86_64-linux.system = system;",
+        &[],
+    );
+    let user = flake_ref(&user);
+    let check = nix
+        .run(
+            bed.path(),
+            &[
+                "flake",
+                "check",
+                "--no-build",
+                "--no-write-lock-file",
+                &user,
+            ],
+        )
+        .ok();
+    eprintln!("nix {} flake check printed:\n{}", nix.version, check.stderr);
+
+    let ran = nix
+        .run(
+            bed.path(),
+            &[
+                "eval",
+                "--json",
+                "--no-write-lock-file",
+                &format!("{user}#inxContainers"),
+                "--apply",
+                "builtins.mapAttrs (_: c: c.inxManifest)",
+            ],
+        )
+        .ok();
+    let web = &ran.json()["web"];
+    eprintln!("{web}");
+    assert!(
+        web["toplevel"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/nix/store/")),
+        "{web}"
+    );
+    assert_eq!(web["incus"]["config"]["limits.cpu"], "1", "{web}");
+    assert_drv(&web["drvPath"], "the manifest's drvPath");
+}
+
+/// inx's NixOS modules through the stand-in's lib.nixosSystem on Nix 2.8. The host module's
+/// default package is inx's own, which 2.8 cannot evaluate (lib.fileset), so it gets another.
+#[test]
+fn host_and_guest_modules_evaluate_on_nix_2_8() {
+    let test = "host_and_guest_modules_evaluate_on_nix_2_8";
+    let nix = need!(test, Nix::old());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let probe = user_flake(
+        &nix,
+        &bed,
+        "probe",
+        "      toplevel = modules: (nixpkgs.lib.nixosSystem {\n        modules = modules ++ [ { nixpkgs.hostPlatform = \"x86_64-linux\"; } ];\n      }).config.system.build.toplevel.drvPath;",
+        "      probe.guest = toplevel [ inx.nixosModules.guest ];\n      probe.host = toplevel [\n        inx.nixosModules.host\n        ({ pkgs, ... }: {\n          services.inx.enable = true;\n          services.inx.package = pkgs.writeShellScriptBin \"inx\" \"\";\n        })\n      ];",
+        &[],
+    );
+    let ran = nix
+        .run(
+            bed.path(),
+            &[
+                "eval",
+                "--json",
+                "--no-write-lock-file",
+                &format!("{}#probe", flake_ref(&probe)),
+            ],
+        )
+        .ok();
+    let out = ran.json();
+    eprintln!("{out}");
+    assert_drv(&out["guest"], "a system with nixosModules.guest");
+    assert_drv(&out["host"], "a system with nixosModules.host");
+}
+
+/// tests/nix/modules.nix: inx's modules evaluated against typed stubs of the NixOS options
+/// they set; it returns the failed assertions (none).
+#[test]
+fn host_and_guest_modules_evaluate_against_typed_option_stubs() {
+    let test = "host_and_guest_modules_evaluate_against_typed_option_stubs";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let file = bed.inx.join("tests/nix/modules.nix");
+    assert!(
+        file.exists(),
+        "tests/nix/modules.nix does not exist (yet): nothing to evaluate"
+    );
+    lock(
+        &nix,
+        bed.path(),
+        &bed.inx_ref(),
+        &[("nixpkgs", &bed.nixpkgs_ref())],
+    );
+    // inx is its flake (locked to the stand-in, so its packages evaluate); `outPath` is the copy.
+    let expr = format!(
+        "import {} {{ nixpkgs = builtins.getFlake \"{}\"; inx = builtins.getFlake \"{}\"; }}",
+        file.display(),
+        bed.nixpkgs_ref(),
+        bed.inx_ref()
+    );
+    let ran = nix
+        .run(bed.path(), &["eval", "--json", "--impure", "--expr", &expr])
+        .ok();
+    let failures = ran.json();
+    assert_eq!(
+        failures,
+        serde_json::json!([]),
+        "failed module assertions:\n{failures:#}"
+    );
+    ran.assert_no_warnings_except(&[]);
+}

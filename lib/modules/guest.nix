@@ -13,6 +13,7 @@
   key = toString ./guest.nix;
 
   imports = [
+    ./image-options.nix
     (
       {
         config,
@@ -43,7 +44,7 @@
             # nixbld users would serve nothing either.
             systemd.services.nix-daemon.enable = false;
             systemd.sockets.nix-daemon.enable = false;
-            nix.nrBuildUsers = lib.mkDefault 0;
+            nix.nrBuildUsers = lib.mkOverride 900 0; # nix-daemon.nix computes it at mkDefault
             # Also for commands run with `incus exec`, which do not read /etc/profile.
             nix.settings.store = lib.mkDefault "daemon";
 

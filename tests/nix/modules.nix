@@ -217,5 +217,57 @@ let
       lib.length (container [ guest ]).systemd.packages
     ) (lib.length g.systemd.packages)
     ++ check "guest: a misspelt option fails" (container [ { networking.hostname = "x"; } ] == null);
+
+  # --- the image module, through mkContainer's image outputs ---
+  imagesOf =
+    modules:
+    (inxLib.mkContainer {
+      inherit nixpkgs system modules;
+    }).images;
+  img = imagesOf [ ];
+  ct = img.container.nixos.config;
+  open = (imagesOf [ { inx.image.lockRoot = false; } ]).container.nixos.config;
+  imageChecks =
+    expect "image: the hostname is the instance's" ct.networking.hostName ""
+    ++ expect "image: no channel" ct.system.installer.channel.enable false
+    ++ expect "image: root is locked" ct.users.users.root.initialHashedPassword "!"
+    ++ expect "image: lockRoot = false gives nixpkgs' empty password" open.users.users.root.initialHashedPassword ""
+    ++ expect "image: sshd as nixpkgs has it" {
+      inherit (ct.services.openssh) enable startWhenNeeded;
+      root = ct.services.openssh.settings.PermitRootLogin;
+    } {
+      enable = true;
+      startWhenNeeded = true;
+      root = "prohibit-password";
+    }
+    ++ expect "image: the VM image's root is locked too" img.vm.nixos.config.users.users.root.initialHashedPassword "!"
+    ++ check "image: the files are derivations" (
+      lib.all lib.isDerivation [
+        img.container.squashfs
+        img.container.metadata
+        img.vm.qcow2
+      ]
+    )
+    ++ expect "image: properties" img.properties {
+      os = "nixos";
+      release = "26.11";
+      variant = "default";
+      architecture = "x86_64";
+      description = "NixOS Stand-in 26.11pre-stand-in x86_64-linux";
+    }
+    ++ check "image: lockRoot is accepted by the shared-store evaluation too" (
+      container [ { inx.image.lockRoot = false; } ] != null
+    );
+
+  # --- the manifest's defaults ---
+  manifest = incus: (inxLib.mkContainer { toplevel = pkgs.writeTextDir "init" ""; inherit incus; }).inxManifest.incus.config;
+  manifestChecks =
+    expect "manifest: unprivileged containers get nesting" (manifest { }) { "security.nesting" = true; }
+    ++ expect "manifest: the flake's nesting wins" (manifest { config."security.nesting" = false; }) {
+      "security.nesting" = false;
+    }
+    ++ expect "manifest: privileged containers get no nesting" (manifest { config."security.privileged" = true; }) {
+      "security.privileged" = true;
+    };
 in
-hostChecks ++ guestChecks
+hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks

@@ -2,7 +2,7 @@
 # (nix.nrBuildUsers), services/misc/nix-gc.nix (nix.gc.automatic),
 # services/misc/nix-optimise.nix (nix.optimise.automatic) and config/nix-flakes.nix
 # (nix.registry).
-{ lib, ... }:
+{ config, lib, ... }:
 let
   inherit (lib) types mkOption;
   # nix.nix's settings type: Nix's settings, each an atom or a list of atoms.
@@ -34,7 +34,6 @@ in
     };
     nrBuildUsers = mkOption {
       type = types.int;
-      default = 32;
       description = "Number of nixbld users to create.";
     };
     gc.automatic = bool false "Whether to collect garbage on a schedule (the nix-gc service).";
@@ -53,4 +52,7 @@ in
       description = "The system-wide flake registry.";
     };
   };
+
+  # nix-daemon.nix sets it at mkDefault (32, or 0 with auto-allocate-uids).
+  config.nix.nrBuildUsers = lib.mkDefault (if config.nix.settings.auto-allocate-uids or false then 0 else 32);
 }

@@ -1,7 +1,7 @@
 # nixos/modules/system/boot/resolved.nix (services.resolved.enable and its assertion),
 # services/web-servers/nginx/default.nix (services.nginx.enable),
-# services/networking/ssh/sshd.nix (services.openssh.*), misc/documentation.nix
-# (documentation.enable) and installer/cd-dvd/channel.nix (system.installer.channel.enable).
+# services/networking/ssh/sshd.nix (services.openssh.*) and misc/documentation.nix
+# (documentation.enable).
 { config, lib, ... }:
 let
   inherit (lib) types mkOption;
@@ -31,7 +31,6 @@ in
       };
     };
     documentation.enable = bool true "Whether to install documentation.";
-    system.installer.channel.enable = bool false "Whether to put a nixos channel in the system.";
   };
 
   config.assertions = lib.optional config.services.resolved.enable {

@@ -12,6 +12,8 @@ let
     && m.toplevel == "${system}"
     && m.drvPath == system.drvPath
     && m.incus.config."limits.cpu" == 2
+    # Unprivileged containers get nesting unless they say otherwise.
+    && m.incus.config."security.nesting" == true
     # No image outputs unless given, and the manifest stays as before.
     && c.images == null
     && !(m ? fromImage);

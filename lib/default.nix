@@ -3,7 +3,7 @@
 { guestModule }:
 
 let
-  imagesLib = import ./images.nix { };
+  imagesLib = import ./images.nix { imageModule = ./modules/image.nix; };
 
   # The schema of `inxManifest`; src/manifest.rs reads the same number.
   schemaVersion = 1;
@@ -16,6 +16,17 @@ let
     if unknown == [ ] then incus
     else throw "inx.lib.mkContainer: unknown attribute(s) in incus: ${builtins.concatStringsSep ", " unknown} (known: ${builtins.concatStringsSep ", " knownIncusAttrs})";
 
+  # Unprivileged containers get `security.nesting` unless the flake sets it: with it, the
+  # distrobuilder generator leaves systemd's service sandboxing on instead of dropping it (as
+  # nixpkgs' Incus tests check), and newer systemd units need it (canonical/lxd#13631).
+  # Privileged containers do not: nesting makes them escapable.
+  withDefaults = incus:
+    let
+      config = incus.config or { };
+      privileged = builtins.elem (toString (config."security.privileged" or false)) [ "1" "true" ];
+    in
+    incus // { config = (if privileged then { } else { "security.nesting" = true; }) // config; };
+
   # The small, JSON-able description the CLI reads with one `nix eval`. Only `toplevel`'s
   # paths are forced; nothing else of the system is.
   # `fromImage` is written only when set, so manifests of containers that do not use it read
@@ -24,7 +35,7 @@ let
     inherit schemaVersion;
     toplevel = "${toplevel}";
     drvPath = toplevel.drvPath or null;
-    incus = checkIncus incus;
+    incus = withDefaults (checkIncus incus);
   } // (if fromImage then { fromImage = true; } else { });
 
   # `images` (see images.nix) are the derivations of this system's image files; without them

@@ -8,7 +8,7 @@
 #   images.properties = { os; release; variant; architecture; description; }
 # Each file is found by glob inside its output (or is the output), since nixpkgs renamed them
 # across releases.
-{ }:
+{ imageModule }:
 
 let
   kinds = {
@@ -55,25 +55,35 @@ in
 
   # From nixpkgs' own image modules, in evaluations of their own: the container image needs
   # lxc-container.nix (which expects /sbin/init in an image) and not inx's shared-store guest
-  # module, and the VM needs incus-virtual-machine.nix. Both are only evaluated when a file of
-  # theirs is asked for.
+  # module, and the VM needs incus-virtual-machine.nix; both get inx's image module
+  # (modules/image.nix). Both are only evaluated when a file of theirs is asked for.
   fromNixpkgs = { nixpkgs, system, modules, specialArgs }:
     let
-      evalWith = module: nixpkgs.lib.nixosSystem {
+      evalWith = extra: nixpkgs.lib.nixosSystem {
         inherit specialArgs;
-        modules = [ module { nixpkgs.hostPlatform = nixpkgs.lib.mkDefault system; } ] ++ modules;
+        modules = extra ++ [ imageModule { nixpkgs.hostPlatform = nixpkgs.lib.mkDefault system; } ] ++ modules;
       };
-      ct = (evalWith "${nixpkgs}/nixos/modules/virtualisation/lxc-container.nix").config;
-      vm = (evalWith "${nixpkgs}/nixos/modules/virtualisation/incus-virtual-machine.nix").config;
+      ctNixos = evalWith [
+        "${nixpkgs}/nixos/modules/virtualisation/lxc-container.nix"
+        # NixOS's "nixos" would name every container made from the image "nixos"; empty leaves
+        # the instance name Incus gives it.
+        { networking.hostName = nixpkgs.lib.mkDefault ""; }
+      ];
+      vmNixos = evalWith [ "${nixpkgs}/nixos/modules/virtualisation/incus-virtual-machine.nix" ];
+      ct = ctNixos.config;
+      vm = vmNixos.config;
       nixos = ct.system.nixos;
     in
     {
+      # `nixos`: each image's own NixOS evaluation, to inspect (`.config`); inx reads only the files.
       container = {
         inherit (ct.system.build) metadata squashfs tarball;
+        nixos = ctNixos;
       };
       vm = {
         inherit (vm.system.build) metadata;
         qcow2 = vm.system.build.qemuImage;
+        nixos = vmNixos;
       };
       properties = {
         os = nixos.distroId;

@@ -62,7 +62,8 @@ pub enum Command {
     /// List declared and managed containers with their state.
     ///
     /// States: missing (declared, not created), stopped, running, outdated (running a system
-    /// other than its profile's), orphaned (managed but no longer declared), conflict (an
+    /// other than its profile's), drifted (running a system inx did not deploy, such as a
+    /// `nixos-rebuild` inside), orphaned (managed but no longer declared), conflict (an
     /// instance inx does not manage has the name).
     List,
     /// The state of some containers (all when none is named), like `list`.

@@ -98,7 +98,8 @@ pub fn choose(gens: &[Generation], to: Option<u32>, name: &ContainerName) -> Res
 }
 
 /// The plan of `inx rollback`: the profile first (the container boots it from now on), then,
-/// if it runs, a switch in place and the record of what it runs.
+/// if it runs, a switch in place; last the record of what inx deployed, also for a stopped
+/// container, so that `list` can tell a system set by someone else (drift) from inx's own.
 pub fn rollback_plan(
     name: &ContainerName,
     profile_dir: &Path,
@@ -142,6 +143,8 @@ pub fn rollback_plan(
             format!("switch to generation {} in place", target.number),
             Action::Run(switch),
         ));
+    }
+    if instance.config.get(KEY_SYSTEM).map(String::as_str) != Some(target.system.as_str()) {
         let record = BTreeMap::from([(KEY_SYSTEM.to_string(), target.system.to_string())]);
         plan.steps.push(step(
             What::Config,
@@ -187,8 +190,12 @@ mod tests {
         dir
     }
 
+    /// An instance of `web` on which inx recorded `S1` as deployed.
     fn instance(status: &str) -> Instance {
-        serde_json::from_value(serde_json::json!({"name": "web", "status": status})).unwrap()
+        serde_json::from_value(serde_json::json!({
+            "name": "web", "status": status, "config": {"user.inx.system": S1}
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -226,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn rollback_switches_a_running_container_and_only_repoints_a_stopped_one() {
+    fn rollback_switches_a_running_container_and_repoints_and_records_a_stopped_one() {
         let gens = read(profile(3).path());
         let dir = Path::new("/nix/var/nix/profiles/inx/web");
         let incus = Incus::default();
@@ -251,6 +258,20 @@ mod tests {
         );
         assert_eq!(
             stopped.steps.iter().map(|s| s.what).collect::<Vec<_>>(),
+            [What::Profile, What::Config]
+        );
+        // Back to the system the record already names (a stopped container): the profile only.
+        let back = rollback_plan(
+            &web(),
+            dir,
+            &gens[0],
+            gens.last(),
+            &instance("Stopped"),
+            None,
+            &incus,
+        );
+        assert_eq!(
+            back.steps.iter().map(|s| s.what).collect::<Vec<_>>(),
             [What::Profile]
         );
         // Already there and running it: nothing to do.

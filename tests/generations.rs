@@ -4,7 +4,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use harness::{host, pid, profile, sh_out, wait_active, Fixture};
+use harness::{host, pid, profile, sh, sh_out, wait_active, Fixture};
 
 macro_rules! host {
     ($test:expr) => {
@@ -114,4 +114,66 @@ fn rollback_switches_back_and_generations_show_it() {
         .code(3)
         .stderr_has("no generations");
     assert_eq!(profile(&web).unwrap(), (2, v2));
+}
+
+#[test]
+fn a_system_set_inside_shows_as_drifted_and_up_switches_back() {
+    let _host = host!("drift");
+    let fx = Fixture::new("drift");
+    let web = fx.name("web");
+    // The system a `nixos-rebuild switch` inside would make: built here, then declared away.
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"9\"; }")]);
+    fx.inx(&["diff", &web]).ok();
+    let eval = std::process::Command::new("nix")
+        .args(["eval", "--raw"])
+        .arg(format!(
+            "{}#inxContainers.{web}.inxManifest.toplevel",
+            fx.user_dir().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{eval:?}");
+    let v9 = String::from_utf8(eval.stdout).unwrap();
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+
+    // What a rebuild inside does: a new generation in the bound profile, then a switch.
+    sh(&web, "echo rebuilt inside >/root/kept");
+    let set = std::process::Command::new("nix-env")
+        .args([
+            "-p",
+            &format!("{}/{web}/system", harness::PROFILES),
+            "--set",
+            &v9,
+        ])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    sh(
+        &web,
+        "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
+    );
+    wait_active(&web, &v9);
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    let row = harness::row(&list, &web);
+    assert_eq!(row["state"], "drifted", "{row}");
+    assert_eq!(row["drifted"], true, "{row}");
+    assert!(fx.inx(&["list"]).ok().stdout.contains("drifted"));
+
+    // The next up deploys the flake's system again, in place, and keeps the container's files.
+    let init = pid(&web);
+    fx.up(&[]);
+    wait_active(&web, &v1);
+    assert_eq!(pid(&web), init);
+    assert_eq!(profile(&web).unwrap(), (3, v1.clone()));
+    assert_eq!(sh_out(&web, "cat /root/kept"), "rebuilt inside");
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    let row = harness::row(&list, &web);
+    assert_eq!(
+        (row["state"].as_str(), row["drifted"].as_bool()),
+        (Some("running"), Some(false)),
+        "{row}"
+    );
 }

@@ -241,7 +241,7 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         remote_name.as_str(),
         alias,
         args.name,
-        if args.vm { " --vm" } else { "" }
+        launch_flags(ImageKind::from_vm_flag(args.vm))
     );
     if !ctx.json {
         println!("{}", files.fingerprint);
@@ -256,13 +256,24 @@ fn root_file_name(kind: ImageKind) -> &'static str {
     }
 }
 
+/// What `incus launch` needs for an image of this kind: nesting for a container (systemd's
+/// service sandboxing stays on, as inx's own containers have it), and no secure boot for a VM
+/// (NixOS's image is not signed).
+fn launch_flags(kind: ImageKind) -> &'static str {
+    match kind {
+        ImageKind::Container => " -c security.nesting=true",
+        ImageKind::Vm => " --vm -c security.secureboot=false",
+    }
+}
+
 /// The text that goes with exported files.
 fn import_text(outputs: &ImageOutputs, files: &ImageFiles, alias: &Alias) -> String {
     let root = root_file_name(files.kind);
     let name = &outputs.name;
-    let (flags, kind) = match files.kind {
-        ImageKind::Container => ("", "container"),
-        ImageKind::Vm => (" --vm -c security.secureboot=false", "virtual machine"),
+    let flags = launch_flags(files.kind);
+    let kind = match files.kind {
+        ImageKind::Container => "container",
+        ImageKind::Vm => "virtual machine",
     };
     format!(
         "NixOS image of the inx container {name} ({kind}), {description}.\n\

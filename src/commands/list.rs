@@ -14,6 +14,7 @@ pub enum State {
     Stopped,
     Running,
     Outdated,
+    Drifted,
     Orphaned,
     Conflict,
 }
@@ -25,6 +26,7 @@ impl State {
             State::Stopped => "stopped",
             State::Running => "running",
             State::Outdated => "outdated",
+            State::Drifted => "drifted",
             State::Orphaned => "orphaned",
             State::Conflict => "conflict",
         }
@@ -44,6 +46,9 @@ pub struct Row {
     pub profile_system: Option<StorePath>,
     /// What the container runs now (running containers only).
     pub running_system: Option<StorePath>,
+    /// The profile points at a system inx did not put there (a `nixos-rebuild` inside, or a
+    /// `nix-env --set` by hand): the next `up` switches back to the flake's.
+    pub drifted: bool,
 }
 
 /// `inx list` (no names) and `inx status [NAME...]`: one name-only evaluation (no system is
@@ -107,6 +112,14 @@ fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Ro
     let running_system = instance
         .filter(|_| managed)
         .and_then(instance::running_system);
+    // inx records each system it deploys (`up`, `rollback`) on the instance.
+    let recorded = instance
+        .filter(|_| managed)
+        .and_then(|i| i.config.get(instance::KEY_SYSTEM));
+    let drifted = match (&profile.system, recorded) {
+        (Some(p), Some(r)) => p.as_str() != r,
+        _ => false,
+    };
     let state = match instance {
         None => State::Missing,
         Some(_) if !managed => State::Conflict,
@@ -114,6 +127,8 @@ fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Ro
         Some(i) if i.running() => {
             if profile.system.is_some() && running_system != profile.system {
                 State::Outdated
+            } else if drifted {
+                State::Drifted
             } else {
                 State::Running
             }
@@ -129,6 +144,7 @@ fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Ro
         generation: profile.generation,
         profile_system: profile.system,
         running_system,
+        drifted,
     }
 }
 

@@ -3,35 +3,49 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
-    # Where you get inx from: the same reference you gave `nix flake init -t`.
-    inx.url = "github:OWNER/inx";
+    # `inx` from the flake registry: the same name `nix flake init -t inx` used. A host with
+    # inx's `nixosModules.host` has it; elsewhere run `nix registry add inx <where inx is>` once,
+    # or write that reference here.
+    inx.url = "inx";
     inx.inputs.nixpkgs.follows = "nixpkgs";
   };
 
-  outputs = { self, nixpkgs, inx }:
+  outputs =
+    { nixpkgs, inx, ... }:
     let
-      system = "x86_64-linux";
-      pkgs = nixpkgs.legacyPackages.${system};
+      # The systems the devShell is made for; containers run on the host's own system.
+      forAllSystems = nixpkgs.lib.genAttrs [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
     in
     {
       # `inx up` creates and starts every container declared here; `inx up` again after an
-      # edit switches them to the new system in place.
+      # edit switches them to the new system in place, without a restart.
       inxContainers.hello = inx.lib.mkContainer {
-        inherit nixpkgs system;
+        inherit nixpkgs;
+        system = "x86_64-linux"; # your host's: "aarch64-linux" on ARM
         modules = [
-          ({ pkgs, ... }: {
-            services.nginx.enable = true;
-            environment.systemPackages = [ pkgs.htop ];
-            system.stateVersion = "25.11";
-          })
+          (
+            { pkgs, ... }:
+            {
+              services.nginx.enable = true;
+              # The container's own firewall is on, as on any NixOS system.
+              networking.firewall.allowedTCPPorts = [ 80 ];
+              environment.systemPackages = [ pkgs.htop ];
+              system.stateVersion = "25.11";
+            }
+          )
         ];
         # Added to the Incus instance as it is.
         incus.config."limits.memory" = "1GiB";
       };
 
       # `nix develop` gives a shell with inx on PATH.
-      devShells.${system}.default = pkgs.mkShell {
-        packages = [ inx.packages.${system}.inx ];
-      };
+      devShells = forAllSystems (system: {
+        default = nixpkgs.legacyPackages.${system}.mkShell {
+          packages = [ inx.packages.${system}.inx ];
+        };
+      });
     };
 }

@@ -1,0 +1,26 @@
+# inx's own module for a container's image (`inx image ...`), evaluated with nixpkgs'
+# lxc-container.nix (or incus-virtual-machine.nix) and the user's modules (lib/images.nix),
+# which also empties the container image's hostName. What nixpkgs'
+# virtualisation/lxc-instance-common.nix sets, and what inx changes:
+# - the nixos channel (installer/cd-dvd/channel.nix): a shared-store-less image has no use for a
+#   channel copy of nixpkgs; off.
+# - root's password: empty there (initialHashedPassword at mkOverride 150); locked here unless
+#   `inx.image.lockRoot = false`.
+# - sshd: left as nixpkgs has it (on, socket-activated, PermitRootLogin prohibit-password).
+{
+  _class = "nixos";
+  _file = toString ./image.nix;
+  key = toString ./image.nix;
+
+  imports = [
+    ./image-options.nix
+    (
+      { config, lib, ... }:
+      {
+        system.installer.channel.enable = lib.mkDefault false;
+        # 140 wins over lxc-instance-common's 150 and loses to a plain setting (100).
+        users.users.root.initialHashedPassword = lib.mkIf config.inx.image.lockRoot (lib.mkOverride 140 "!");
+      }
+    )
+  ];
+}

@@ -1,0 +1,273 @@
+# inx's NixOS modules, evaluated with the real module system (the real nixpkgs lib) against the
+# stand-in's typed option declarations (tests/nix/nixpkgs/nixos/modules). A misspelt option or a
+# wrong type fails the evaluation; each check below compares an evaluated value with what inx
+# promises. The result is the list of failed checks: empty means every check held.
+#
+#   nix eval --json --impure --expr \
+#     'import ./tests/nix/modules.nix { nixpkgs = builtins.getFlake "path:<stand-in>"; inx = ./.; }'
+{ nixpkgs, inx }:
+
+let
+  inherit (nixpkgs) lib;
+  system = "x86_64-linux";
+  pkgs = nixpkgs.legacyPackages.${system};
+
+  # inx's outputs as flake.nix wires them, without fetching inx's own nixpkgs input.
+  inxFlake = {
+    outPath = toString inx;
+    narHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  };
+  guest = import (inx + "/lib/modules/guest.nix");
+  host = import (inx + "/lib/modules/host.nix") {
+    inxPackages.${system}.inx = pkgs.callPackage (inx + "/lib/package.nix") { };
+    inherit inxFlake;
+  };
+  inxLib = import (inx + "/lib") { guestModule = guest; };
+
+  nixos = modules: nixpkgs.lib.nixosSystem { inherit system modules; };
+  # The evaluated system, or the message it fails with (assertions included).
+  outcome =
+    modules:
+    let
+      sys = nixos modules;
+      r = builtins.tryEval (builtins.seq sys.config.system.build.toplevel.drvPath sys.config);
+    in
+    if r.success then r.value else null;
+  fails = modules: outcome modules == null;
+
+  # A check is a name and a condition; `expect` also shows both values when they differ.
+  check = name: ok: lib.optional (!ok) name;
+  expect =
+    name: actual: expected:
+    lib.optional (actual != expected) "${name}: got ${builtins.toJSON actual}, want ${builtins.toJSON expected}";
+
+  # --- the host module ---
+  hostOn = [
+    host
+    { services.inx.enable = true; }
+  ];
+  h = outcome hostOn;
+  preseed = h.virtualisation.incus.preseed;
+  roots = h.systemd.services.inx-roots;
+
+  custom = outcome (
+    hostOn
+    ++ [
+      {
+        virtualisation.incus.preseed.networks = [
+          {
+            name = "lab0";
+            type = "bridge";
+            config."ipv4.address" = "10.9.0.1/24";
+          }
+        ];
+      }
+    ]
+  );
+  noPreseed = outcome (hostOn ++ [ { virtualisation.incus.preseed = lib.mkForce null; } ]);
+  socket = outcome (hostOn ++ [ { virtualisation.incus.socketActivation = true; } ]);
+  hardened = outcome (hostOn ++ [ { nix.settings.allowed-users = [ "@users" ]; } ]);
+  gcOn = outcome (hostOn ++ [ { nix.gc.automatic = true; } ]);
+  twice = outcome (hostOn ++ [ host ]);
+  disabled = nixos [
+    host
+    { disabledModules = [ host ]; }
+  ];
+
+  hostChecks =
+    check "host: evaluates with services.inx.enable" (h != null)
+    ++ expect "host: default preseed networks" preseed.networks [
+      {
+        name = "incusbr0";
+        type = "bridge";
+        config = {
+          "ipv4.address" = "10.0.100.1/24";
+          "ipv4.nat" = "true";
+        };
+      }
+    ]
+    ++ expect "host: default storage pool" preseed.storage_pools [
+      {
+        name = "default";
+        driver = "dir";
+      }
+    ]
+    ++ expect "host: default profile" preseed.profiles [
+      {
+        name = "default";
+        devices = {
+          root = {
+            type = "disk";
+            path = "/";
+            pool = "default";
+          };
+          eth0 = {
+            type = "nic";
+            name = "eth0";
+            network = "incusbr0";
+          };
+        };
+      }
+    ]
+    ++ expect "host: the bridge is trusted" h.networking.firewall.trustedInterfaces [ "incusbr0" ]
+    ++ expect "host: nftables on" h.networking.nftables.enable true
+    ++ check "host: the preseed service runs" (h.systemd.services ? incus-preseed)
+    ++ expect "host: a preseed of one's own replaces only the parts it names" {
+      networks = map (n: n.name) custom.virtualisation.incus.preseed.networks;
+      pools = map (p: p.name) custom.virtualisation.incus.preseed.storage_pools;
+      trusted = custom.networking.firewall.trustedInterfaces;
+    } {
+      networks = [ "lab0" ];
+      pools = [ "default" ];
+      trusted = [ "lab0" ];
+    }
+    ++ expect "host: mkForce null turns the preseed off" {
+      preseed = noPreseed.virtualisation.incus.preseed;
+      trusted = noPreseed.networking.firewall.trustedInterfaces;
+    } {
+      preseed = null;
+      trusted = [ ];
+    }
+    ++ expect "host: the watcher starts with incus, never starts it" {
+      inherit (roots) wantedBy wants;
+      after = lib.elem "incus.service" roots.after;
+    } {
+      wantedBy = [ "incus.service" ];
+      wants = [ ];
+      after = true;
+    }
+    ++ expect "host: socket activation keeps incus off at boot" {
+      incus = socket.systemd.services.incus.wantedBy;
+      roots = socket.systemd.services.inx-roots.wantedBy;
+    } {
+      incus = [ ];
+      roots = [ "incus.service" ];
+    }
+    ++ check "host: the watcher runs inx roots watch" (
+      lib.hasInfix "/bin/inx roots watch --max-roots 1000" roots.serviceConfig.ExecStart
+    )
+    ++ check "host: a roots sync runs before the scheduled GC" (
+      lib.hasInfix "/bin/inx roots sync" gcOn.systemd.services.nix-gc.preStart
+    )
+    ++ expect "host: no warning by default" h.warnings [ ]
+    ++ check "host: restricted allowed-users warns" (
+      lib.any (lib.hasInfix "nix.settings.allowed-users") hardened.warnings
+    )
+    ++ check "host: networking.firewall.extraCommands fails with the nftables switch" (
+      fails (hostOn ++ [ { networking.firewall.extraCommands = "iptables -A INPUT -j ACCEPT"; } ])
+    )
+    ++ check "host: extraCommands evaluates once nftables is off again" (
+      !fails (
+        hostOn
+        ++ [
+          {
+            networking.firewall.extraCommands = "true";
+            networking.nftables.enable = false;
+            networking.firewall.enable = false;
+          }
+        ]
+      )
+    )
+    ++ expect "host: inx is in the registry" h.nix.registry.inx.flake inxFlake
+    ++ check "host: imported twice is harmless" (twice != null)
+    ++ check "host: disabledModules removes it" (!(disabled.options.services ? inx))
+    ++ check "host: off by default changes nothing" (
+      let
+        off = outcome [ host ];
+      in
+      off != null && !off.virtualisation.incus.enable && off.virtualisation.incus.preseed == null
+    );
+
+  # --- the guest module, through mkContainer as users reach it ---
+  container =
+    modules:
+    let
+      c = inxLib.mkContainer {
+        inherit nixpkgs system modules;
+      };
+      r = builtins.tryEval (builtins.seq c.inxManifest.toplevel c.config);
+    in
+    if r.success then r.value else null;
+  g = container [ { system.stateVersion = "25.11"; } ];
+
+  guestChecks =
+    check "guest: a container evaluates" (g != null)
+    ++ expect "guest: boot.isContainer" g.boot.isContainer true
+    ++ expect "guest: the hostname is the instance's" g.networking.hostName ""
+    ++ expect "guest: no host resolv.conf (over container-config.nix's mkDefault)" g.networking.useHostResolvConf false
+    ++ check "guest: resolved can be enabled" (container [ { services.resolved.enable = true; } ] != null)
+    ++ expect "guest: a plain setting still wins" (container [ { networking.useHostResolvConf = true; } ])
+      .networking.useHostResolvConf
+      true
+    ++ check "guest: automatic GC inside is refused" (container [ { nix.gc.automatic = true; } ] == null)
+    ++ check "guest: automatic optimise inside is refused" (
+      container [ { nix.optimise.automatic = true; } ] == null
+    )
+    ++ expect "guest: no nixbld users" g.nix.nrBuildUsers 0
+    ++ expect "guest: the store mount options are Incus's" g.boot.nixStoreMountOpts [ "ro" ]
+    ++ expect "guest: nix talks to the host daemon" g.nix.settings.store "daemon"
+    ++ expect "guest: no daemon inside" {
+      service = g.systemd.services.nix-daemon.enable;
+      socket = g.systemd.sockets.nix-daemon.enable;
+    } {
+      service = false;
+      socket = false;
+    }
+    ++ expect "guest: importing it again is harmless" (
+      lib.length (container [ guest ]).systemd.packages
+    ) (lib.length g.systemd.packages)
+    ++ check "guest: a misspelt option fails" (container [ { networking.hostname = "x"; } ] == null);
+
+  # --- the image module, through mkContainer's image outputs ---
+  imagesOf =
+    modules:
+    (inxLib.mkContainer {
+      inherit nixpkgs system modules;
+    }).images;
+  img = imagesOf [ ];
+  ct = img.container.nixos.config;
+  open = (imagesOf [ { inx.image.lockRoot = false; } ]).container.nixos.config;
+  imageChecks =
+    expect "image: the hostname is the instance's" ct.networking.hostName ""
+    ++ expect "image: no channel" ct.system.installer.channel.enable false
+    ++ expect "image: root is locked" ct.users.users.root.initialHashedPassword "!"
+    ++ expect "image: lockRoot = false gives nixpkgs' empty password" open.users.users.root.initialHashedPassword ""
+    ++ expect "image: sshd as nixpkgs has it" {
+      inherit (ct.services.openssh) enable startWhenNeeded;
+      root = ct.services.openssh.settings.PermitRootLogin;
+    } {
+      enable = true;
+      startWhenNeeded = true;
+      root = "prohibit-password";
+    }
+    ++ expect "image: the VM image's root is locked too" img.vm.nixos.config.users.users.root.initialHashedPassword "!"
+    ++ check "image: the files are derivations" (
+      lib.all lib.isDerivation [
+        img.container.squashfs
+        img.container.metadata
+        img.vm.qcow2
+      ]
+    )
+    ++ expect "image: properties" img.properties {
+      os = "nixos";
+      release = "26.11";
+      variant = "default";
+      architecture = "x86_64";
+      description = "NixOS Stand-in 26.11pre-stand-in x86_64-linux";
+    }
+    ++ check "image: lockRoot is accepted by the shared-store evaluation too" (
+      container [ { inx.image.lockRoot = false; } ] != null
+    );
+
+  # --- the manifest's defaults ---
+  manifest = incus: (inxLib.mkContainer { toplevel = pkgs.writeTextDir "init" ""; inherit incus; }).inxManifest.incus.config;
+  manifestChecks =
+    expect "manifest: unprivileged containers get nesting" (manifest { }) { "security.nesting" = true; }
+    ++ expect "manifest: the flake's nesting wins" (manifest { config."security.nesting" = false; }) {
+      "security.nesting" = false;
+    }
+    ++ expect "manifest: privileged containers get no nesting" (manifest { config."security.privileged" = true; }) {
+      "security.privileged" = true;
+    };
+in
+hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks

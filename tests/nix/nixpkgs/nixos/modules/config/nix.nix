@@ -1,0 +1,58 @@
+# nixos/modules/config/nix.nix (nix.enable, nix.settings), services/system/nix-daemon.nix
+# (nix.nrBuildUsers), services/misc/nix-gc.nix (nix.gc.automatic),
+# services/misc/nix-optimise.nix (nix.optimise.automatic) and config/nix-flakes.nix
+# (nix.registry).
+{ config, lib, ... }:
+let
+  inherit (lib) types mkOption;
+  # nix.nix's settings type: Nix's settings, each an atom or a list of atoms.
+  atom = types.nullOr (types.oneOf [ types.bool types.int types.float types.str types.path types.package ]);
+  strings = default: description: mkOption {
+    type = types.listOf types.str;
+    inherit default description;
+  };
+  bool = default: description: mkOption {
+    type = types.bool;
+    inherit default description;
+  };
+in
+{
+  options.nix = {
+    enable = bool true "Whether to enable Nix (the daemon, the store, the tools).";
+    settings = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf (types.either atom (types.listOf atom));
+        options = {
+          allowed-users = strings [ "*" ] "Users (or @groups) that may connect to the daemon.";
+          trusted-users = strings [ "root" ] "Users (or @groups) the daemon trusts.";
+          substituters = strings [ ] "Binary caches.";
+          experimental-features = strings [ ] "Experimental Nix features.";
+        };
+      };
+      default = { };
+      description = "Nix's nix.conf.";
+    };
+    nrBuildUsers = mkOption {
+      type = types.int;
+      description = "Number of nixbld users to create.";
+    };
+    gc.automatic = bool false "Whether to collect garbage on a schedule (the nix-gc service).";
+    optimise.automatic = bool false "Whether to optimise the store on a schedule.";
+    registry = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options.flake = mkOption {
+            type = types.nullOr types.attrs;
+            default = null;
+            description = "The flake the registry entry points to.";
+          };
+        }
+      );
+      default = { };
+      description = "The system-wide flake registry.";
+    };
+  };
+
+  # nix-daemon.nix sets it at mkDefault (32, or 0 with auto-allocate-uids).
+  config.nix.nrBuildUsers = lib.mkDefault (if config.nix.settings.auto-allocate-uids or false then 0 else 32);
+}

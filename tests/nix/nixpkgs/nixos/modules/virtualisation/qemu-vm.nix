@@ -1,0 +1,40 @@
+# nixos/modules/virtualisation/qemu-vm.nix: the test VM's options (runNixOSTest adds this
+# module to every node; a plain NixOS system has none of them).
+{ lib, ... }:
+let
+  inherit (lib) types mkOption;
+in
+{
+  options.virtualisation = {
+    memorySize = mkOption {
+      type = types.ints.positive;
+      default = 1024;
+      description = "The VM's memory in MiB.";
+    };
+    diskSize = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = 1024;
+      description = "The VM's disk in MiB.";
+    };
+    cores = mkOption {
+      type = types.ints.positive;
+      default = 1;
+      description = "The VM's CPUs.";
+    };
+    additionalPaths = mkOption {
+      type = types.listOf types.path;
+      default = [ ];
+      description = "Store paths copied into the VM's store.";
+    };
+    useNixStoreImage = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether the VM's store is a disk image instead of the host's store over 9p.";
+    };
+    writableStore = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Whether the VM's store is writable (an overlay).";
+    };
+  };
+}

@@ -188,8 +188,10 @@ let
 
         # nixpkgs fails at unpackPhase without it; here at once.
         src =
-          args.src
-            or (throw "${name}: buildRustPackage needs `src` (variable $src or $srcs should point to the source)");
+          if given "src" || given "srcs" then
+            args.src or null
+          else
+            throw "${name}: buildRustPackage needs `src` (variable $src or $srcs should point to the source)";
       in
       assert lib.assertMsg (lib.any given [
         "cargoHash"

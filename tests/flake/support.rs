@@ -231,9 +231,14 @@ pub fn nixpkgs_lib_tarball() -> Result<PathBuf, String> {
     })
 }
 
-/// tests/nix/nixpkgs with the real lib unpacked into it as `lib/`: made once per content (of
-/// both) under the target's tmp dir, and reused by every test and later runs.
+/// tests/nix/nixpkgs with the real lib unpacked into it as `lib/`: made once per test process,
+/// in a dir named after the content of both under the target's tmp dir, which later runs reuse.
 pub fn stand_in(tarball: &Path) -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| prepare_stand_in(tarball)).clone()
+}
+
+fn prepare_stand_in(tarball: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
     let source = repo().join("tests/nix/nixpkgs");
     let mut files = Vec::new();

@@ -257,6 +257,9 @@ fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
     let _ = std::fs::remove_dir_all(&bin);
     sandbox_path(&bin);
 
+    // Unwritable in the sandbox; here (as root) a test that writes to HOME would create it.
+    let shelter = Path::new("/homeless-shelter");
+    assert!(!shelter.exists(), "{} exists: remove it", shelter.display());
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -305,6 +308,10 @@ fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
             );
         }
     }
+    assert!(
+        !shelter.exists(),
+        "the package's build or tests wrote to HOME, which the sandbox forbids"
+    );
 }
 
 #[test]

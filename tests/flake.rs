@@ -322,28 +322,78 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
     let (inx, nixpkgs) = (bed.inx_ref(), bed.nixpkgs_ref());
     // Without a lock, `flake init -t` would fetch inx's nixpkgs input.
     lock(&nix, bed.path(), &inx, &[("nixpkgs", &nixpkgs)]);
-    let user = bed.path().join("user");
-    std::fs::create_dir_all(&user).unwrap();
-    let init = nix.run(&user, &["flake", "init", "-t", &inx]).ok();
-    eprintln!("nix flake init printed:\n{}{}", init.stdout, init.stderr);
-    let user = flake_ref(&user);
-    let overrides = [("inx", inx.as_str()), ("nixpkgs", nixpkgs.as_str())];
-    lock(&nix, bed.path(), &user, &overrides);
-    let with_overrides = |args: &[&str]| {
+    // The registry a host with `nixosModules.host` has (`nix.registry.inx`): `inx` is this inx.
+    // Both `flake init -t inx` and the template's `inx.url = "inx"` go through it.
+    let registry = bed.path().join("registry.json");
+    std::fs::write(
+        &registry,
+        serde_json::json!({"version": 2, "flakes": [{
+            "from": {"type": "indirect", "id": "inx"},
+            "to": {"type": "path", "path": inx.trim_start_matches("path:")},
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let registry = registry.display().to_string();
+    let through_registry = |args: &[&str]| {
         let mut all = args.to_vec();
-        for (input, to) in &overrides {
-            all.extend(["--override-input", input, to]);
-        }
-        all.push("--no-write-lock-file");
+        all.extend(["--option", "flake-registry", &registry]);
         nix.run(bed.path(), &all)
     };
+    let user = bed.path().join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let init = nix.run(
+        &user,
+        &[
+            "flake",
+            "init",
+            "-t",
+            "inx",
+            "--option",
+            "flake-registry",
+            &registry,
+        ],
+    );
+    let init = init.ok();
+    eprintln!("nix flake init printed:\n{}{}", init.stdout, init.stderr);
+    assert!(
+        init.stderr.contains("nix develop") && init.stderr.contains("inx up"),
+        "the welcome text names the next two commands:\n{}",
+        init.stderr
+    );
+    let user = flake_ref(&user);
+    // Only nixpkgs is replaced: `inx` comes from the registry, as on a user's host.
+    let locked = through_registry(&[
+        "flake",
+        "lock",
+        &user,
+        "--override-input",
+        "nixpkgs",
+        &nixpkgs,
+    ])
+    .ok();
+    let user_dir = user.trim_start_matches("path:").to_string();
+    // Nix announces a new lock file as a warning; nothing else may be one.
+    locked.assert_no_warnings_except(&[&format!(
+        "warning: creating lock file '\"{user_dir}/flake.lock\"':"
+    )]);
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(user.trim_start_matches("path:").to_string() + "/flake.lock")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        lock["nodes"]["inx"]["original"],
+        serde_json::json!({"type": "indirect", "id": "inx"}),
+        "{lock}"
+    );
 
-    let check = with_overrides(&["flake", "check", "--no-build", "--all-systems", &user]).ok();
+    let check = through_registry(&["flake", "check", "--no-build", "--all-systems", &user]).ok();
     // The contract's output (design.md): Nix knows no `inxContainers` and says so.
     check.assert_no_warnings_except(&["warning: unknown flake output 'inxContainers'"]);
     eprintln!("{}", check.stderr);
 
-    let manifests = with_overrides(&[
+    let manifests = through_registry(&[
         "eval",
         "--json",
         &format!("{user}#inxContainers"),
@@ -363,13 +413,15 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
     );
     assert_drv(&hello["drvPath"], "inxContainers.hello's drvPath");
 
-    let shell = with_overrides(&[
-        "eval",
-        "--raw",
-        &format!("{user}#devShells.x86_64-linux.default.drvPath"),
-    ])
-    .ok();
-    shell.assert_no_warnings_except(&[]);
+    for system in ["x86_64-linux", "aarch64-linux"] {
+        let shell = through_registry(&[
+            "eval",
+            "--raw",
+            &format!("{user}#devShells.{system}.default.drvPath"),
+        ])
+        .ok();
+        shell.assert_no_warnings_except(&[]);
+    }
 }
 
 /// The `toplevel` path needs nothing newer than Nix 2.8, and nothing of nixpkgs but (at most)

@@ -28,7 +28,7 @@ in
         "echo the stand-in system is never built; exit 1"
       ];
       # What the real toplevel's closure holds, so the drvPath changes with it.
-      packages = config.environment.systemPackages;
+      packages = config.environment.systemPackages ++ config.systemd.packages;
       etc = builtins.toJSON (lib.mapAttrs (_: e: e.text) config.environment.etc);
     };
 }

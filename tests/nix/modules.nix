@@ -269,5 +269,19 @@ let
     ++ expect "manifest: privileged containers get no nesting" (manifest { config."security.privileged" = true; }) {
       "security.privileged" = true;
     };
+
+  # --- the package: completions only where the build can run the binary ---
+  packageFor =
+    hostSystem:
+    pkgs.callPackage (inx + "/lib/package.nix") {
+      stdenv = pkgs.stdenv // {
+        hostPlatform = lib.systems.elaborate hostSystem;
+      };
+    };
+  packageChecks =
+    check "package: a native build makes completions" (
+      lib.hasInfix "inx completions bash" (packageFor system).postInstall
+    )
+    ++ expect "package: a cross build does not run the binary" (packageFor "aarch64-linux").postInstall "";
 in
-hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks
+hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks ++ packageChecks

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes a Debian 12 machine ready for inx's end-to-end tests: installs Nix (Debian's nix-bin),
-# Incus (bookworm-backports) and the fixture tools, then starts nix-daemon and incusd and gives
-# Incus a storage-only setup. Idempotent: what is already there is left as it is.
+# Makes a Debian 12 machine ready for inx's end-to-end tests: installs Nix 2.8 (Debian's nix-bin),
+# Nix 2.26 (Debian 13's, unpacked into /var/lib/inx-test/nix-2.26), Incus (bookworm-backports)
+# and the fixture tools, then starts Nix 2.26's nix-daemon and incusd and gives Incus a
+# storage-only setup. Idempotent: what is already there is left as it is.
 # Needs root. Logs go to $INX_TEST_LOG_DIR (default /var/log/inx-test).
 set -euo pipefail
 
@@ -55,6 +56,53 @@ if [ ${#need_pkgs[@]} -gt 0 ] || [ $need_incus = 1 ]; then
   fi
 fi
 
+# Nix 2.26 (Debian 13's nix-bin), the version users run, unpacked beside Debian 12's 2.8
+# without touching the system's apt state: a private apt configuration that reads trixie from
+# the mirror and key of the existing Debian source, `apt-get download` of nix-bin and its
+# libraries, `dpkg -x` into one folder. Its binaries run through trixie's own loader (Debian
+# 12's glibc is too old for them), one wrapper per name (the nix binary picks its role by argv0).
+modern=/var/lib/inx-test/nix-2.26
+if ! "$modern/bin/nix" --version 2>/dev/null | grep -q ' 2\.26\.'; then
+  say "installing Nix 2.26 (Debian 13's nix-bin) into $modern"
+  src=/etc/apt/sources.list.d/debian.sources
+  uri=$(awk '/^URIs:/ { print $2; exit }' "$src")
+  key=$(awk '/^Signed-By:/ { print $2; exit }' "$src")
+  [ -n "$uri" ] || { say "cannot find a URIs: line in $src to reuse for trixie"; exit 1; }
+  # An inline key block is no file: then apt's own trusted keys check trixie's signature.
+  case $key in /*) opt="[signed-by=$key] " ;; *) opt= ;; esac
+  work=$modern.tmp
+  rm -rf "$work" "$modern.new"
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$modern.new/bin"
+  printf 'deb %s%s trixie main\n' "$opt" "$uri" >"$work/sources.list"
+  apt_private=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=/dev/null
+    -o Dir::State::Lists="$work/lists" -o Dir::State::status=/dev/null -o Dir::Cache="$work/cache"
+    -o APT::Sandbox::User=root)
+  apt-get "${apt_private[@]}" update >"$log_dir/nix-2.26-apt.log" 2>&1 \
+    || { say "apt-get update for trixie failed: see $log_dir/nix-2.26-apt.log"; exit 1; }
+  # nix-bin and the libraries it needs (lib*, zlib1g); not perl, debconf and the like.
+  mapfile -t debs < <(apt-cache "${apt_private[@]}" depends --recurse --no-recommends \
+    --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances nix-bin \
+    | grep -E '^(nix-bin|lib|zlib1g$)' | sort -u)
+  (cd "$work/debs" && apt-get "${apt_private[@]}" download "${debs[@]}") >>"$log_dir/nix-2.26-apt.log" 2>&1 \
+    || { say "downloading nix-bin from trixie failed: see $log_dir/nix-2.26-apt.log"; exit 1; }
+  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$modern.new/root"; done
+  for name in nix nix-store nix-env nix-build nix-instantiate nix-collect-garbage nix-daemon \
+    nix-shell nix-channel nix-copy-closure nix-hash nix-prefetch-url; do
+    # Nix names /proc/self/exe (here the loader) as its build hook: name the wrapper instead.
+    cat >"$modern.new/bin/$name" <<EOF
+#!/bin/sh
+R=$modern/root
+export NIX_CONFIG="build-hook = $modern/bin/nix __build-remote
+\${NIX_CONFIG:-}"
+exec "\$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "\$R/usr/lib/x86_64-linux-gnu:\$R/lib/x86_64-linux-gnu" --argv0 $name "\$R/usr/bin/nix" "\$@"
+EOF
+    chmod 0755 "$modern.new/bin/$name"
+  done
+  rm -rf "$modern" "$work"
+  mv "$modern.new" "$modern"
+  "$modern/bin/nix" --version | grep -q ' 2\.26\.' || { say "Nix 2.26 in $modern does not run"; exit 1; }
+fi
+
 # Nix: flakes on, no binary cache (none can be reached from test machines).
 conf=/etc/nix/nix.conf
 mkdir -p /etc/nix
@@ -63,18 +111,42 @@ grep -q '^experimental-features' "$conf" || echo 'experimental-features = nix-co
 grep -q '^substituters' "$conf" || echo 'substituters =' >>"$conf"
 grep -q '^sandbox' "$conf" || echo 'sandbox = false' >>"$conf"
 
-# A socket file can outlive its daemon (a stopped session leaves it behind): ask the daemon.
-daemon_up() { timeout 10 nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1; }
-if ! daemon_up; then
-  say "starting nix-daemon"
-  rm -f /nix/var/nix/daemon-socket/socket
-  setsid nix-daemon >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
-  for _ in $(seq 1 100); do
-    daemon_up && break
-    sleep 0.1
-  done
-  daemon_up || { say "nix-daemon did not start: see $log_dir/nix-daemon.log"; exit 1; }
-fi
+# The daemon is Nix 2.26's, as on the hosts of users with a current Nix (2.8 clients talk to
+# it too). A socket file can outlive its daemon: ask the daemon which version it is.
+daemon_version() {
+  timeout 10 "$modern/bin/nix" store info --store daemon --json 2>/dev/null \
+    | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'
+}
+case $(daemon_version) in
+  2.26.*) ;;
+  *)
+    # Debian's 2.8 daemon (named nix-daemon; 2.26's runs as its loader) on this host's socket,
+    # not another mount namespace's: its main process; per-connection children finish.
+    for pid in $(pgrep -x nix-daemon || true); do
+      parent=$(ps -o ppid= -p "$pid" | tr -d ' ')
+      [ "$(ps -o comm= -p "$parent" 2>/dev/null)" = nix-daemon ] && continue
+      [ "/proc/$pid/root/nix/var/nix/daemon-socket" -ef /nix/var/nix/daemon-socket ] || continue
+      say "stopping the running nix-daemon (pid $pid, $(daemon_version || true)) for Nix 2.26's"
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    done
+    say "starting nix-daemon (Nix 2.26)"
+    rm -f /nix/var/nix/daemon-socket/socket
+    mkdir -p /nix/var/nix/daemon-socket
+    setsid "$modern/bin/nix-daemon" >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
+    for _ in $(seq 1 100); do
+      case $(daemon_version) in 2.26.*) break ;; esac
+      sleep 0.1
+    done
+    case $(daemon_version) in
+      2.26.*) ;;
+      *) say "nix-daemon 2.26 did not start: see $log_dir/nix-daemon.log"; exit 1 ;;
+    esac
+    ;;
+esac
 
 # Debian's lxd package gives root a second, overlapping range in /etc/subuid and /etc/subgid;
 # Incus then builds an id map that the kernel refuses and no container starts. Keep root's
@@ -177,4 +249,4 @@ if ! lxc storage show default >/dev/null 2>&1; then
   say "initialising lxd (dir pool, no network)"
   printf '%s' "$preseed" | lxd init --preseed
 fi
-say "ready: $(nix --version), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"
+say "ready: $("$modern/bin/nix" --version) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README's test command, and what CI runs: makes this machine a test host (Nix, Incus and
 # their daemons; needs root on Debian 12) and runs every test: unit and snapshot tests, CLI
-# tests against stand-ins, and end-to-end tests against the real Nix and Incus.
+# tests against stand-ins, and end-to-end tests against the real Nix and Incus. The main run
+# has Nix 2.26 (what users run) first on PATH; then the end-to-end suite runs again with
+# Debian 12's Nix 2.8 client, the oldest inx supports.
 # With CI set, an end-to-end test that cannot run fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +14,32 @@ else
   echo "test: not root, so the host is not provisioned; end-to-end tests run only if Nix and Incus are ready" >&2
 fi
 
+# Both clients, for tests that want a given one.
+export INX_TEST_NIX_MODERN=/var/lib/inx-test/nix-2.26/bin
+export INX_TEST_NIX_OLD=/usr/bin
+# Skipped end-to-end tests each add a line here (cargo test hides a passing test's stderr).
+export INX_TEST_SKIPS=${CARGO_TARGET_DIR:-$PWD/target}/tmp/inx-test-skips
+mkdir -p "$(dirname "$INX_TEST_SKIPS")"
+# Resolved once: the compatibility run puts /usr/bin first on PATH.
+cargo=$(command -v cargo)
+
 cargo fmt --all -- --check
-cargo test --locked --all-targets
+
+failed=()
+# One labelled cargo test run with `dir` first on PATH, then the end-to-end tests it skipped.
+run() {
+  local label=$1 dir=$2
+  shift 2
+  : >"$INX_TEST_SKIPS"
+  printf '\n=== test: %s (%s)\n' "$label" "$(PATH="$dir:$PATH" nix --version 2>&1 || echo "no nix in $dir")" >&2
+  PATH="$dir:$PATH" "$cargo" test --locked "$@" || failed+=("$label")
+  printf '=== test: %s: skipped: %s end-to-end tests\n' "$label" "$(wc -l <"$INX_TEST_SKIPS")" >&2
+  sed 's/^/  skipped /' "$INX_TEST_SKIPS" >&2
+}
+run "main run, Nix 2.26 client" "$INX_TEST_NIX_MODERN" --all-targets
+run "compatibility run, end-to-end suite with Debian's Nix 2.8 client" "$INX_TEST_NIX_OLD" --test e2e
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '=== test: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi

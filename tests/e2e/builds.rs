@@ -1,8 +1,8 @@
 //! Builds made inside containers, the way a user makes them: a real Nix client in the
-//! container talks to the host daemon over the bound socket. The client is Debian's `nix`
-//! binary and the libraries it links, added to the store as one folder.
+//! container talks to the host daemon over the bound socket. The client is the `nix` binary
+//! behind the `nix` on PATH and the libraries it links, added to the store as one folder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -17,9 +17,9 @@ pub fn nix_client() -> &'static str {
         let folder = dir.path().join("inx-e2e-nix-client");
         std::fs::create_dir_all(folder.join("bin")).unwrap();
         std::fs::create_dir_all(folder.join("lib")).unwrap();
-        let nix = std::fs::canonicalize(which::which("nix").unwrap()).unwrap();
+        let (nix, mut list) = real_nix();
         std::fs::copy(&nix, folder.join("bin/nix")).unwrap();
-        let ldd = run(Command::new("ldd").arg(&nix));
+        let ldd = run(&mut list);
         for line in ldd.lines() {
             // "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
             let path = line
@@ -42,6 +42,33 @@ pub fn nix_client() -> &'static str {
         std::os::unix::fs::symlink(&path, CLIENT_ROOT).unwrap();
         path
     })
+}
+
+/// The binary behind the `nix` on PATH, and a command that lists its libraries as `ldd` does.
+/// Debian 12's `nix` is that binary. Nix 2.26 from provisioning is a wrapper script in
+/// `D/bin` that runs `D/root/usr/bin/nix` through `D/root`'s own loader (Debian 12's glibc is
+/// too old for it): its libraries, loader included, are the ones that loader finds there.
+fn real_nix() -> (PathBuf, Command) {
+    let nix = std::fs::canonicalize(which::which("nix").unwrap()).unwrap();
+    let root = nix.parent().and_then(Path::parent).map(|d| d.join("root"));
+    match root.filter(|r| r.join("usr/bin/nix").is_file()) {
+        Some(r) => {
+            let mut list = Command::new(r.join("usr/lib64/ld-linux-x86-64.so.2"));
+            list.arg("--library-path")
+                .arg(format!(
+                    "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+                    r.display()
+                ))
+                .arg("--list")
+                .arg(r.join("usr/bin/nix"));
+            (r.join("usr/bin/nix"), list)
+        }
+        None => {
+            let mut list = Command::new("ldd");
+            list.arg(&nix);
+            (nix, list)
+        }
+    }
 }
 
 fn run(cmd: &mut Command) -> String {

@@ -379,12 +379,16 @@ fn syncs_during_restarts_never_drop_a_live_root() {
         }
         (syncs, drops)
     });
+    let (_, system) = harness::profile(&a).unwrap();
     for _ in 0..6 {
         let restarted = std::process::Command::new("incus")
             .args(["restart", &a])
             .status()
             .unwrap();
         assert!(restarted.success());
+        // Up before the next restart: a stop signal that reaches the fixture's init before its
+        // trap is set is lost (PID 1 ignores signals it does not handle), and the restart hangs.
+        harness::wait_active(&a, &system);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (syncs, drops) = syncer.join().unwrap();

@@ -21,15 +21,17 @@ pub fn require<T>(test: &str, found: Result<T, String>) -> Option<T> {
         panic!("flake test {test} cannot run in CI: {why}");
     }
     eprintln!("\n*** SKIPPED flake test {test}: {why}.\n");
-    if let Some(file) = std::env::var_os("INX_TEST_SKIPS") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .unwrap_or_else(|e| panic!("cannot append to INX_TEST_SKIPS ({file:?}): {e}"));
-        writeln!(f, "flake::{test}: {why}").unwrap();
-    }
+    // The same list as the end-to-end harness's, which README's test command prints.
+    let file = std::env::var_os("INX_TEST_SKIPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("inx-test-skips"));
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .unwrap_or_else(|e| panic!("cannot append to {}: {e}", file.display()));
+    writeln!(f, "flake::{test}: {why}").unwrap();
     None
 }
 

@@ -25,6 +25,21 @@ fn lock(nix: &Nix, cwd: &Path, flake: &str, overrides: &[(&str, &str)]) {
     nix.run(cwd, &args).ok();
 }
 
+/// Nix 2.26 and a bed whose inx copy is locked to the stand-in; or the test is skipped.
+macro_rules! locked_bed {
+    ($test:expr) => {{
+        let nix = need!($test, Nix::modern());
+        let bed = Bed::new(&need!($test, nixpkgs_lib_tarball()));
+        lock(
+            &nix,
+            bed.path(),
+            &bed.inx_ref(),
+            &[("nixpkgs", &bed.nixpkgs_ref())],
+        );
+        (nix, bed)
+    }};
+}
+
 /// `nix SUBCOMMAND ... --override-input nixpkgs <stand-in> --no-write-lock-file` on inx's copy.
 fn on_inx(nix: &Nix, bed: &Bed, args: &[&str]) -> Ran {
     let nixpkgs = bed.nixpkgs_ref();
@@ -81,10 +96,8 @@ fn assert_drv(v: &serde_json::Value, what: &str) {
 #[test]
 fn flake_check_passes_on_modern_nix_without_warnings() {
     let test = "flake_check_passes_on_modern_nix_without_warnings";
-    let nix = need!(test, Nix::modern());
-    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let (nix, bed) = locked_bed!(test);
     let inx = bed.inx_ref();
-    lock(&nix, bed.path(), &inx, &[("nixpkgs", &bed.nixpkgs_ref())]);
 
     let ran = on_inx(
         &nix,
@@ -223,10 +236,8 @@ fn sandbox_path(bin: &Path) {
 #[test]
 fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
     let test = "package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox";
-    let nix = need!(test, Nix::modern());
-    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let (nix, bed) = locked_bed!(test);
     let inx = bed.inx_ref();
-    lock(&nix, bed.path(), &inx, &[("nixpkgs", &bed.nixpkgs_ref())]);
     let src = on_inx(
         &nix,
         &bed,
@@ -317,11 +328,9 @@ fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
 #[test]
 fn template_init_gives_a_flake_whose_outputs_evaluate() {
     let test = "template_init_gives_a_flake_whose_outputs_evaluate";
-    let nix = need!(test, Nix::modern());
-    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    // Locked: without a lock, `flake init -t` would fetch inx's nixpkgs input.
+    let (nix, bed) = locked_bed!(test);
     let (inx, nixpkgs) = (bed.inx_ref(), bed.nixpkgs_ref());
-    // Without a lock, `flake init -t` would fetch inx's nixpkgs input.
-    lock(&nix, bed.path(), &inx, &[("nixpkgs", &nixpkgs)]);
     // The registry a host with `nixosModules.host` has (`nix.registry.inx`): `inx` is this inx.
     // Both `flake init -t inx` and the template's `inx.url = "inx"` go through it.
     let registry = bed.path().join("registry.json");

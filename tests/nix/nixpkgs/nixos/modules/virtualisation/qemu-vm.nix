@@ -11,9 +11,10 @@ in
       default = 1024;
       description = "The VM's memory in MiB.";
     };
+    # Declared in nixos/modules/virtualisation/disk-size-option.nix, which qemu-vm.nix imports.
     diskSize = mkOption {
-      type = types.nullOr types.ints.positive;
-      default = 1024;
+      type = types.either (types.enum [ "auto" ]) types.ints.positive;
+      default = "auto";
       description = "The VM's disk in MiB.";
     };
     cores = mkOption {

@@ -99,7 +99,14 @@ fn rollback_switches_back_and_generations_show_it() {
     fx.inx(&["rollback", &web, "--to", "2"])
         .ok()
         .stderr_has("boots generation 2 at its next start");
+    // Recorded as deployed, so `list` does not call it drifted.
+    assert_eq!(
+        harness::config(&web, "user.inx.system").as_deref(),
+        Some(v2.as_str())
+    );
     fx.inx(&["start", &web]).ok();
+    let list = fx.inx(&["--json", "list"]).ok().json();
+    assert_eq!(harness::row(&list, &web)["drifted"], false);
     wait_active(&web, &v2);
     assert_eq!(
         gens(&fx, &web),

@@ -1114,3 +1114,23 @@ fn a_refusing_server_is_exit_7() {
         .code(7)
         .stderr(predicate::str::contains("refused"));
 }
+
+#[test]
+fn roots_watch_makes_gcroots_auto_on_a_host_that_has_none_yet() {
+    let sb = Sandbox::new();
+    let auto = sb.root.join("state/gcroots/auto");
+    fs::remove_dir(&auto).unwrap();
+    sb.respond("incus", "list", "[]", "", 0);
+    // The watcher runs until stopped: the timeout ends it once it has started watching.
+    let out = sb
+        .command(&["roots", "watch"])
+        .timeout(Duration::from_secs(3))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("roots: watching {}", auto.display())),
+        "{stderr}"
+    );
+    assert!(auto.is_dir(), "{stderr}");
+}

@@ -136,9 +136,14 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
             format!("cannot watch {}: {e}", auto.display()),
         )
         .with_hint(
-            "run inx roots watch as root, on a host whose Nix has made its gcroots/auto directory",
+            "run inx roots watch as root (it watches, and if need be makes, Nix's gcroots/auto)",
         )
     };
+    // Nix makes gcroots/auto with the first indirect root, so a fresh host may not have it
+    // yet: make it as Nix would (root's, 0755) rather than have nothing to watch.
+    std::fs::create_dir_all(auto).map_err(|e| {
+        cannot(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+    })?;
     let fd = inotify::init(inotify::CreateFlags::CLOEXEC).map_err(cannot)?;
     inotify::add_watch(
         &fd,

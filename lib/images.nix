@@ -67,7 +67,7 @@ in
         "${nixpkgs}/nixos/modules/virtualisation/lxc-container.nix"
         # NixOS's "nixos" would name every container made from the image "nixos"; empty leaves
         # the instance name Incus gives it.
-        { networking.hostName = nixpkgs.lib.mkDefault ""; }
+        { networking.hostName = nixpkgs.lib.mkOverride 1200 ""; }
       ];
       vmNixos = evalWith [ "${nixpkgs}/nixos/modules/virtualisation/incus-virtual-machine.nix" ];
       ct = ctNixos.config;

@@ -4,8 +4,10 @@
 #
 # The containers' systems are built outside the VM and copied into its store
 # (`virtualisation.additionalPaths`), so the test needs no network. The VM's usual store is the
-# host's over 9p/virtiofs with an overlay on top, which cannot be idmapped (nixpkgs PR #454484),
-# so it gets a store image of its own (`useNixStoreImage`): ext4, which can.
+# host's over 9p/virtiofs with an overlay on top, and a store image (`useNixStoreImage`) is
+# erofs with an overlay on top: neither can be idmapped (nixpkgs PR #454484 works around the
+# same for nspawn containers), and the daemon needs a writable store for the build inside. So
+# the VM boots from a disk image (`useBootLoader`), whose ext4 root holds the store.
 {
   pkgs,
   nixpkgs,
@@ -13,6 +15,7 @@
 }:
 
 let
+  inherit (pkgs) lib;
   system = pkgs.stdenv.hostPlatform.system;
   # Two generations of one container: the second adds a file, so a switch and a rollback show.
   containerAt =
@@ -54,8 +57,7 @@ pkgs.testers.runNixOSTest {
       memorySize = 2048;
       diskSize = 8192;
       cores = 2;
-      useNixStoreImage = true;
-      writableStore = true;
+      useBootLoader = true;
       additionalPaths = [
         v1
         v2
@@ -69,7 +71,8 @@ pkgs.testers.runNixOSTest {
         "nix-command"
         "flakes"
       ];
-      substituters = [ ];
+      # nix.nix appends the public cache with mkAfter; the test VM has no network.
+      substituters = lib.mkForce [ ];
     };
   };
 

@@ -331,39 +331,23 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
     // Locked: without a lock, `flake init -t` would fetch inx's nixpkgs input.
     let (nix, bed) = locked_bed!(test);
     let (inx, nixpkgs) = (bed.inx_ref(), bed.nixpkgs_ref());
-    // The registry a host with `nixosModules.host` has (`nix.registry.inx`): `inx` is this inx.
-    // Both `flake init -t inx` and the template's `inx.url = "inx"` go through it.
-    let registry = bed.path().join("registry.json");
-    std::fs::write(
-        &registry,
-        serde_json::json!({"version": 2, "flakes": [{
-            "from": {"type": "indirect", "id": "inx"},
-            "to": {"type": "path", "path": inx.trim_start_matches("path:")},
-        }]})
-        .to_string(),
-    )
-    .unwrap();
-    let registry = registry.display().to_string();
-    let through_registry = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--option", "flake-registry", &registry]);
-        nix.run(bed.path(), &all)
-    };
+    // `inx` in the user's flake registry, as `nix registry add inx <inx>` puts it. A host with
+    // `nixosModules.host` has it in the system registry (`nix.registry.inx`); Nix up to 2.27
+    // reads both for flake inputs too, 2.28 and later only for the command line (README).
+    let config = bed.path().join("config");
+    let config = config.display().to_string();
+    // No global registry: there is no network to fetch it from.
+    let env = [
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("NIX_CONFIG", "flake-registry ="),
+    ];
+    let through_registry = |args: &[&str]| nix.run_with_env(bed.path(), args, &env);
+    through_registry(&["registry", "add", "inx", &inx]).ok();
     let user = bed.path().join("user");
     std::fs::create_dir_all(&user).unwrap();
-    let init = nix.run(
-        &user,
-        &[
-            "flake",
-            "init",
-            "-t",
-            "inx",
-            "--option",
-            "flake-registry",
-            &registry,
-        ],
-    );
-    let init = init.ok();
+    let init = nix
+        .run_with_env(&user, &["flake", "init", "-t", "inx"], &env)
+        .ok();
     eprintln!("nix flake init printed:\n{}{}", init.stdout, init.stderr);
     assert!(
         init.stderr.contains("nix develop") && init.stderr.contains("inx up"),

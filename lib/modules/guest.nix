@@ -31,12 +31,17 @@
 
             # Incus sets the container's hostname to the instance name; an empty hostName
             # makes NixOS leave it alone (no /etc/hostname), so one system can serve several
-            # containers.
-            networking.hostName = lib.mkDefault "";
+            # containers. 1200: over the option's default, under a user's own mkDefault.
+            networking.hostName = lib.mkOverride 1200 "";
+
+            # As nixpkgs' own Incus container image does: networkd does DHCP on the veth (the
+            # network below) and resolved does DNS, instead of dhcpcd.
+            networking.useNetworkd = lib.mkDefault true;
 
             # container-config.nix sets this `mkDefault true` for every container, but Incus
-            # gives an empty container no resolv.conf: NixOS makes its own (and resolved can be
-            # enabled). 900 wins over mkDefault (1000) and loses to a plain setting (100).
+            # gives an empty container no resolv.conf: NixOS makes its own (resolved, which
+            # refuses a host resolv.conf). 900 wins over mkDefault (1000) and loses to a plain
+            # setting (100).
             networking.useHostResolvConf = lib.mkOverride 900 false;
 
             # The host's daemon does the building; its socket directory is bound in. No daemon
@@ -50,7 +55,7 @@
 
             # As nixpkgs' lxc-container.nix does for unprivileged LXC: the distrobuilder
             # generator drops the service hardening that an unprivileged container cannot
-            # grant, and networkd sees the veth device.
+            # grant (unless nesting is on), and networkd configures the veth device.
             systemd.packages = [ pkgs.distrobuilder.generator ];
             systemd.additionalUpstreamSystemUnits = [ "systemd-udev-trigger.service" ];
             systemd.network = lib.mkIf config.networking.useDHCP {

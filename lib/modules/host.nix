@@ -101,7 +101,8 @@
           # default profile with a root disk and a NIC on it (the shape of nixpkgs' own Incus
           # tests and of incus.nix's example). Each part is a default: a preseed of your own
           # replaces the parts it names; `virtualisation.incus.preseed = lib.mkForce null`
-          # turns it off.
+          # turns it off (do that on a host whose Incus is set up already: a preseed
+          # overwrites the entities it names at every start of incus.service).
           virtualisation.incus.preseed = {
             networks = lib.mkDefault [
               {
@@ -154,8 +155,10 @@
 
           systemd.services.inx-roots = lib.mkIf cfg.roots.watch {
             description = "inx: keep what containers build across the host's garbage collection";
-            # Containers only run while incusd does: start with it, never start it.
+            # Containers only run while incusd does: start and stop with it, never start it
+            # (its listings would wake a socket-activated incusd).
             wantedBy = [ "incus.service" ];
+            partOf = [ "incus.service" ];
             after = [
               "incus.service"
               "nix-daemon.socket"

@@ -7,6 +7,7 @@
 # - root's password: empty there (initialHashedPassword at mkOverride 150); locked here unless
 #   `inx.image.lockRoot = false`.
 # - sshd: left as nixpkgs has it (on, socket-activated, PermitRootLogin prohibit-password).
+# - networking: networkd and resolved, as nixpkgs' own Incus container image has it.
 {
   _class = "nixos";
   _file = toString ./image.nix;
@@ -18,6 +19,10 @@
       { config, lib, ... }:
       {
         system.installer.channel.enable = lib.mkDefault false;
+        # As nixpkgs' incus-container-image.nix: networkd and resolved rather than dhcpcd and a
+        # host resolv.conf (container-config.nix's mkDefault true, which 900 beats).
+        networking.useNetworkd = lib.mkDefault true;
+        networking.useHostResolvConf = lib.mkOverride 900 false;
         # 140 wins over lxc-instance-common's 150 and loses to a plain setting (100).
         users.users.root.initialHashedPassword = lib.mkIf config.inx.image.lockRoot (lib.mkOverride 140 "!");
       }

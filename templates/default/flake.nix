@@ -4,8 +4,9 @@
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     # `inx` from the flake registry: the same name `nix flake init -t inx` used. A host with
-    # inx's `nixosModules.host` has it; elsewhere run `nix registry add inx <where inx is>` once,
-    # or write that reference here.
+    # inx's `nixosModules.host` has it; elsewhere `nix registry add inx <where inx is>` adds it.
+    # Nix 2.28 and later read only the global registry for flake inputs: with those, write
+    # where inx is here instead (a flake reference such as "path:/src/inx").
     inx.url = "inx";
     inx.inputs.nixpkgs.follows = "nixpkgs";
   };

@@ -112,7 +112,13 @@ impl Nix {
     /// cache (it would hide warnings on a second run). NIX_CONFIG is left as it is: these are
     /// flags, and `extra-` ones, so they add to it.
     pub fn run(&self, cwd: &Path, args: &[&str]) -> Ran {
+        self.run_with_env(cwd, args, &[])
+    }
+
+    /// `run` with these environment variables set as well.
+    pub fn run_with_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         let mut cmd = Command::new(&self.program);
+        cmd.envs(env.iter().copied());
         cmd.args(["--extra-experimental-features", "nix-command flakes"])
             .args(["--option", "substituters", ""])
             .args(["--option", "eval-cache", "false"])

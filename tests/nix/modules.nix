@@ -128,12 +128,13 @@ let
       preseed = null;
       trusted = [ ];
     }
-    ++ expect "host: the watcher starts with incus, never starts it" {
-      inherit (roots) wantedBy wants;
+    ++ expect "host: the watcher starts and stops with incus, never starts it" {
+      inherit (roots) wantedBy wants partOf;
       after = lib.elem "incus.service" roots.after;
     } {
       wantedBy = [ "incus.service" ];
       wants = [ ];
+      partOf = [ "incus.service" ];
       after = true;
     }
     ++ expect "host: socket activation keeps incus off at boot" {
@@ -194,9 +195,27 @@ let
     check "guest: a container evaluates" (g != null)
     ++ expect "guest: boot.isContainer" g.boot.isContainer true
     ++ expect "guest: the hostname is the instance's" g.networking.hostName ""
+    ++ expect "guest: a user's own mkDefault hostName wins" (container [
+      { networking.hostName = lib.mkDefault "box"; }
+    ]).networking.hostName "box"
     ++ expect "guest: no host resolv.conf (over container-config.nix's mkDefault)" g.networking.useHostResolvConf false
-    ++ check "guest: resolved can be enabled" (container [ { services.resolved.enable = true; } ] != null)
-    ++ expect "guest: a plain setting still wins" (container [ { networking.useHostResolvConf = true; } ])
+    ++ expect "guest: networkd and resolved, as nixpkgs' Incus image" {
+      inherit (g.networking) useNetworkd;
+      networkd = g.systemd.network.enable;
+      resolved = g.services.resolved.enable;
+      veth = g.systemd.network.networks."99-inx-veth-default-dhcp".DHCP;
+    } {
+      useNetworkd = true;
+      networkd = true;
+      resolved = true;
+      veth = "yes";
+    }
+    ++ expect "guest: a plain setting still wins (with resolved off, which refuses it)" (container [
+      {
+        networking.useHostResolvConf = true;
+        services.resolved.enable = false;
+      }
+    ])
       .networking.useHostResolvConf
       true
     ++ check "guest: automatic GC inside is refused" (container [ { nix.gc.automatic = true; } ] == null)
@@ -230,6 +249,14 @@ let
   imageChecks =
     expect "image: the hostname is the instance's" ct.networking.hostName ""
     ++ expect "image: no channel" ct.system.installer.channel.enable false
+    ++ expect "image: networkd and resolved, no host resolv.conf" {
+      inherit (ct.networking) useNetworkd useHostResolvConf;
+      resolved = ct.services.resolved.enable;
+    } {
+      useNetworkd = true;
+      useHostResolvConf = false;
+      resolved = true;
+    }
     ++ expect "image: root is locked" ct.users.users.root.initialHashedPassword "!"
     ++ expect "image: lockRoot = false gives nixpkgs' empty password" open.users.users.root.initialHashedPassword ""
     ++ expect "image: sshd as nixpkgs has it" {

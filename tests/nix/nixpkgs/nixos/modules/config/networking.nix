@@ -1,4 +1,5 @@
-# nixos/modules/tasks/network-interfaces.nix (hostName, useDHCP, useHostResolvConf),
+# nixos/modules/tasks/network-interfaces.nix (hostName, useDHCP, useNetworkd, useHostResolvConf),
+# tasks/network-interfaces-systemd.nix and system/boot/networkd.nix (what useNetworkd turns on),
 # services/networking/firewall.nix (networking.firewall.*), services/networking/nftables.nix
 # and services/networking/firewall-nftables.nix (its assertion on extraCommands).
 { config, lib, ... }:
@@ -18,6 +19,11 @@ in
       type = types.bool;
       default = true;
       description = "Whether to use DHCP on every interface without another configuration.";
+    };
+    useNetworkd = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether to configure the network with systemd-networkd.";
     };
     useHostResolvConf = mkOption {
       type = types.bool;
@@ -53,8 +59,13 @@ in
     };
   };
 
-  config.assertions = lib.optional (fw.enable && config.networking.nftables.enable) {
-    assertion = fw.extraCommands == "";
-    message = "extraCommands is incompatible with the nftables based firewall: ${fw.extraCommands}";
+  config = {
+    assertions = lib.optional (fw.enable && config.networking.nftables.enable) {
+      assertion = fw.extraCommands == "";
+      message = "extraCommands is incompatible with the nftables based firewall: ${fw.extraCommands}";
+    };
+    # network-interfaces-systemd.nix turns networkd on; networkd.nix turns resolved on with it.
+    systemd.network.enable = lib.mkIf config.networking.useNetworkd (lib.mkDefault true);
+    services.resolved.enable = lib.mkIf config.systemd.network.enable (lib.mkDefault true);
   };
 }

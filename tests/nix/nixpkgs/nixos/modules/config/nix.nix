@@ -53,6 +53,10 @@ in
     };
   };
 
-  # nix-daemon.nix sets it at mkDefault (32, or 0 with auto-allocate-uids).
-  config.nix.nrBuildUsers = lib.mkDefault (if config.nix.settings.auto-allocate-uids or false then 0 else 32);
+  config = {
+    # nix-daemon.nix sets it at mkDefault (32, or 0 with auto-allocate-uids).
+    nix.nrBuildUsers = lib.mkDefault (if config.nix.settings.auto-allocate-uids or false then 0 else 32);
+    # nix.nix appends the public cache, so a plain `[ ]` does not clear it.
+    nix.settings.substituters = lib.mkAfter [ "https://cache.nixos.org/" ];
+  };
 }

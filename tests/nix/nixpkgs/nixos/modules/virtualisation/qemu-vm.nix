@@ -27,6 +27,11 @@ in
       default = [ ];
       description = "Store paths copied into the VM's store.";
     };
+    useBootLoader = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether the VM boots from a disk image (whose root file system holds the store).";
+    };
     useNixStoreImage = mkOption {
       type = types.bool;
       default = false;

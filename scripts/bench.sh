@@ -11,4 +11,7 @@ else
   echo "bench: not root, so the host is not provisioned; the bench needs Nix and Incus ready" >&2
 fi
 
+# The same client as the test command's main run: Nix 2.26 (what users run), where provisioned.
+modern=/var/lib/inx-test/nix-2.26/bin
+[ -x "$modern/nix" ] && PATH="$modern:$PATH"
 exec cargo bench --locked --bench scale

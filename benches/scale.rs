@@ -614,7 +614,14 @@ fn closure_size(path: &str) -> u64 {
                 .args(["path-info", "--json", "-S", path]),
         );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0]["closureSize"].as_u64().unwrap_or(0)
+    // Nix before 2.19 prints a list of paths' infos; later versions an object keyed by path.
+    let info = match &v {
+        Value::Array(a) => a.first(),
+        Value::Object(o) => o.values().next(),
+        _ => None,
+    };
+    info.and_then(|i| i["closureSize"].as_u64())
+        .unwrap_or_else(|| panic!("no closureSize in `nix path-info --json -S {path}`: {v}"))
 }
 
 fn squashfs_size(bed: &Bed, system: &str) -> Option<u64> {

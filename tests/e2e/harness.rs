@@ -64,28 +64,12 @@ pub fn host(test: &str) -> Option<MutexGuard<'static, ()>> {
     }
 }
 
-/// Skips an end-to-end test that this host cannot run (in CI: fails it). cargo test captures a
-/// passing test's stderr, so the skip also goes as one line into the file INX_TEST_SKIPS names
-/// (default: the target dir's tmp/inx-test-skips), which scripts/test.sh prints after the run.
+#[path = "skips.rs"]
+mod skips;
+
+/// Skips an end-to-end test that this host cannot run (in CI: fails it); see skips.rs.
 pub fn skip(test: &str, why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("end-to-end test {test} cannot run in CI: {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPED end-to-end test {test}: {why}.\n*** Run README's test command (it provisions Nix and Incus) to run it.\n"
-    );
-    let file = std::env::var_os("INX_TEST_SKIPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("inx-test-skips"));
-    let line = format!("{test}: {why}\n");
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&file)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-    if let Err(e) = written {
-        eprintln!("*** cannot record the skip in {}: {e}", file.display());
-    }
+    skips::record("end-to-end", test, test, why);
 }
 
 pub struct Fixture {

@@ -10,28 +10,17 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A test's prerequisite, or why it is missing. Outside CI a missing one skips the test loudly
-/// (as tests/e2e/harness.rs does, recorded in `$INX_TEST_SKIPS` when set); in CI it fails.
+#[path = "../e2e/skips.rs"]
+mod skips;
+
+/// A test's prerequisite, or why it is missing: a missing one skips the test as the end-to-end
+/// tests skip (listed after the run; in CI it fails).
 pub fn require<T>(test: &str, found: Result<T, String>) -> Option<T> {
     let why = match found {
         Ok(t) => return Some(t),
         Err(why) => why,
     };
-    if std::env::var_os("CI").is_some() {
-        panic!("flake test {test} cannot run in CI: {why}");
-    }
-    eprintln!("\n*** SKIPPED flake test {test}: {why}.\n");
-    // The same list as the end-to-end harness's, which README's test command prints.
-    let file = std::env::var_os("INX_TEST_SKIPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("inx-test-skips"));
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&file)
-        .unwrap_or_else(|e| panic!("cannot append to {}: {e}", file.display()));
-    writeln!(f, "flake::{test}: {why}").unwrap();
+    skips::record("flake", test, &format!("flake::{test}"), &why);
     None
 }
 

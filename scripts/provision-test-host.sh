@@ -9,6 +9,14 @@ set -euo pipefail
 log_dir=${INX_TEST_LOG_DIR:-/var/log/inx-test}
 mkdir -p "$log_dir"
 say() { printf 'provision: %s\n' "$*" >&2; }
+# SIGTERM, then wait up to 10 s for the process to go.
+stop_pid() {
+  kill -TERM "$1"
+  for _ in $(seq 1 100); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
 
 if [ "$(id -u)" != 0 ]; then
   say "must run as root (it installs packages and starts daemons)"
@@ -127,11 +135,7 @@ case $(daemon_version) in
       [ "$(ps -o comm= -p "$parent" 2>/dev/null)" = nix-daemon ] && continue
       [ "/proc/$pid/root/nix/var/nix/daemon-socket" -ef /nix/var/nix/daemon-socket ] || continue
       say "stopping the running nix-daemon (pid $pid, $(daemon_version || true)) for Nix 2.26's"
-      kill -TERM "$pid"
-      for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
+      stop_pid "$pid"
     done
     say "starting nix-daemon (Nix 2.26)"
     rm -f /nix/var/nix/daemon-socket/socket
@@ -197,11 +201,7 @@ stop_if_stale() {
   pid=$(pgrep -x "$name" | head -n1 || true)
   if [ -n "$pid" ] && started_before_ca "$pid"; then
     say "restarting $name once so it reads the test CA and id ranges (its containers keep running)"
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
+    stop_pid "$pid"
   fi
 }
 stop_if_stale incusd

@@ -41,7 +41,7 @@
         );
         # Containers reach the host's nix-daemon as their idmapped uids (1000000 and up), which
         # have no passwd entry: only "*" lets them in.
-        allowed = config.nix.settings.allowed-users or [ "*" ];
+        allowed = config.nix.settings.allowed-users;
       in
       {
         options.services.inx = {

@@ -25,14 +25,20 @@ let
   inxLib = import (inx + "/lib") { guestModule = guest; };
 
   nixos = modules: nixpkgs.lib.nixosSystem { inherit system modules; };
-  # The evaluated system, or the message it fails with (assertions included).
+  # `value` once `forced` evaluates, or null where that throws (a failed assertion included).
+  tried =
+    forced: value:
+    let
+      r = builtins.tryEval (builtins.seq forced value);
+    in
+    if r.success then r.value else null;
+  # The evaluated config of a system made of `modules`, or null.
   outcome =
     modules:
     let
       sys = nixos modules;
-      r = builtins.tryEval (builtins.seq sys.config.system.build.toplevel.drvPath sys.config);
     in
-    if r.success then r.value else null;
+    tried sys.config.system.build.toplevel.drvPath sys.config;
   fails = modules: outcome modules == null;
 
   # A check is a name and a condition; `expect` also shows both values when they differ.
@@ -186,9 +192,8 @@ let
       c = inxLib.mkContainer {
         inherit nixpkgs system modules;
       };
-      r = builtins.tryEval (builtins.seq c.inxManifest.toplevel c.config);
     in
-    if r.success then r.value else null;
+    tried c.inxManifest.toplevel c.config;
   g = container [ { system.stateVersion = "25.11"; } ];
 
   guestChecks =

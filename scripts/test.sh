@@ -17,7 +17,7 @@ fi
 # Both clients, for tests that want a given one.
 export INX_TEST_NIX_MODERN=/var/lib/inx-test/nix-2.26/bin
 export INX_TEST_NIX_OLD=/usr/bin
-# Skipped end-to-end tests each add a line here (cargo test hides a passing test's stderr).
+# Skipped end-to-end and flake tests each add a line here (cargo test hides a passing test's stderr).
 export INX_TEST_SKIPS=${CARGO_TARGET_DIR:-$PWD/target}/tmp/inx-test-skips
 mkdir -p "$(dirname "$INX_TEST_SKIPS")"
 # Resolved once: the compatibility run puts /usr/bin first on PATH.
@@ -26,14 +26,14 @@ cargo=$(command -v cargo)
 cargo fmt --all -- --check
 
 failed=()
-# One labelled cargo test run with `dir` first on PATH, then the end-to-end tests it skipped.
+# One labelled cargo test run with `dir` first on PATH, then the tests it skipped.
 run() {
   local label=$1 dir=$2
   shift 2
   : >"$INX_TEST_SKIPS"
   printf '\n=== test: %s (%s)\n' "$label" "$(PATH="$dir:$PATH" nix --version 2>&1 || echo "no nix in $dir")" >&2
   PATH="$dir:$PATH" "$cargo" test --locked "$@" || failed+=("$label")
-  printf '=== test: %s: skipped: %s end-to-end tests\n' "$label" "$(wc -l <"$INX_TEST_SKIPS")" >&2
+  printf '=== test: %s: skipped: %s tests\n' "$label" "$(wc -l <"$INX_TEST_SKIPS")" >&2
   sed 's/^/  skipped /' "$INX_TEST_SKIPS" >&2
 }
 run "main run, Nix 2.26 client" "$INX_TEST_NIX_MODERN" --all-targets

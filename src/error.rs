@@ -25,6 +25,8 @@ pub enum Kind {
     Schema,
     /// The container declares no image outputs (of the kind asked for).
     NoImage,
+    /// Ctrl-C or SIGTERM: running steps ended, no new one started.
+    Interrupted,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Locked => 9,
             Kind::Schema => 10,
             Kind::NoImage => 11,
+            Kind::Interrupted => 130,
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
                 chains.is_empty(),
                 "a plan puts steps for no container first"
             );
+            crate::interrupt::check()?;
             eprintln!("{}", step.description);
             run_step(runner, step)?;
             continue;
@@ -42,9 +43,19 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
                 while let Some((container, steps)) = chains.get(next.fetch_add(1, Ordering::SeqCst))
                 {
                     for step in steps {
-                        eprintln!("{container}: {}", step.description);
-                        if let Err(e) = run_step(runner, step) {
-                            eprintln!("{container}: {e}");
+                        let done = crate::interrupt::check().and_then(|()| {
+                            eprintln!("{container}: {}", step.description);
+                            run_step(runner, step)
+                        });
+                        if let Err(e) = done {
+                            if e.kind == Kind::Interrupted {
+                                eprintln!(
+                                    "{container}: not finished (interrupted before: {})",
+                                    step.description
+                                );
+                            } else {
+                                eprintln!("{container}: {e}");
+                            }
                             failed
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -64,6 +75,9 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
     // Each failure was printed as it happened; the error that ends the command only sums up,
     // keeping the failures' kind (and so the exit code) when they agree.
     let kinds: Vec<Kind> = failed.values().map(|e| e.kind).collect();
+    if kinds.contains(&Kind::Interrupted) {
+        return Err(crate::interrupt::check().expect_err("interrupted"));
+    }
     let kind = if kinds.iter().all(|k| *k == kinds[0]) {
         kinds[0]
     } else {
@@ -93,19 +107,14 @@ fn run_step(runner: &Runner, step: &Step) -> Result<()> {
             )),
             _ => Ok(()),
         },
-        Action::RemoveRoots(dir) => crate::roots::write(dir, &Default::default()).map_err(|e| {
-            Error::new(
-                Kind::Failed,
-                format!("cannot remove the GC roots in {}: {e}", dir.display()),
-            )
-        }),
+        Action::RemoveRoots(dir) => remove_roots(dir, &crate::roots::Layout::new().lock_file()),
         Action::Run(cmd) => {
             // Build logs are long and the user wants to watch them; everything else is
             // captured and shown only when it fails.
             let out = if step.what == What::Build {
                 runner.show_stderr(cmd)?
             } else {
-                runner.capture(cmd)?
+                runner.change(cmd)?
             };
             if out.success() {
                 return Ok(());
@@ -118,6 +127,18 @@ fn run_step(runner: &Runner, step: &Step) -> Result<()> {
             })
         }
     }
+}
+
+/// Under the roots lock, which `roots sync` and `watch` hold while they write the same folders
+/// (the host lock of `destroy` is another one).
+fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()> {
+    let _lock = crate::lock::wait(lock_file)?;
+    crate::roots::write(dir, &Default::default()).map_err(|e| {
+        Error::new(
+            Kind::Failed,
+            format!("cannot remove the GC roots in {}: {e}", dir.display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -167,6 +188,31 @@ mod tests {
         assert_eq!(log("a"), "a1\na2\n");
         assert_eq!(log("b"), "b1\n", "b stops at its failed step");
         assert_eq!(log("c"), "c1\nc2\n");
+    }
+
+    /// Removing a container's roots waits while a sync holds the roots lock.
+    #[test]
+    fn removing_roots_waits_for_the_roots_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock_file = tmp.path().join(".lock");
+        let dir = tmp.path().join("web");
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = crate::lock::acquire(&lock_file).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (d, l) = (dir.clone(), lock_file.clone());
+        let worker = std::thread::spawn(move || {
+            remove_roots(&d, &l).unwrap();
+            done_tx.send(()).unwrap();
+        });
+        let waited = done_rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(waited.is_err(), "removed while a sync held the lock");
+        assert!(dir.exists());
+        drop(held);
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("removed once the lock was free");
+        worker.join().unwrap();
+        assert!(!dir.exists());
     }
 
     /// A failed step for no container (the build) stops everything before any container.

@@ -29,6 +29,12 @@ impl Incus {
         }
     }
 
+    /// The client's current project (`incus project switch`): read from its own config, no
+    /// call to the server.
+    pub fn current_project() -> Cmd {
+        Cmd::new("incus").args(["project", "get-current"])
+    }
+
     /// All instances of the project with config, devices and state, in one call.
     pub fn list(&self) -> Cmd {
         self.cmd().args(["list", "--format", "json"])
@@ -217,6 +223,19 @@ impl Instance {
             .and_then(|s| u32::try_from(s.pid).ok())
             .filter(|p| *p > 0)
     }
+}
+
+pub fn parse_current_project(out: &Output) -> Result<ProjectName> {
+    ProjectName::parse(out.stdout.trim()).map_err(|e| {
+        Error::new(
+            Kind::Incus,
+            format!(
+                "cannot read the client's current project from `incus project get-current`: {}",
+                e.message
+            ),
+        )
+        .with_hint("pass --project NAME")
+    })
 }
 
 pub fn parse_list(out: &Output) -> Result<BTreeMap<String, Instance>> {

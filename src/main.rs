@@ -1,4 +1,5 @@
 mod backend;
+mod build_roots;
 mod cli;
 mod commands;
 mod confine;
@@ -9,6 +10,7 @@ mod image_plan;
 mod images;
 mod incus;
 mod instance;
+mod interrupt;
 mod lock;
 mod manifest;
 mod name;
@@ -30,6 +32,12 @@ fn main() {
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
+        // After Ctrl-C a query or build that was cut off fails: that is the interruption.
+        Err(_) if interrupt::interrupted() => {
+            let e = interrupt::check().expect_err("interrupted");
+            eprintln!("{e}");
+            e.kind.exit_code()
+        }
         Err(e) => {
             eprintln!("{e}");
             e.kind.exit_code()
@@ -42,6 +50,17 @@ fn run(cli: &Cli) -> error::Result<i32> {
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut std::io::stdout());
         return Ok(0);
+    }
+    // The terminal's children (exec, shell) and the service (watch) keep the default signals.
+    if !matches!(
+        cli.command,
+        Command::Exec { .. }
+            | Command::Shell { .. }
+            | Command::Roots {
+                command: RootsCommand::Watch { .. }
+            }
+    ) {
+        interrupt::install();
     }
     let ctx = Ctx::new(&cli.global)?;
     match &cli.command {

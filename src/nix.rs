@@ -64,12 +64,14 @@ pub fn parse_names(out: &Output) -> Result<Vec<String>> {
     })
 }
 
-/// One build for all systems. `nix-store --realise` takes derivations and store paths alike
-/// and has the same interface on every Nix and Lix version (the `nix build` installable syntax
-/// for a derivation's outputs changed between them).
-pub fn realise(paths: &[String]) -> Cmd {
+/// One build for all systems, each output rooted at `root` (then `root-2`, `root-3`, ...) from
+/// the moment it exists (see `build_roots`). `nix-store --realise` takes derivations and store
+/// paths alike (a path that exists is only rooted) and has the same interface on every Nix and
+/// Lix version (the `nix build` installable syntax for a derivation's outputs changed between
+/// them).
+pub fn realise(paths: &[String], root: &Path) -> Cmd {
     Cmd::new("nix-store")
-        .arg("--realise")
+        .args(["--add-root", &root.display().to_string(), "--realise"])
         .args(paths.iter().cloned())
 }
 

@@ -179,7 +179,7 @@ fn run(container: &ContainerName, what: What, description: impl Into<String>, cm
 }
 
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
+pub fn up(targets: &[Target], incus: &Incus, build_root: &std::path::Path) -> Result<Plan> {
     for t in targets {
         if let Some(inst) = t.instance {
             if !instance::is_managed(inst) {
@@ -195,31 +195,49 @@ pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
     }
 
     let mut plan = Plan::default();
-    let mut to_build: Vec<String> = targets
+    // Every system a profile is about to take is realised with a root, built or not: a path
+    // that exists but nothing roots could be collected before `nix-env --set` holds it.
+    let deploy: Vec<&Target> = targets
         .iter()
-        .filter(|t| !t.built && t.image.is_none())
-        .map(|t| {
-            t.manifest
-                .drv_path
-                .clone()
-                .unwrap_or_else(|| t.manifest.toplevel.to_string())
+        .filter(|t| t.image.is_none() && t.profile.system.as_ref() != Some(&t.manifest.toplevel))
+        .collect();
+    let unbuilt = deploy.iter().filter(|t| !t.built).count();
+    let mut to_realise: Vec<String> = deploy
+        .iter()
+        .map(|t| match (&t.manifest.drv_path, t.built) {
+            (Some(drv), false) => drv.clone(),
+            _ => t.manifest.toplevel.to_string(),
         })
         .collect();
-    to_build.extend(
-        targets
-            .iter()
-            .filter_map(|t| t.image.as_ref())
-            .flat_map(|i| i.to_build.iter().cloned()),
-    );
-    if !to_build.is_empty() {
+    let images: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.image.as_ref())
+        .flat_map(|i| i.to_build.iter().cloned())
+        .collect();
+    to_realise.extend(images.iter().cloned());
+    if !to_realise.is_empty() {
+        let systems = |n: usize| match n {
+            1 => "1 system".to_string(),
+            n => format!("{n} systems"),
+        };
+        let mut description = match (unbuilt, deploy.len() - unbuilt) {
+            (0, n) => format!(
+                "keep {} from the GC until the profiles hold them",
+                systems(n)
+            ),
+            (b, 0) => format!("build {}", systems(b)),
+            (b, n) => format!("build {} (and keep {n} built ones from the GC)", systems(b)),
+        };
+        if deploy.is_empty() {
+            description = format!("build {} image outputs", images.len());
+        } else if !images.is_empty() {
+            description.push_str(&format!(", and {} image outputs", images.len()));
+        }
         plan.steps.push(Step {
             container: None,
             what: What::Build,
-            description: match to_build.len() {
-                1 => "build 1 system".to_string(),
-                n => format!("build {n} systems"),
-            },
-            action: Action::Run(nix::realise(&to_build)),
+            description,
+            action: Action::Run(nix::realise(&to_realise, build_root)),
         });
     }
 

@@ -93,12 +93,20 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A query, or a build: safe to cut off, so Ctrl-C reaches it (it stays in the terminal's
+    /// process group) and inx then ends as interrupted.
     pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
-        self.run(cmd, Mode::Capture)
+        finish(cmd, self.start(cmd, Mode::Capture, false)?)
     }
 
     pub fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
-        self.run(cmd, Mode::ShowStderr)
+        finish(cmd, self.start(cmd, Mode::ShowStderr, false)?)
+    }
+
+    /// A step that changes something (an instance, a profile): Ctrl-C never reaches it, so it
+    /// always runs to its end (see `interrupt`).
+    pub fn change(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::Capture, true)?)
     }
 
     /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
@@ -148,22 +156,26 @@ impl Runner {
     /// Runs two independent queries at the same time (an evaluation and an instance listing
     /// take about as long as each other) and returns both results, each as `capture` would.
     pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
-        let first = self.start(a, Mode::Capture);
-        let second = self.start(b, Mode::Capture);
+        let first = self.start(a, Mode::Capture, false);
+        let second = self.start(b, Mode::Capture, false);
         (
             first.and_then(|h| finish(a, h)),
             second.and_then(|h| finish(b, h)),
         )
     }
 
-    fn run(&self, cmd: &Cmd, mode: Mode) -> Result<Output> {
-        finish(cmd, self.start(cmd, mode)?)
-    }
-
-    fn start(&self, cmd: &Cmd, mode: Mode) -> Result<duct::Handle> {
+    fn start(&self, cmd: &Cmd, mode: Mode, detach: bool) -> Result<duct::Handle> {
+        crate::interrupt::check()?;
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
         let mut expr = duct::cmd(program, &cmd.args).unchecked().stdout_capture();
+        if detach && crate::interrupt::installed() {
+            // Out of the terminal's process group: Ctrl-C is for inx, which lets this end.
+            expr = expr.before_spawn(|c| {
+                std::os::unix::process::CommandExt::process_group(c, 0);
+                Ok(())
+            });
+        }
         if let Mode::Capture = mode {
             expr = expr.stderr_capture();
         }

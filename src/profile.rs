@@ -22,15 +22,18 @@ pub struct ProfileState {
 }
 
 impl Profiles {
-    /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
     pub fn new(project: Option<ProjectName>) -> Self {
-        let root = std::env::var_os("INX_PROFILES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
         Profiles {
-            root,
+            root: Self::root(),
             project: project.filter(|p| !p.is_default()),
         }
+    }
+
+    /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
+    fn root() -> PathBuf {
+        std::env::var_os("INX_PROFILES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
     }
 
     /// `ROOT/NAME` for the default project; `ROOT/.projects/PROJECT/NAME` for others (a name
@@ -46,8 +49,14 @@ impl Profiles {
         }
     }
 
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join(".lock")
+    /// Where running commands root what they build (see `build_roots`).
+    pub fn builds_base() -> PathBuf {
+        Self::root().join(".builds")
+    }
+
+    /// The host lock: one changing inx at a time, whatever the project.
+    pub fn lock_file() -> PathBuf {
+        Self::root().join(".lock")
     }
 
     /// Reads `system -> system-N-link -> /nix/store/...`; a missing or odd profile reads as empty.

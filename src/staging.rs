@@ -57,7 +57,10 @@ impl Staging {
     }
 
     /// Copies a file in; files from the store are read-only, copies are not.
+    /// Copying and writing are where a Ctrl-C stops (the staged folder then goes with
+    /// `Drop`); the renames that publish it are quick and always run to the end.
     pub fn copy(&self, from: &Path, rel: &str) -> Result<()> {
+        crate::interrupt::check()?;
         let to = self.parent_of(rel)?;
         std::fs::copy(from, &to).map_err(|e| io_error("write", &to, e))?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
@@ -65,6 +68,7 @@ impl Staging {
     }
 
     pub fn write(&self, rel: &str, contents: &[u8]) -> Result<()> {
+        crate::interrupt::check()?;
         let to = self.parent_of(rel)?;
         std::fs::write(&to, contents).map_err(|e| io_error("write", &to, e))
     }

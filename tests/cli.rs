@@ -75,11 +75,14 @@ impl Sandbox {
         for utility in UTILITIES {
             symlink(find_program(utility), root.join("sys").join(utility)).unwrap();
         }
-        Sandbox {
+        let sandbox = Sandbox {
             _tmp: tmp,
             root,
             raw,
-        }
+        };
+        // The client's current project, as a fresh Incus client has it.
+        sandbox.respond("incus", "project", "default\n", "", 0);
+        sandbox
     }
 
     fn profiles(&self) -> PathBuf {
@@ -133,7 +136,12 @@ impl Sandbox {
             .map(|line| {
                 let mut words = line.split(" [");
                 let prog = words.next().unwrap();
-                let skip = ["--project]", "--extra-experimental-features]", "--profile]"];
+                let skip = [
+                    "--project]",
+                    "--extra-experimental-features]",
+                    "--add-root]",
+                    "--profile]",
+                ];
                 let mut verb = "";
                 while let Some(w) = words.next() {
                     if skip.contains(&w) {
@@ -159,6 +167,8 @@ impl Sandbox {
         for p in [&self.root, &self.raw] {
             settings.add_filter(&regex_escape(p.to_str().unwrap()), "[TMP]");
         }
+        // Each inx roots its builds in a folder named by its process id.
+        settings.add_filter(r"/\.builds/\d+/", "/.builds/[PID]/");
         settings
     }
 
@@ -308,7 +318,10 @@ fn up_builds_profiles_creates_and_starts_a_new_container() {
         assert
             .code(6)
             .stderr(predicate::str::contains("daemon-socket does not exist"));
-        assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+        assert_eq!(
+            sb.call_verbs(),
+            ["nix eval", "incus project", "incus list", "incus query"]
+        );
         return;
     }
     let assert = assert.code(0);
@@ -316,6 +329,7 @@ fn up_builds_profiles_creates_and_starts_a_new_container() {
         sb.call_verbs(),
         [
             "nix eval",
+            "incus project",
             "incus list",
             "incus query",
             "nix-store realise",
@@ -330,6 +344,13 @@ fn up_builds_profiles_creates_and_starts_a_new_container() {
         insta::assert_snapshot!("up_calls", sb.calls().join("\n"));
     });
     assert!(sb.profiles().join("web").is_dir(), "profile dir created");
+    let builds: Vec<_> = fs::read_dir(sb.profiles().join(".builds"))
+        .expect("up made its build roots folder")
+        .collect();
+    assert!(
+        builds.is_empty(),
+        "the build roots go when up ends: {builds:?}"
+    );
 
     let input = sb
         .stdin_of("incus", "create")
@@ -369,7 +390,10 @@ fn dry_run_up_prints_the_plan_and_changes_nothing() {
     sb.settings().bind(|| {
         insta::assert_snapshot!("dry_run_up_plan", stdout);
     });
-    assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+    assert_eq!(
+        sb.call_verbs(),
+        ["nix eval", "incus project", "incus list", "incus query"]
+    );
     assert_nothing_changed(&sb);
     assert!(
         !sb.profiles().join("web").exists(),
@@ -390,7 +414,10 @@ fn dry_run_up_as_json() {
         .map(|s| s["what"].as_str().unwrap())
         .collect();
     assert_eq!(whats, ["build", "profile", "profile", "create", "start"]);
-    assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
+    assert_eq!(
+        sb.call_verbs(),
+        ["nix eval", "incus project", "incus list", "incus query"]
+    );
 }
 
 // 3
@@ -448,7 +475,7 @@ fn up_refuses_an_unmanaged_instance_of_the_same_name() {
     sb.run(&["up"])
         .code(8)
         .stderr(predicate::str::contains("inx does not manage it"));
-    assert_eq!(sb.call_verbs(), ["nix eval", "incus list"]);
+    assert_eq!(sb.call_verbs(), ["nix eval", "incus project", "incus list"]);
     assert!(!sb.profiles().join("web").exists());
 }
 
@@ -462,7 +489,11 @@ fn other_commands_leave_an_unmanaged_instance_alone() {
         let sb = Sandbox::new();
         sb.list_answers(unmanaged_web());
         sb.run(args).code(8);
-        assert_eq!(sb.call_verbs(), ["incus list"], "inx {args:?}");
+        assert_eq!(
+            sb.call_verbs(),
+            ["incus project", "incus list"],
+            "inx {args:?}"
+        );
     }
 }
 
@@ -503,7 +534,10 @@ fn incus_daemon_down_is_exit_7_with_a_hint() {
         .code(7)
         .stderr(predicate::str::contains("not running"));
     // list evaluates and lists at the same time: the two calls come in either order.
-    assert_eq!(sorted(sb.call_verbs()), ["incus list", "nix eval"]);
+    assert_eq!(
+        sorted(sb.call_verbs()),
+        ["incus list", "incus project", "nix eval"]
+    );
 }
 
 #[test]
@@ -559,7 +593,13 @@ fn a_failed_build_changes_nothing() {
         .stderr(predicate::str::contains("exit code 100"));
     assert_eq!(
         sb.call_verbs(),
-        ["nix eval", "incus list", "incus query", "nix-store realise"]
+        [
+            "nix eval",
+            "incus project",
+            "incus list",
+            "incus query",
+            "nix-store realise"
+        ]
     );
 }
 
@@ -573,8 +613,9 @@ fn exec_passes_the_command_and_its_exit_code_through() {
     assert_eq!(
         sb.calls(),
         [
-            "incus [list] [--format] [json]",
-            "incus [exec] [web] [--env] [PATH=/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin] [--] [sh] [-c] [exit 7]",
+            "incus [project] [get-current]",
+            "incus [--project] [default] [list] [--format] [json]",
+            "incus [--project] [default] [exec] [web] [--env] [PATH=/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin] [--] [sh] [-c] [exit 7]",
         ]
     );
 }
@@ -586,7 +627,7 @@ fn exec_in_a_stopped_container_is_refused() {
     sb.run(&["exec", "web", "--", "true"])
         .code(3)
         .stderr(predicate::str::contains("web is not running"));
-    assert_eq!(sb.call_verbs(), ["incus list"]);
+    assert_eq!(sb.call_verbs(), ["incus project", "incus list"]);
 }
 
 // 11
@@ -600,7 +641,7 @@ fn destroy_without_a_terminal_needs_force() {
     sb.run(&["destroy", "web"])
         .code(3)
         .stderr(predicate::str::contains("--force"));
-    assert_eq!(sb.call_verbs(), ["incus list"]);
+    assert_eq!(sb.call_verbs(), ["incus project", "incus list"]);
     assert!(profile.join("keep").exists(), "the profile is kept");
 }
 
@@ -615,8 +656,9 @@ fn destroy_with_force_deletes_the_instance_and_its_profile() {
     assert_eq!(
         sb.calls(),
         [
-            "incus [list] [--format] [json]",
-            "incus [delete] [--force] [web]"
+            "incus [project] [get-current]",
+            "incus [--project] [default] [list] [--format] [json]",
+            "incus [--project] [default] [delete] [--force] [web]"
         ]
     );
     assert!(!profile.exists(), "the profile directory is removed");
@@ -673,7 +715,10 @@ fn list_json_shows_declared_and_managed_containers() {
     assert_eq!(rows[0]["status"], Value::Null);
     assert_eq!(rows[1]["declared"], false);
     // list evaluates and lists at the same time: the two calls come in either order.
-    assert_eq!(sorted(sb.call_verbs()), ["incus list", "nix eval"]);
+    assert_eq!(
+        sorted(sb.call_verbs()),
+        ["incus list", "incus project", "nix eval"]
+    );
     let calls = sb.calls();
     let eval = calls.iter().find(|c| c.starts_with("nix ")).unwrap();
     assert!(
@@ -744,13 +789,14 @@ fn a_name_given_twice_is_acted_on_once() {
     sb.run(&["start", "web", "db", "web"]).code(0);
     // Containers are started side by side, so the two starts come in either order.
     let mut calls = sb.calls();
-    calls[1..].sort();
+    calls[2..].sort();
     assert_eq!(
         calls,
         [
-            "incus [list] [--format] [json]",
-            "incus [start] [db]",
-            "incus [start] [web]"
+            "incus [project] [get-current]",
+            "incus [--project] [default] [list] [--format] [json]",
+            "incus [--project] [default] [start] [db]",
+            "incus [--project] [default] [start] [web]"
         ]
     );
 }
@@ -777,8 +823,14 @@ fn json_after_a_real_stop_prints_what_was_done() {
         .clone();
     let plan: Value = serde_json::from_slice(&out).expect("JSON on stdout");
     assert_eq!(plan["steps"][0]["what"], "stop");
-    assert_eq!(plan["steps"][0]["run"]["args"], json!(["stop", "web"]));
-    assert_eq!(sb.call_verbs(), ["incus list", "incus stop"]);
+    assert_eq!(
+        plan["steps"][0]["run"]["args"],
+        json!(["--project", "default", "stop", "web"])
+    );
+    assert_eq!(
+        sb.call_verbs(),
+        ["incus project", "incus list", "incus stop"]
+    );
 }
 
 #[test]
@@ -899,7 +951,12 @@ fn generations_and_rollback_refuse_what_is_not_there() {
         .code(3)
         .stderr(predicate::str::contains("inx up web"));
     sb.run(&["rollback", "web", "--to", "x"]).code(2);
-    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+    // Only the client's current project was read (which project's profiles to look in).
+    assert!(
+        sb.call_verbs().iter().all(|c| c == "incus project"),
+        "calls: {:?}",
+        sb.calls()
+    );
 }
 
 #[test]
@@ -1133,4 +1190,40 @@ fn roots_watch_makes_gcroots_auto_on_a_host_that_has_none_yet() {
         "{stderr}"
     );
     assert!(auto.is_dir(), "{stderr}");
+}
+
+/// Without --project, the client's current project (`incus project switch`) is read once and
+/// used for every incus call and for the profile directory, so a `web` in another project
+/// never shares the default project's profile.
+#[test]
+fn the_clients_current_project_is_used_for_instances_and_profiles() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    sb.respond("incus", "project", "lab\n", "", 0);
+    let assert = sb.run(&["up"]);
+    if !host_has_nix_daemon() {
+        assert.code(6);
+        return;
+    }
+    assert.code(0);
+    let calls = sb.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("incus [project] [get-current]"))
+            .count(),
+        1,
+        "read once: {calls:#?}"
+    );
+    // `query /1.0` asks about the server, which has no project.
+    for call in calls.iter().filter(|c| {
+        c.starts_with("incus ") && !c.contains("get-current") && !c.contains("[query] [/1.0]")
+    }) {
+        assert!(
+            call.starts_with("incus [--project] [lab] "),
+            "every incus call names the project: {call}"
+        );
+    }
+    assert!(sb.profiles().join(".projects/lab/web").is_dir());
+    assert!(!sb.profiles().join("web").exists());
 }

@@ -12,7 +12,12 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
     let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
     let roots = Layout::new();
-    let project = ctx.incus.project.as_ref().map_or("default", |p| p.as_str());
+    let scope = ctx.scope()?;
+    let project = scope
+        .incus
+        .project
+        .as_ref()
+        .map_or("default", |p| p.as_str());
     let exists = |d: PathBuf| {
         let e = d.symlink_metadata().is_ok();
         (d, e)
@@ -21,13 +26,13 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
         .iter()
         .map(|n| {
             let dirs = plan::HostDirs {
-                profile: exists(ctx.profiles.dir(n)),
+                profile: exists(scope.profiles.dir(n)),
                 roots: exists(roots.dir(project, n)),
             };
             (n.clone(), dirs)
         })
         .collect();
-    let plan = plan::destroy(&names, &instances, &dirs, &ctx.incus)?;
+    let plan = plan::destroy(&names, &instances, &dirs, ctx.incus()?)?;
     if !ctx.dry_run && plan.deletes_data() && !force && !confirm(&names)? {
         return Err(Error::input("nothing was destroyed"));
     }

@@ -24,7 +24,8 @@ pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
         .map(|m| m.drv_path.clone().unwrap_or_else(|| m.toplevel.to_string()))
         .collect();
     if !to_build.is_empty() {
-        let build = nix::realise(&to_build);
+        ctx.hold_build_roots()?;
+        let build = nix::realise(&to_build, &ctx.build_root());
         let out = ctx.runner.show_stderr(&build)?;
         if !out.success() {
             return Err(failure(Kind::Build, &build, &out)
@@ -35,7 +36,7 @@ pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
     for m in &manifests {
         let name = &m.name;
         let new = &m.toplevel;
-        match ctx.profiles.read(name).system {
+        match ctx.profiles()?.read(name).system {
             None => println!("{name}: new; `inx up` would deploy {new}"),
             Some(old) if &old == new => println!("{name}: no change"),
             Some(old) => {

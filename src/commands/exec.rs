@@ -19,7 +19,7 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         return Err(Error::input(format!("{name} is not running"))
             .with_hint(format!("start it with `inx start {name}`")));
     }
-    let cmd = ctx.incus.exec(&name, argv);
+    let cmd = ctx.incus()?.exec(&name, argv);
     if ctx.dry_run {
         println!("{}", cmd.to_shell());
         return Ok(0);

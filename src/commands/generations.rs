@@ -73,12 +73,12 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     let running = instance::running_system(inst);
     let plan = generations::rollback_plan(
         &name,
-        &ctx.profiles.dir(&name),
+        &ctx.profiles()?.dir(&name),
         &target,
         gens.iter().find(|g| g.current),
         inst,
         running.as_ref(),
-        &ctx.incus,
+        ctx.incus()?,
     );
     ctx.carry_out(&plan)?;
     if ctx.dry_run {
@@ -96,7 +96,7 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
 }
 
 fn read(ctx: &Ctx, name: &ContainerName) -> Result<Vec<Generation>> {
-    let dir = ctx.profiles.dir(name);
+    let dir = ctx.profiles()?.dir(name);
     let gens = generations::read(&dir);
     if gens.is_empty() {
         return Err(Error::input(format!(

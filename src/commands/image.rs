@@ -24,7 +24,7 @@ fn gather(ctx: &Ctx, name: &str, kind: ImageKind) -> Result<ImageOutputs> {
     images::parse_eval(&out.stdout, &name, kind)
 }
 
-fn build_plan(outputs: &ImageOutputs) -> Plan {
+fn build_plan(outputs: &ImageOutputs, root: &Path) -> Plan {
     let mut plan = Plan::default();
     let to_build = outputs.to_build();
     if !to_build.is_empty() {
@@ -32,7 +32,7 @@ fn build_plan(outputs: &ImageOutputs) -> Plan {
             container: Some(outputs.name.clone()),
             what: What::Build,
             description: format!("build the {}", outputs.kind.describe()),
-            action: Action::Run(nix::realise(&to_build)),
+            action: Action::Run(nix::realise(&to_build, root)),
         });
     }
     plan
@@ -41,7 +41,7 @@ fn build_plan(outputs: &ImageOutputs) -> Plan {
 /// Builds what is missing and finds the files; `None` in a dry run that would have to build
 /// first (the plan is printed then).
 fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<ImageFiles>> {
-    let plan = build_plan(outputs);
+    let plan = build_plan(outputs, &ctx.build_root());
     if !plan.steps.is_empty() {
         if ctx.dry_run {
             ctx.print_plan(&plan);
@@ -50,6 +50,7 @@ fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<I
             }
             return Ok(None);
         }
+        ctx.hold_build_roots()?;
         execute::execute(&ctx.runner, &plan)?;
     }
     outputs.files().map(Some)
@@ -185,7 +186,7 @@ fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend) -> Result<()> {
         let Action::Run(cmd) = &step.action else {
             unreachable!("server plans only run commands")
         };
-        let out = ctx.runner.capture(cmd)?;
+        let out = ctx.runner.change(cmd)?;
         b.checked(cmd, out)?;
     }
     if ctx.json {

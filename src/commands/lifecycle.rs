@@ -7,7 +7,7 @@ pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
     let instances = ctx.instances()?;
-    let plan = plan::lifecycle(op, &names, &instances, &ctx.incus)?;
+    let plan = plan::lifecycle(op, &names, &instances, ctx.incus()?)?;
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         let already = if op == Lifecycle::Stop {
             "stopped"

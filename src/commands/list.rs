@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::incus::Instance;
 use crate::instance::{self, is_managed};
 use crate::name::{ContainerName, StorePath};
+use crate::profile::Profiles;
 use crate::{incus, nix};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -58,7 +59,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     // The evaluation and the listing run at the same time: `list` then takes about as long as
     // `incus list` alone. A failed evaluation is still reported first.
     let eval = nix::eval_names(&ctx.flake);
-    let listing = ctx.incus.list();
+    let listing = ctx.incus()?.list();
     let (out, listed) = ctx.runner.capture_both(&eval, &listing);
     let out = out?;
     if !out.success() {
@@ -74,9 +75,10 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
             .filter(|i| is_managed(i))
             .map(|i| &i.name),
     );
+    let profiles = ctx.profiles()?;
     let mut rows: Vec<Row> = all
         .into_iter()
-        .map(|name| row(ctx, name, declared.contains(name), instances.get(name)))
+        .map(|name| row(profiles, name, declared.contains(name), instances.get(name)))
         .collect();
     if !wanted.is_empty() {
         let unknown: Vec<&ContainerName> = wanted
@@ -104,10 +106,10 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn row(ctx: &Ctx, name: &str, declared: bool, instance: Option<&Instance>) -> Row {
+fn row(profiles: &Profiles, name: &str, declared: bool, instance: Option<&Instance>) -> Row {
     let managed = instance.is_some_and(is_managed);
     let profile = ContainerName::parse(name)
-        .map(|n| ctx.profiles.read(&n))
+        .map(|n| profiles.read(&n))
         .unwrap_or_default();
     let running_system = instance
         .filter(|_| managed)

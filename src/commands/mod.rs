@@ -22,32 +22,41 @@ pub use roots::{gc, sync as roots_sync};
 pub use up::up;
 pub use watch::watch as roots_watch;
 
+use crate::build_roots::{self, BuildRoots};
 use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
 use crate::name::{ContainerName, ProjectName};
-use crate::plan::Plan;
+use crate::plan::{Plan, What};
 use crate::process::Runner;
 use crate::profile::Profiles;
 use crate::{execute, lock};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 pub struct Ctx {
     pub flake: String,
     pub dry_run: bool,
     pub json: bool,
     pub runner: Runner,
+    /// `--project`, checked; otherwise `scope` asks the client.
+    project: Option<ProjectName>,
+    scope: OnceCell<Scope>,
+    /// Held from the first build until the command ends (see `build_roots`).
+    build_roots: OnceCell<BuildRoots>,
+}
+
+/// The Incus project a command works in and its profile directory: settled once, on first
+/// use (after the command checked its input), from `--project` or the client's current project
+/// (`incus project switch`), so the instances and the profiles they boot always agree.
+pub struct Scope {
     pub incus: Incus,
     pub profiles: Profiles,
 }
 
 impl Ctx {
     pub fn new(global: &Global) -> Result<Self> {
-        let project = global
-            .project
-            .as_deref()
-            .map(ProjectName::parse)
-            .transpose()?;
         Ok(Ctx {
             flake: global.flake.clone(),
             dry_run: global.dry_run,
@@ -55,16 +64,44 @@ impl Ctx {
             runner: Runner {
                 verbose: global.verbose,
             },
-            incus: Incus {
-                project: project.clone(),
-            },
-            profiles: Profiles::new(project),
+            project: global
+                .project
+                .as_deref()
+                .map(ProjectName::parse)
+                .transpose()?,
+            scope: OnceCell::new(),
+            build_roots: OnceCell::new(),
         })
+    }
+
+    pub fn scope(&self) -> Result<&Scope> {
+        if let Some(scope) = self.scope.get() {
+            return Ok(scope);
+        }
+        let project = match &self.project {
+            Some(p) => p.clone(),
+            None => current_project(&self.runner)?,
+        };
+        let scope = Scope {
+            incus: Incus {
+                project: Some(project.clone()),
+            },
+            profiles: Profiles::new(Some(project)),
+        };
+        Ok(self.scope.get_or_init(|| scope))
+    }
+
+    pub fn incus(&self) -> Result<&Incus> {
+        Ok(&self.scope()?.incus)
+    }
+
+    pub fn profiles(&self) -> Result<&Profiles> {
+        Ok(&self.scope()?.profiles)
     }
 
     /// The one listing of what Incus has.
     pub fn instances(&self) -> Result<BTreeMap<String, Instance>> {
-        let cmd = self.incus.list();
+        let cmd = self.incus()?.list();
         let out = incus::checked(&cmd, self.runner.capture(&cmd)?)?;
         incus::parse_list(&out)
     }
@@ -80,19 +117,37 @@ impl Ctx {
             .unwrap_or_else(|_| self.flake.clone())
     }
 
+    /// The `--add-root` of this command's builds; plans name it, `hold_build_roots` makes it.
+    pub fn build_root(&self) -> PathBuf {
+        build_roots::link_for(&Profiles::builds_base())
+    }
+
+    /// Makes the build roots folder before anything is built into it (not in a dry run).
+    pub fn hold_build_roots(&self) -> Result<()> {
+        if self.dry_run || self.build_roots.get().is_some() {
+            return Ok(());
+        }
+        let held = BuildRoots::hold(&Profiles::builds_base())?;
+        let _ = self.build_roots.set(held);
+        Ok(())
+    }
+
     /// The host lock, for commands that change containers; a dry run changes nothing and
     /// takes none.
     pub fn lock(&self) -> Result<Option<lock::Lock>> {
         if self.dry_run {
             return Ok(None);
         }
-        lock::acquire(&self.profiles.lock_file()).map(Some)
+        lock::acquire(&Profiles::lock_file()).map(Some)
     }
 
     /// The end of every changing command: `--dry-run` prints the plan; otherwise it is
     /// carried out, and `--json` prints what was done.
     pub fn carry_out(&self, plan: &Plan) -> Result<()> {
         if !self.dry_run {
+            if plan.steps.iter().any(|s| s.what == What::Build) {
+                self.hold_build_roots()?;
+            }
             execute::execute(&self.runner, plan)?;
             if !self.json {
                 return Ok(());
@@ -112,6 +167,17 @@ impl Ctx {
         } else {
             print!("{}", plan.to_shell());
         }
+    }
+}
+
+/// The client's current project. Without an `incus` there is no instance in any project, so
+/// the default one is as good as any (`diff` needs only the profiles).
+fn current_project(runner: &Runner) -> Result<ProjectName> {
+    let cmd = Incus::current_project();
+    match runner.capture(&cmd) {
+        Err(e) if e.kind == crate::error::Kind::ToolMissing => ProjectName::parse("default"),
+        Err(e) => Err(e),
+        Ok(out) => incus::parse_current_project(&incus::checked(&cmd, out)?),
     }
 }
 

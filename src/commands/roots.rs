@@ -26,7 +26,7 @@ pub struct Synced {
 
 pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
     let layout = Layout::new();
-    let containers = gather(&ctx.runner, &ctx.incus)?;
+    let containers = gather(&ctx.runner, &crate::incus::Incus::default())?;
     let done = full_sync(ctx, &layout, &containers, cap)?;
     report(ctx, &done, true);
     Ok(())

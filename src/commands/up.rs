@@ -5,6 +5,7 @@ use crate::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::manifest::{self, Manifest};
 use crate::name::ContainerName;
 use crate::plan::{self, ImageSource, Plan, Target, What};
+use crate::profile::Profiles;
 use crate::{backend, incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,18 +35,19 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     // Plan, assuming the server can shift the shared mounts; ask it only when inx's devices
     // are about to be written, so an unchanged `up` makes no extra call.
     let flake = ctx.flake_record();
+    let profiles = ctx.profiles()?;
     let targets = |shift: bool| -> Vec<Target> {
         manifests
             .iter()
-            .map(|m| target(ctx, m, &instances, &flake, shift, images.get(&m.name)))
+            .map(|m| target(profiles, m, &instances, &flake, shift, images.get(&m.name)))
             .collect()
     };
-    let mut plan = plan::up(&targets(true), &ctx.incus)?;
+    let mut plan = plan::up(&targets(true), ctx.incus()?, &ctx.build_root())?;
     if plan.writes_inx_devices() && !idmapped_mounts(ctx)? {
         eprintln!(
             "warning: this Incus server cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
         );
-        plan = plan::up(&targets(false), &ctx.incus)?;
+        plan = plan::up(&targets(false), ctx.incus()?, &ctx.build_root())?;
     }
     if !ctx.dry_run {
         check_host(&plan, &images)?;
@@ -61,14 +63,14 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
 }
 
 fn target<'a>(
-    ctx: &Ctx,
+    profiles: &Profiles,
     m: &'a Manifest,
     instances: &'a BTreeMap<String, incus::Instance>,
     flake: &str,
     shift: bool,
     image: Option<&ImageSource>,
 ) -> Target<'a> {
-    let profile_dir = ctx.profiles.dir(&m.name);
+    let profile_dir = profiles.dir(&m.name);
     let instance = instances.get(m.name.as_str());
     let running_system = instance
         .filter(|i| instance::is_managed(i))
@@ -88,7 +90,7 @@ fn target<'a>(
     Target {
         manifest: m,
         spec,
-        profile: ctx.profiles.read(&m.name),
+        profile: profiles.read(&m.name),
         profile_dir,
         instance,
         running_system,
@@ -160,7 +162,8 @@ fn image_sources(
     }
     let to_build: Vec<String> = outputs.iter().flat_map(|o| o.to_build()).collect();
     if !to_build.is_empty() && !ctx.dry_run {
-        let cmd = nix::realise(&to_build);
+        ctx.hold_build_roots()?;
+        let cmd = nix::realise(&to_build, &ctx.build_root());
         eprintln!("build {} image output(s)", to_build.len());
         let out = ctx.runner.show_stderr(&cmd)?;
         if !out.success() {
@@ -168,7 +171,7 @@ fn image_sources(
                 .with_hint("the build log is above; nothing was changed"));
         }
     }
-    let list = ctx.incus.image_list();
+    let list = ctx.incus()?.image_list();
     let present: Vec<String> =
         backend::parse_images(&incus::checked(&list, ctx.runner.capture(&list)?)?)?
             .into_iter()
@@ -194,7 +197,7 @@ fn image_sources(
 }
 
 fn idmapped_mounts(ctx: &Ctx) -> Result<bool> {
-    let cmd = ctx.incus.server_info();
+    let cmd = ctx.incus()?.server_info();
     let out = incus::checked(&cmd, ctx.runner.capture(&cmd)?)?;
     Ok(incus::parse_idmapped_mounts(&out))
 }

@@ -30,7 +30,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     // One good listing and a full sync before anything else, so that the first build is
     // rooted the moment it appears. Incus may still be starting (at boot): wait for it.
     let mut containers = loop {
-        match gather(&ctx.runner, &ctx.incus) {
+        match gather(&ctx.runner, &crate::incus::Incus::default()) {
             Ok(found) => break found,
             Err(e) => eprintln!("roots: cannot list containers yet: {e}"),
         }
@@ -74,7 +74,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         // query). Not more often than every 250 ms: builds on the host itself are never
         // claimed.
         if listed.is_none() && !pending.is_empty() && listed_at.elapsed() > Duration::from_secs(1) {
-            listed = Some(gather(&ctx.runner, &ctx.incus));
+            listed = Some(gather(&ctx.runner, &crate::incus::Incus::default()));
         }
         match listed {
             Some(Ok(list)) => {
@@ -114,7 +114,7 @@ fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
 fn lister(ctx: &Ctx, events: mpsc::Sender<Event>) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
     let runner = ctx.runner;
-    let incus = ctx.incus.clone();
+    let incus = crate::incus::Incus::default();
     std::thread::spawn(move || {
         while rx.recv().is_ok() {
             while rx.try_recv().is_ok() {}
@@ -179,7 +179,7 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
 /// asks for a full sync, since events may have been missed.
 fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
     let runner = ctx.runner;
-    let cmd = ctx.incus.monitor_lifecycle();
+    let cmd = crate::incus::Incus::default().monitor_lifecycle();
     std::thread::spawn(move || {
         let mut wait = 1;
         loop {

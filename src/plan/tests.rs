@@ -3,6 +3,8 @@ use crate::manifest::{ConfigValue, IncusSettings};
 use std::path::Path;
 
 const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";
+/// Where the plans root their builds (a live inx's `.builds/PID/r`).
+const BUILD_ROOT: &str = "/nix/var/nix/profiles/inx/.builds/4242/r";
 const NEW: &str = "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-nixos-system-web-2";
 
 fn name(s: &str) -> ContainerName {
@@ -64,7 +66,9 @@ fn target<'a>(
 }
 
 fn shell(targets: &[Target]) -> String {
-    up(targets, &Incus::default()).unwrap().to_shell()
+    up(targets, &Incus::default(), BUILD_ROOT.as_ref())
+        .unwrap()
+        .to_shell()
 }
 
 #[test]
@@ -80,6 +84,7 @@ fn nothing_changed_plans_nothing() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
@@ -94,6 +99,7 @@ fn changed_system_switches_in_place_without_restart() {
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -119,6 +125,7 @@ fn a_switch_that_failed_before_is_retried() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -133,6 +140,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), None)],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -160,6 +168,7 @@ fn live_config_change_does_not_restart() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     insta::assert_snapshot!(plan.to_shell());
@@ -177,6 +186,7 @@ fn config_change_that_acts_at_start_restarts() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     insta::assert_snapshot!(plan.to_shell());
@@ -190,6 +200,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -208,6 +219,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&m, Some(&foreign), None, None),
         ],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap_err();
     assert_eq!(err.kind, Kind::Unmanaged);
@@ -221,6 +233,7 @@ fn several_containers_share_one_build() {
     let plan = up(
         &[target(&a, None, None, None), target(&b, None, None, None)],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     let builds: Vec<&Step> = plan
@@ -232,7 +245,41 @@ fn several_containers_share_one_build() {
     let Action::Run(cmd) = &builds[0].action else {
         panic!("a build runs a command")
     };
-    assert_eq!(cmd.args.len(), 3, "one realise for both: {:?}", cmd.args);
+    assert_eq!(
+        cmd.args[3..],
+        [
+            "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-drv-web-1.drv",
+            "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-drv-web-2.drv"
+        ],
+        "one realise for both: {:?}",
+        cmd.args
+    );
+}
+
+/// A system that is already in the store but that no profile holds yet is realised with a
+/// root too: the GC could otherwise take it before `nix-env --set` runs.
+#[test]
+fn a_built_system_is_rooted_until_its_profile_holds_it() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let mut t = target(&m, None, None, None);
+    t.built = true;
+    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let first = &plan.steps[0];
+    assert_eq!(first.what, What::Build);
+    assert_eq!(
+        first.description,
+        "keep 1 system from the GC until the profiles hold them"
+    );
+    let Action::Run(cmd) = &first.action else {
+        panic!("a build runs a command")
+    };
+    assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
+    let unchanged = target(&m, None, Some((NEW, 1)), None);
+    let plan = up(&[unchanged], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    assert!(
+        plan.steps.iter().all(|s| s.what != What::Build),
+        "a system its profile holds needs no root of the command's"
+    );
 }
 
 #[test]
@@ -242,6 +289,7 @@ fn plan_as_json() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     insta::assert_json_snapshot!(plan);
@@ -304,12 +352,18 @@ fn destroy_removes_instance_and_profile_only() {
 #[test]
 fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
-    let new = up(&[target(&m, None, None, None)], &Incus::default()).unwrap();
+    let new = up(
+        &[target(&m, None, None, None)],
+        &Incus::default(),
+        BUILD_ROOT.as_ref(),
+    )
+    .unwrap();
     assert!(new.writes_inx_devices(), "a create writes them");
     let inst = deployed(&m, "Running");
     let same = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     assert!(!same.writes_inx_devices());
@@ -322,6 +376,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let fix = up(
         &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     assert!(fix.writes_inx_devices());
@@ -336,6 +391,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let add = up(
         &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
         &Incus::default(),
+        BUILD_ROOT.as_ref(),
     )
     .unwrap();
     assert!(!add.writes_inx_devices(), "a user's device is not inx's");
@@ -362,12 +418,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], &Incus::default()).unwrap();
+    let plan = up(&[t.clone()], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], &Incus::default()).unwrap();
+    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -393,7 +449,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], &Incus::default()).unwrap();
+    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(

@@ -7,7 +7,8 @@
 #   - answers from responses/<prog>-<verb>.out (stdout), .err (stderr), .code (exit code,
 #     default 0).
 # The verb is the first argument after the global options --project X,
-# --extra-experimental-features X and (nix-env) --profile X, with leading dashes removed:
+# --extra-experimental-features X, (nix-store) --add-root X and (nix-env) --profile X, with
+# leading dashes removed:
 # `nix-store --realise ...` is nix-store-realise, `nix-env --profile P --set S` is nix-env-set.
 # Needs only sh builtins plus cat and rm.
 dir='@SANDBOX@'
@@ -22,7 +23,7 @@ printf '%s\n' "$line" >>"$dir/calls.log"
 verb=
 while [ "$#" -gt 0 ]; do
   case $1 in
-    --project | --extra-experimental-features | --profile)
+    --project | --extra-experimental-features | --add-root | --profile)
       shift
       [ "$#" -gt 0 ] && shift
       ;;

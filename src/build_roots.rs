@@ -72,7 +72,7 @@ impl Drop for BuildRoots {
 }
 
 /// Removes the build roots of every inx that is gone (its lock is free).
-fn sweep(base: &Path) {
+pub fn sweep(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };

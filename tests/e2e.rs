@@ -3,6 +3,8 @@
 
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/safety.rs"]
+mod safety;
 
 use harness::*;
 use std::path::Path;

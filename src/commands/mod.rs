@@ -138,7 +138,10 @@ impl Ctx {
         if self.dry_run {
             return Ok(None);
         }
-        lock::acquire(&Profiles::lock_file()).map(Some)
+        let lock = lock::acquire(&Profiles::lock_file())?;
+        // Roots that a killed inx left go with the next changing command.
+        build_roots::sweep(&Profiles::builds_base());
+        Ok(Some(lock))
     }
 
     /// The end of every changing command: `--dry-run` prints the plan; otherwise it is

@@ -156,12 +156,14 @@ impl Runner {
     /// Runs two independent queries at the same time (an evaluation and an instance listing
     /// take about as long as each other) and returns both results, each as `capture` would.
     pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
-        let first = self.start(a, Mode::Capture, false);
-        let second = self.start(b, Mode::Capture, false);
-        (
-            first.and_then(|h| finish(a, h)),
-            second.and_then(|h| finish(b, h)),
-        )
+        let [first, second] = self.capture_all([a, b]);
+        (first, second)
+    }
+
+    /// Runs independent queries at the same time; each result as `capture` would give it.
+    pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
+        let started = cmds.map(|c| (c, self.start(c, Mode::Capture, false)));
+        started.map(|(c, handle)| handle.and_then(|h| finish(c, h)))
     }
 
     fn start(&self, cmd: &Cmd, mode: Mode, detach: bool) -> Result<duct::Handle> {

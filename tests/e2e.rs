@@ -61,16 +61,29 @@ fn up_boots_from_the_shared_store_and_a_second_up_changes_nothing() {
     let before = pid(&web);
     let again = fx.up(&["-v"]).stderr_has("up to date");
     let traced = again.traced();
+    // The client's project (a local read), then the evaluation with the listing and the
+    // server query beside it; nothing else.
     assert_eq!(
         traced.len(),
-        2,
-        "an unchanged up runs one nix eval and one incus list: {traced:#?}"
+        4,
+        "an unchanged up runs one evaluation, one listing and two small queries: {traced:#?}"
     );
     assert!(
-        traced[0].starts_with("nix ") && traced[0].contains(" eval "),
+        traced[0].starts_with("incus project get-current"),
         "{traced:?}"
     );
-    assert!(traced[1].starts_with("incus list"), "{traced:?}");
+    assert!(
+        traced[1].starts_with("nix ") && traced[1].contains(" eval "),
+        "{traced:?}"
+    );
+    assert!(
+        traced[2].starts_with("incus --project default list"),
+        "{traced:?}"
+    );
+    assert!(
+        traced[3].starts_with("incus --project default query /1.0"),
+        "{traced:?}"
+    );
     assert_eq!(pid(&web), before, "no restart");
     assert_eq!(profile(&web).unwrap().0, 1, "no new generation");
     assert_eq!(

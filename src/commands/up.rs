@@ -14,9 +14,14 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
 
-    // Gather: one evaluation, one listing.
+    // Gather: one evaluation, one listing and the server's idmap support, all at once (the
+    // two queries take less time than the evaluation, so `up` waits for Nix only). The project
+    // is settled first, from the client's own config.
+    let incus = ctx.incus()?;
     let eval = nix::eval_manifests(&ctx.flake, (!names.is_empty()).then_some(&names[..]));
-    let out = ctx.runner.capture(&eval)?;
+    let (list, query) = (incus.list(), incus.server_info());
+    let [out, listed, server] = ctx.runner.capture_all([&eval, &list, &query]);
+    let out = out?;
     if !out.success() {
         // stdout may hold half-written JSON when evaluation fails: never read it.
         return Err(nix::eval_failure(&ctx.flake, &eval, &out));
@@ -29,11 +34,12 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let instances = ctx.instances()?;
+    let instances = incus::parse_list(&incus::checked(&list, listed?)?)?;
     let images = image_sources(ctx, &manifests, &instances, from_image)?;
 
-    // Plan, assuming the server can shift the shared mounts; ask it only when inx's devices
-    // are about to be written, so an unchanged `up` makes no extra call.
+    // Plan, assuming the server can shift the shared mounts; its answer matters only when
+    // inx's devices are about to be written (a server that failed that query but listed fine
+    // fails nothing else).
     let flake = ctx.flake_record();
     let profiles = ctx.profiles()?;
     let targets = |shift: bool| -> Vec<Target> {
@@ -43,7 +49,8 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
             .collect()
     };
     let mut plan = plan::up(&targets(true), ctx.incus()?, &ctx.build_root())?;
-    if plan.writes_inx_devices() && !idmapped_mounts(ctx)? {
+    if plan.writes_inx_devices() && !incus::parse_idmapped_mounts(&incus::checked(&query, server?)?)
+    {
         eprintln!(
             "warning: this Incus server cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
         );
@@ -194,12 +201,6 @@ fn image_sources(
         sources.insert(o.name.clone(), source);
     }
     Ok(sources)
-}
-
-fn idmapped_mounts(ctx: &Ctx) -> Result<bool> {
-    let cmd = ctx.incus()?.server_info();
-    let out = incus::checked(&cmd, ctx.runner.capture(&cmd)?)?;
-    Ok(incus::parse_idmapped_mounts(&out))
 }
 
 /// A shared-store container cannot start without the host daemon's socket directory bound in

@@ -81,7 +81,7 @@ fn up_boots_from_the_shared_store_and_a_second_up_changes_nothing() {
         "{traced:?}"
     );
     assert!(
-        traced[3].starts_with("incus --project default query /1.0"),
+        traced[3].starts_with("incus query /1.0"),
         "{traced:?}"
     );
     assert_eq!(pid(&web), before, "no restart");

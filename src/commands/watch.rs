@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 enum Event {
     /// A new link in gcroots/auto, read the moment it appeared (the host may delete it soon).
@@ -17,6 +17,10 @@ enum Event {
     /// A fresh listing of the containers, made because they changed or time passed.
     Listed(Result<Vec<Container>>),
 }
+
+/// Unclaimed links make a listing of their own only when the last one is at least this old.
+/// Builds on the host itself are never claimed: this bounds what they cost.
+const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
 /// whenever a container is created, started, stopped or deleted, and every `interval`
@@ -47,47 +51,112 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         }
     });
     eprintln!("roots: watching {}", layout.auto.display());
-    // New links no container has claimed yet: a container may be too new for the last
-    // listing. They are tried again with a fresh one.
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut listed_at = std::time::Instant::now();
+    let mut decide = Decide::new(RELIST_AFTER, Instant::now());
     loop {
         // Wait for one event, then take everything else that is queued: one sync for a burst.
         let first = rx.recv().expect("the auto-link thread never stops");
-        let mut new = BTreeSet::new();
-        let mut listed = None;
-        for event in std::iter::once(first).chain(rx.try_iter()) {
-            match event {
-                Event::Auto(origin) => {
-                    new.insert(origin);
+        decide.take(std::iter::once(first).chain(rx.try_iter()));
+        loop {
+            match decide.next(Instant::now()) {
+                Step::Fast(new) => {
+                    let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
+                    decide.unclaimed(unclaimed(&new, &fast));
+                    log_sync(ctx, fast);
                 }
-                Event::Listed(list) => listed = Some(list),
+                Step::List => decide.take([Event::Listed(gather(&ctx.runner, &ctx.incus))]),
+                Step::Full(listed, links) => {
+                    if let Some(list) = listed {
+                        containers = list;
+                    }
+                    let full = sync_with(ctx, &layout, &containers, &links, Scope::Full, cap);
+                    log_sync(ctx, full);
+                }
+                Step::CannotList(e) => eprintln!("roots: cannot list containers now: {e}"),
+                Step::Wait => break,
             }
         }
-        if !new.is_empty() {
-            let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
-            pending.extend(unclaimed(&new, &fast));
-            log_sync(ctx, fast);
+    }
+}
+
+/// What the watcher does next.
+#[derive(Debug)]
+enum Step {
+    /// Root these new links with the containers known now: one sync for a whole burst.
+    Fast(BTreeSet<String>),
+    /// List the containers now, on this thread, and hand the listing back to `take`.
+    List,
+    /// Sync every container fully, with these containers when a listing came (otherwise the
+    /// last ones), and with these links as well as the auto links there are now.
+    Full(Option<Vec<Container>>, BTreeSet<String>),
+    /// A listing failed. Incus may be restarting: the last list stays (it cannot tell which
+    /// containers are gone, so nothing is dropped) until a listing succeeds.
+    CannotList(Error),
+    /// Nothing more until the next event.
+    Wait,
+}
+
+/// The watcher's decisions, apart from inotify, Incus and the clock: it takes bursts of
+/// events and says what to do, one step at a time, until there is nothing left to do.
+struct Decide {
+    relist_after: Duration,
+    /// New links no container has claimed yet: a container may be too new for the last
+    /// listing. They are tried again with the next one.
+    pending: BTreeSet<String>,
+    /// When the last listing was taken in.
+    listed_at: Instant,
+    /// What the burst brought that is not done yet: new links, the newest listing.
+    new: BTreeSet<String>,
+    listed: Option<Result<Vec<Container>>>,
+}
+
+impl Decide {
+    fn new(relist_after: Duration, listed_at: Instant) -> Self {
+        Decide {
+            relist_after,
+            pending: BTreeSet::new(),
+            listed_at,
+            new: BTreeSet::new(),
+            listed: None,
+        }
+    }
+
+    /// A burst of events: everything that was queued.
+    fn take(&mut self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            match event {
+                Event::Auto(origin) => {
+                    self.new.insert(origin);
+                }
+                Event::Listed(list) => self.listed = Some(list),
+            }
+        }
+    }
+
+    /// The links of the last `Step::Fast` that no container claimed.
+    fn unclaimed(&mut self, links: BTreeSet<String>) {
+        self.pending.extend(links);
+    }
+
+    fn next(&mut self, now: Instant) -> Step {
+        if !self.new.is_empty() {
+            return Step::Fast(std::mem::take(&mut self.new));
         }
         // Unclaimed links and a listing that is not brand new: list now, on this thread,
         // rather than wait for Incus's event (the host may delete the link at its next root
-        // query). Not more often than every 250 ms: builds on the host itself are never
-        // claimed.
-        if listed.is_none() && !pending.is_empty() && listed_at.elapsed() > Duration::from_secs(1) {
-            listed = Some(gather(&ctx.runner, &ctx.incus));
+        // query).
+        if self.listed.is_none()
+            && !self.pending.is_empty()
+            && now.duration_since(self.listed_at) > self.relist_after
+        {
+            return Step::List;
         }
-        match listed {
+        match self.listed.take() {
             Some(Ok(list)) => {
-                containers = list;
-                listed_at = std::time::Instant::now();
-                let full = sync_with(ctx, &layout, &containers, &pending, Scope::Full, cap);
-                pending.clear();
-                log_sync(ctx, full);
+                self.listed_at = now;
+                Step::Full(Some(list), std::mem::take(&mut self.pending))
             }
-            // Incus may be restarting: keep the last list (which cannot tell which containers
-            // are gone, so nothing is dropped) and wait for the next listing.
-            Some(Err(e)) => eprintln!("roots: cannot list containers now: {e}"),
-            None => {}
+            Some(Err(e)) => Step::CannotList(e),
+            None => Step::Wait,
         }
     }
 }
@@ -211,4 +280,183 @@ fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
             wait = (wait * 2).min(30);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::ContainerName;
+    use std::path::PathBuf;
+
+    const AFTER: Duration = Duration::from_secs(1);
+
+    fn links(origins: &[&str]) -> BTreeSet<String> {
+        origins.iter().map(|o| o.to_string()).collect()
+    }
+
+    fn auto(origin: &str) -> Event {
+        Event::Auto(origin.to_string())
+    }
+
+    fn listing(names: &[&str]) -> Vec<Container> {
+        names
+            .iter()
+            .map(|n| Container {
+                project: "default".into(),
+                name: ContainerName::parse(n).unwrap(),
+                root: None,
+                volume: PathBuf::from("/nonexistent"),
+                managed: true,
+            })
+            .collect()
+    }
+
+    fn names(list: &[Container]) -> Vec<String> {
+        list.iter().map(|c| c.name.to_string()).collect()
+    }
+
+    /// Every step until `Wait` or `List`, with no link left unclaimed by the fast syncs.
+    fn steps(decide: &mut Decide, now: Instant) -> Vec<Step> {
+        steps_unclaimed(decide, now, &BTreeSet::new())
+    }
+
+    /// Every step until `Wait` or `List` (which the loop answers with a listing); the fast
+    /// syncs leave `unclaimed` to no container.
+    fn steps_unclaimed(
+        decide: &mut Decide,
+        now: Instant,
+        unclaimed: &BTreeSet<String>,
+    ) -> Vec<Step> {
+        let mut done = Vec::new();
+        loop {
+            let step = decide.next(now);
+            if let Step::Fast(new) = &step {
+                decide.unclaimed(new.intersection(unclaimed).cloned().collect());
+            }
+            let wait = matches!(step, Step::Wait | Step::List);
+            done.push(step);
+            if wait {
+                return done;
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_new_links_is_rooted_by_one_fast_sync() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let burst: Vec<Event> = (0..50).map(|i| auto(&format!("/root/r{i}"))).collect();
+        decide.take(burst);
+        let done = steps(&mut decide, t0 + Duration::from_millis(10));
+        let [Step::Fast(new), Step::Wait] = &done[..] else {
+            panic!("one fast sync, then wait: {done:?}")
+        };
+        assert_eq!(new.len(), 50);
+    }
+
+    #[test]
+    fn a_link_that_appears_twice_in_a_burst_is_synced_once() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result"), auto("/root/result")]);
+        let done = steps(&mut decide, t0);
+        let [Step::Fast(new), Step::Wait] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(new, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn claimed_links_make_no_listing() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps(&mut decide, t0 + Duration::from_secs(30));
+        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+    }
+
+    #[test]
+    fn unclaimed_links_list_again_at_once_when_the_last_listing_is_old_enough() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let result = links(&["/root/result"]);
+        decide.take([auto("/root/result")]);
+        let now = t0 + Duration::from_secs(2);
+        let done = steps_unclaimed(&mut decide, now, &result);
+        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        // The listing made on this thread comes back, and the link is tried again with it.
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, now);
+        let [Step::Full(Some(list), tried), Step::Wait] = &done[..] else {
+            panic!("a full sync with the new listing: {done:?}")
+        };
+        assert_eq!(names(list), ["new"]);
+        assert_eq!(tried, &result);
+        // Tried once: the next burst does not carry it again.
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, now + Duration::from_secs(5));
+        let [Step::Full(_, tried), Step::Wait] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert!(tried.is_empty(), "{tried:?}");
+    }
+
+    #[test]
+    fn unclaimed_links_make_no_listing_while_the_last_one_is_fresh() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps_unclaimed(
+            &mut decide,
+            t0 + Duration::from_millis(300),
+            &links(&["/root/result"]),
+        );
+        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+        // The next listing, whoever asked for it, takes the link along.
+        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0 + Duration::from_millis(400));
+        let [Step::Full(Some(_), tried), Step::Wait] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn links_and_a_listing_in_one_burst_sync_fast_first_then_fully() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([
+            auto("/root/a"),
+            Event::Listed(Ok(listing(&["old"]))),
+            auto("/root/b"),
+            Event::Listed(Ok(listing(&["new"]))),
+        ]);
+        let done = steps_unclaimed(&mut decide, t0, &links(&["/root/b"]));
+        let [Step::Fast(new), Step::Full(Some(list), tried), Step::Wait] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(new, &links(&["/root/a", "/root/b"]));
+        assert_eq!(names(list), ["new"], "the newest listing wins");
+        assert_eq!(tried, &links(&["/root/b"]));
+    }
+
+    #[test]
+    fn a_failed_listing_keeps_the_last_list_and_the_unclaimed_links() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        steps_unclaimed(&mut decide, t0, &links(&["/root/result"]));
+        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        let done = steps(&mut decide, t0);
+        assert!(
+            matches!(&done[..], [Step::CannotList(_), Step::Wait]),
+            "{done:?}"
+        );
+        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(Some(_), tried), Step::Wait] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &links(&["/root/result"]));
+    }
 }

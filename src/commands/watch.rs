@@ -11,11 +11,14 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 enum Event {
     /// A new link in gcroots/auto, read the moment it appeared (the host may delete it soon).
     Auto(String),
     /// A fresh listing of the containers, made because they changed or time passed.
     Listed(Result<Vec<Container>>),
+    /// The kernel's queue of inotify events overflowed: new links may have gone unread.
+    Overflow,
 }
 
 /// Unclaimed links make a listing of their own only when the last one is at least this old.
@@ -107,6 +110,8 @@ struct Decide {
     /// What the burst brought that is not done yet: new links, the newest listing.
     new: BTreeSet<String>,
     listed: Option<Result<Vec<Container>>>,
+    /// Links may have been missed since the last full sync.
+    missed: bool,
 }
 
 impl Decide {
@@ -117,6 +122,7 @@ impl Decide {
             listed_at,
             new: BTreeSet::new(),
             listed: None,
+            missed: false,
         }
     }
 
@@ -128,6 +134,7 @@ impl Decide {
                     self.new.insert(origin);
                 }
                 Event::Listed(list) => self.listed = Some(list),
+                Event::Overflow => self.missed = true,
             }
         }
     }
@@ -153,9 +160,16 @@ impl Decide {
         match self.listed.take() {
             Some(Ok(list)) => {
                 self.listed_at = now;
+                self.missed = false;
                 Step::Full(Some(list), std::mem::take(&mut self.pending))
             }
             Some(Err(e)) => Step::CannotList(e),
+            // A full sync reads every link in gcroots/auto, the missed ones too (those the
+            // host has not deleted yet); the last list will do.
+            None if self.missed => {
+                self.missed = false;
+                Step::Full(None, std::mem::take(&mut self.pending))
+            }
             None => Step::Wait,
         }
     }
@@ -228,20 +242,35 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
             let Ok(event) = events.next() else {
                 continue;
             };
-            let Some(name) = event.file_name() else {
-                continue;
-            };
-            let path = auto.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-            if let Ok(target) = std::fs::read_link(&path) {
-                if let Some(t) = target.to_str().filter(|t| t.starts_with('/')) {
-                    if tx.send(Event::Auto(t.to_string())).is_err() {
-                        return;
-                    }
+            if let Some(event) = auto_event(&auto, event.events(), event.file_name()) {
+                if let Event::Overflow = event {
+                    eprintln!("roots: too many new links at once, some unread: syncing fully");
+                }
+                if tx.send(event).is_err() {
+                    return;
                 }
             }
         }
     });
     Ok(())
+}
+
+/// What one inotify event on gcroots/auto says: a new link, read at once; or an overflow of
+/// the kernel's queue (a storm of links faster than this thread reads them), which names no
+/// file and means that some links were never seen.
+fn auto_event(
+    auto: &Path,
+    flags: rustix::fs::inotify::ReadFlags,
+    name: Option<&std::ffi::CStr>,
+) -> Option<Event> {
+    if flags.contains(rustix::fs::inotify::ReadFlags::QUEUE_OVERFLOW) {
+        return Some(Event::Overflow);
+    }
+    let name = name?;
+    let target =
+        std::fs::read_link(auto.join(std::ffi::OsStr::from_bytes(name.to_bytes()))).ok()?;
+    let target = target.to_str().filter(|t| t.starts_with('/'))?;
+    Some(Event::Auto(target.to_string()))
 }
 
 /// Follows Incus's lifecycle events; when the daemon goes away (a restart), reconnects and
@@ -458,5 +487,60 @@ mod tests {
             panic!("{done:?}")
         };
         assert_eq!(tried, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn an_overflow_gives_a_full_sync_with_the_last_list() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/a"), Event::Overflow]);
+        let done = steps(&mut decide, t0);
+        let [Step::Fast(_), Step::Full(None, _), Step::Wait] = &done[..] else {
+            panic!("the new link at once, then everything: {done:?}")
+        };
+        // Once: the next burst is an ordinary one.
+        decide.take([auto("/root/b")]);
+        let done = steps(&mut decide, t0);
+        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+    }
+
+    #[test]
+    fn an_overflow_and_a_listing_in_one_burst_give_one_full_sync() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([Event::Overflow, Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0);
+        assert!(
+            matches!(&done[..], [Step::Full(Some(_), _), Step::Wait]),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn an_overflowed_inotify_queue_is_an_overflow_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = auto_event(
+            dir.path(),
+            rustix::fs::inotify::ReadFlags::QUEUE_OVERFLOW,
+            None,
+        );
+        assert!(matches!(event, Some(Event::Overflow)), "{event:?}");
+    }
+
+    #[test]
+    fn a_new_auto_link_is_read_as_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/root/result", dir.path().join("abc")).unwrap();
+        std::os::unix::fs::symlink("relative", dir.path().join("rel")).unwrap();
+        let read = |name: &std::ffi::CStr| {
+            auto_event(
+                dir.path(),
+                rustix::fs::inotify::ReadFlags::CREATE,
+                Some(name),
+            )
+        };
+        assert!(matches!(read(c"abc"), Some(Event::Auto(t)) if t == "/root/result"));
+        assert!(read(c"rel").is_none(), "only absolute targets");
+        assert!(read(c"gone").is_none(), "a link already deleted");
     }
 }

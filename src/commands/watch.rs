@@ -21,8 +21,15 @@ enum Event {
     Overflow,
 }
 
-/// Unclaimed links make a listing of their own only when the last one is at least this old.
-/// Builds on the host itself are never claimed: this bounds what they cost.
+/// A new link that no listed container claims makes a listing of its own once the last
+/// listing is this old. Such a link is either a build in a container the last listing missed
+/// (one that was being created or started as it was made; Incus's event for it makes the
+/// lister list again at once anyway, so this is the fallback) or a build on the host itself,
+/// which no container ever claims. The number weighs the two: the fallback roots the build
+/// within about a second and one `incus list`, while a stream of host builds costs at most
+/// one listing a second (an `incus` process and a query of the daemon), not one per build.
+/// Since the link is kept as a candidate until that listing, a root query meanwhile that
+/// deletes the link does not lose it; only a collection in that second could.
 const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
@@ -55,10 +62,21 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     });
     eprintln!("roots: watching {}", layout.auto.display());
     let mut decide = Decide::new(RELIST_AFTER, Instant::now());
+    let mut wake = None;
     loop {
-        // Wait for one event, then take everything else that is queued: one sync for a burst.
-        let first = rx.recv().expect("the auto-link thread never stops");
-        decide.take(std::iter::once(first).chain(rx.try_iter()));
+        // Wait for one event (or until `decide` wants to look again), then take everything
+        // else that is queued: one sync for a burst.
+        let first = match wake {
+            None => Some(rx.recv().expect("the auto-link thread never stops")),
+            Some(after) => match rx.recv_timeout(after) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    unreachable!("the auto-link thread never stops")
+                }
+            },
+        };
+        decide.take(first.into_iter().chain(rx.try_iter()));
         loop {
             match decide.next(Instant::now()) {
                 Step::Fast(new) => {
@@ -75,7 +93,10 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
                     log_sync(ctx, full);
                 }
                 Step::CannotList(e) => eprintln!("roots: cannot list containers now: {e}"),
-                Step::Wait => break,
+                Step::Wait(after) => {
+                    wake = after;
+                    break;
+                }
             }
         }
     }
@@ -94,8 +115,8 @@ enum Step {
     /// A listing failed. Incus may be restarting: the last list stays (it cannot tell which
     /// containers are gone, so nothing is dropped) until a listing succeeds.
     CannotList(Error),
-    /// Nothing more until the next event.
-    Wait,
+    /// Nothing more until the next event, or until this much time has passed.
+    Wait(Option<Duration>),
 }
 
 /// The watcher's decisions, apart from inotify, Incus and the clock: it takes bursts of
@@ -105,8 +126,11 @@ struct Decide {
     /// New links no container has claimed yet: a container may be too new for the last
     /// listing. They are tried again with the next one.
     pending: BTreeSet<String>,
-    /// When the last listing was taken in.
+    /// When the last good listing was taken in.
     listed_at: Instant,
+    /// Whether the last listing succeeded. While Incus does not answer, unclaimed links wait
+    /// for the listing that the Incus watcher asks for when it reconnects.
+    answering: bool,
     /// What the burst brought that is not done yet: new links, the newest listing.
     new: BTreeSet<String>,
     listed: Option<Result<Vec<Container>>>,
@@ -120,6 +144,7 @@ impl Decide {
             relist_after,
             pending: BTreeSet::new(),
             listed_at,
+            answering: true,
             new: BTreeSet::new(),
             listed: None,
             missed: false,
@@ -148,30 +173,36 @@ impl Decide {
         if !self.new.is_empty() {
             return Step::Fast(std::mem::take(&mut self.new));
         }
-        // Unclaimed links and a listing that is not brand new: list now, on this thread,
-        // rather than wait for Incus's event (the host may delete the link at its next root
-        // query).
-        if self.listed.is_none()
-            && !self.pending.is_empty()
-            && now.duration_since(self.listed_at) > self.relist_after
-        {
-            return Step::List;
-        }
         match self.listed.take() {
             Some(Ok(list)) => {
                 self.listed_at = now;
+                self.answering = true;
                 self.missed = false;
-                Step::Full(Some(list), std::mem::take(&mut self.pending))
+                return Step::Full(Some(list), std::mem::take(&mut self.pending));
             }
-            Some(Err(e)) => Step::CannotList(e),
-            // A full sync reads every link in gcroots/auto, the missed ones too (those the
-            // host has not deleted yet); the last list will do.
-            None if self.missed => {
-                self.missed = false;
-                Step::Full(None, std::mem::take(&mut self.pending))
+            Some(Err(e)) => {
+                self.answering = false;
+                return Step::CannotList(e);
             }
-            None => Step::Wait,
+            None => {}
         }
+        // Unclaimed links: list now, on this thread, rather than wait for Incus's event (the
+        // host may delete the link at its next root query), once the last listing is old
+        // enough; until then, wake up when it is.
+        let relist_in = (!self.pending.is_empty() && self.answering).then(|| {
+            self.relist_after
+                .saturating_sub(now.saturating_duration_since(self.listed_at))
+        });
+        if relist_in == Some(Duration::ZERO) {
+            return Step::List;
+        }
+        // A full sync reads every link in gcroots/auto, the missed ones too (those the host
+        // has not deleted yet); the last list will do.
+        if self.missed {
+            self.missed = false;
+            return Step::Full(None, std::mem::take(&mut self.pending));
+        }
+        Step::Wait(relist_in)
     }
 }
 
@@ -362,7 +393,7 @@ mod tests {
             if let Step::Fast(new) = &step {
                 decide.unclaimed(new.intersection(unclaimed).cloned().collect());
             }
-            let wait = matches!(step, Step::Wait | Step::List);
+            let wait = matches!(step, Step::Wait(_) | Step::List);
             done.push(step);
             if wait {
                 return done;
@@ -377,7 +408,7 @@ mod tests {
         let burst: Vec<Event> = (0..50).map(|i| auto(&format!("/root/r{i}"))).collect();
         decide.take(burst);
         let done = steps(&mut decide, t0 + Duration::from_millis(10));
-        let [Step::Fast(new), Step::Wait] = &done[..] else {
+        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
             panic!("one fast sync, then wait: {done:?}")
         };
         assert_eq!(new.len(), 50);
@@ -389,7 +420,7 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/result"), auto("/root/result")]);
         let done = steps(&mut decide, t0);
-        let [Step::Fast(new), Step::Wait] = &done[..] else {
+        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(new, &links(&["/root/result"]));
@@ -401,7 +432,10 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/result")]);
         let done = steps(&mut decide, t0 + Duration::from_secs(30));
-        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            "{done:?}"
+        );
     }
 
     #[test]
@@ -416,7 +450,7 @@ mod tests {
         // The listing made on this thread comes back, and the link is tried again with it.
         decide.take([Event::Listed(Ok(listing(&["new"])))]);
         let done = steps(&mut decide, now);
-        let [Step::Full(Some(list), tried), Step::Wait] = &done[..] else {
+        let [Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
             panic!("a full sync with the new listing: {done:?}")
         };
         assert_eq!(names(list), ["new"]);
@@ -424,7 +458,7 @@ mod tests {
         // Tried once: the next burst does not carry it again.
         decide.take([Event::Listed(Ok(listing(&["new"])))]);
         let done = steps(&mut decide, now + Duration::from_secs(5));
-        let [Step::Full(_, tried), Step::Wait] = &done[..] else {
+        let [Step::Full(_, tried), Step::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert!(tried.is_empty(), "{tried:?}");
@@ -440,14 +474,56 @@ mod tests {
             t0 + Duration::from_millis(300),
             &links(&["/root/result"]),
         );
-        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(Some(d))] if *d == Duration::from_millis(700)),
+            "no listing yet, but a look again when the last one is {AFTER:?} old: {done:?}"
+        );
         // The next listing, whoever asked for it, takes the link along.
         decide.take([Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0 + Duration::from_millis(400));
-        let [Step::Full(Some(_), tried), Step::Wait] = &done[..] else {
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn unclaimed_links_list_again_when_the_threshold_passes_without_another_event() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps_unclaimed(
+            &mut decide,
+            t0 + Duration::from_millis(300),
+            &links(&["/root/result"]),
+        );
+        let [Step::Fast(_), Step::Wait(Some(after))] = &done[..] else {
+            panic!("{done:?}")
+        };
+        // Woken with no event: the threshold has passed, so it lists.
+        decide.take([]);
+        let done = steps(&mut decide, t0 + Duration::from_millis(300) + *after);
+        assert!(matches!(&done[..], [Step::List]), "{done:?}");
+    }
+
+    #[test]
+    fn after_a_failed_listing_unclaimed_links_wait_for_the_next_listing() {
+        // Incus is not answering: the watcher's reconnect asks for a listing; no timer does.
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let later = t0 + Duration::from_secs(5);
+        let done = steps_unclaimed(&mut decide, later, &links(&["/root/result"]));
+        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        let done = steps(&mut decide, later);
+        assert!(
+            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
+            "{done:?}"
+        );
+        decide.take([]);
+        let done = steps(&mut decide, later + Duration::from_secs(5));
+        assert!(matches!(&done[..], [Step::Wait(None)]), "{done:?}");
     }
 
     #[test]
@@ -461,7 +537,7 @@ mod tests {
             Event::Listed(Ok(listing(&["new"]))),
         ]);
         let done = steps_unclaimed(&mut decide, t0, &links(&["/root/b"]));
-        let [Step::Fast(new), Step::Full(Some(list), tried), Step::Wait] = &done[..] else {
+        let [Step::Fast(new), Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(new, &links(&["/root/a", "/root/b"]));
@@ -478,12 +554,12 @@ mod tests {
         decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
         let done = steps(&mut decide, t0);
         assert!(
-            matches!(&done[..], [Step::CannotList(_), Step::Wait]),
+            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
             "{done:?}"
         );
         decide.take([Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0);
-        let [Step::Full(Some(_), tried), Step::Wait] = &done[..] else {
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &links(&["/root/result"]));
@@ -495,13 +571,16 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/a"), Event::Overflow]);
         let done = steps(&mut decide, t0);
-        let [Step::Fast(_), Step::Full(None, _), Step::Wait] = &done[..] else {
+        let [Step::Fast(_), Step::Full(None, _), Step::Wait(None)] = &done[..] else {
             panic!("the new link at once, then everything: {done:?}")
         };
         // Once: the next burst is an ordinary one.
         decide.take([auto("/root/b")]);
         let done = steps(&mut decide, t0);
-        assert!(matches!(&done[..], [Step::Fast(_), Step::Wait]), "{done:?}");
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            "{done:?}"
+        );
     }
 
     #[test]
@@ -511,7 +590,7 @@ mod tests {
         decide.take([Event::Overflow, Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0);
         assert!(
-            matches!(&done[..], [Step::Full(Some(_), _), Step::Wait]),
+            matches!(&done[..], [Step::Full(Some(_), _), Step::Wait(None)]),
             "{done:?}"
         );
     }

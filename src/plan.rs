@@ -125,6 +125,8 @@ pub struct Target<'a> {
     pub manifest: &'a Manifest,
     pub spec: Spec,
     pub profile_dir: PathBuf,
+    /// Whether the profile directory exists (a new container's does not yet).
+    pub profile_dir_exists: bool,
     pub profile: ProfileState,
     pub instance: Option<&'a Instance>,
     /// What the container runs now: read through its init's root, or the recorded key.
@@ -243,12 +245,14 @@ fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
 
     if t.profile.system.as_ref() != Some(system) {
         let next = t.profile.generation.map_or(1, |g| g + 1);
-        steps.push(step(
-            name,
-            What::Profile,
-            "create the host profile directory",
-            Action::CreateDir(t.profile_dir.clone()),
-        ));
+        if !t.profile_dir_exists {
+            steps.push(step(
+                name,
+                What::Profile,
+                "create the host profile directory",
+                Action::CreateDir(t.profile_dir.clone()),
+            ));
+        }
         steps.push(run(
             name,
             What::Profile,

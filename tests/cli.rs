@@ -393,6 +393,42 @@ fn dry_run_up_as_json() {
     assert_eq!(sb.call_verbs(), ["nix eval", "incus list", "incus query"]);
 }
 
+#[test]
+fn up_makes_the_profile_directory_only_where_it_is_missing() {
+    let sb = Sandbox::new();
+    sb.eval_answers(one_container(1));
+    sb.list_answers(json!([instance("web", "Stopped", true)]));
+    sb.server_answers_idmap();
+    let plan = |sb: &Sandbox| -> Vec<Value> {
+        let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
+        let plan: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON plan");
+        plan["steps"].as_array().expect("a steps array").clone()
+    };
+    let made = |steps: &[Value]| {
+        steps
+            .iter()
+            .filter(|s| s.get("create-dir").is_some())
+            .count()
+    };
+    // The profile directory holds an older system: the profile is set, no directory made.
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(
+        format!("/nix/store/{DRV_HASH}-nixos-system-web"),
+        dir.join("system-1-link"),
+    )
+    .unwrap();
+    symlink("system-1-link", dir.join("system")).unwrap();
+    let steps = plan(&sb);
+    assert_eq!(made(&steps), 0, "{steps:#?}");
+    assert!(steps.iter().any(|s| s["what"] == "profile"), "{steps:#?}");
+    // Someone removed the directory: it is made again.
+    fs::remove_dir_all(&dir).unwrap();
+    let steps = plan(&sb);
+    assert_eq!(made(&steps), 1, "{steps:#?}");
+    assert_nothing_changed(&sb);
+}
+
 // 3
 #[test]
 fn missing_inx_containers_output_is_an_eval_error() {

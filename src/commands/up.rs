@@ -89,6 +89,7 @@ fn target<'a>(
         manifest: m,
         spec,
         profile: ctx.profiles.read(&m.name),
+        profile_dir_exists: profile_dir.is_dir(),
         profile_dir,
         instance,
         running_system,

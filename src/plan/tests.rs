@@ -52,6 +52,7 @@ fn target<'a>(
         manifest: m,
         spec: spec(m),
         profile_dir: format!("/nix/var/nix/profiles/inx/{}", m.name).into(),
+        profile_dir_exists: profile.is_some(),
         profile: ProfileState {
             system: profile.map(|(p, _)| StorePath::parse(p).unwrap()),
             generation: profile.map(|(_, g)| g),
@@ -99,13 +100,8 @@ fn changed_system_switches_in_place_without_restart() {
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
-        [
-            What::Build,
-            What::Profile,
-            What::Profile,
-            What::Switch,
-            What::Config
-        ]
+        [What::Build, What::Profile, What::Switch, What::Config],
+        "the profile directory is there already: no mkdir"
     );
     insta::assert_snapshot!(plan.to_shell());
 }
@@ -138,14 +134,29 @@ fn stopped_container_is_started_with_its_new_system() {
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
-        [
-            What::Build,
-            What::Profile,
-            What::Profile,
-            What::Config,
-            What::Start
-        ]
+        [What::Build, What::Profile, What::Config, What::Start]
     );
+}
+
+#[test]
+fn the_profile_directory_is_made_only_where_it_is_missing() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Running");
+    let creates_dir = |t: Target| {
+        up(&[t], &Incus::default())
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::CreateDir(_)))
+    };
+    // Someone removed the profile directory of a running container: it is made again.
+    let gone = target(&m, Some(&inst), None, Some(NEW));
+    assert!(!gone.profile_dir_exists);
+    assert!(creates_dir(gone));
+    // The directory is there but its `system` link is not: only the profile is set.
+    let mut emptied = target(&m, Some(&inst), None, Some(NEW));
+    emptied.profile_dir_exists = true;
+    assert!(!creates_dir(emptied));
 }
 
 #[test]

@@ -673,8 +673,17 @@ fn a_held_lock_stops_up_before_anything_runs() {
 }
 
 // 13
+/// Gives `web` a host profile (generation 1) that points at `toplevel()`.
+fn profile_web(sb: &Sandbox) {
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(toplevel(), dir.join("system-1-link")).unwrap();
+    symlink("system-1-link", dir.join("system")).unwrap();
+}
+
 fn list_sandbox() -> Sandbox {
     let sb = Sandbox::new();
+    profile_web(&sb);
     sb.respond("nix", "eval", r#"["web","db"]"#, "", 0);
     let mut other = instance("other", "Running", false);
     other["state"] = json!({ "pid": 1 });
@@ -705,7 +714,8 @@ fn list_json_shows_declared_and_managed_containers() {
     assert_eq!(web["managed"], true);
     assert_eq!(web["status"], "Running");
     assert_eq!(web["running_system"], toplevel());
-    assert_eq!(web["profile_system"], Value::Null);
+    assert_eq!(web["profile_system"], toplevel());
+    assert_eq!(web["generation"], 1);
     assert_eq!(rows[0]["status"], Value::Null);
     assert_eq!(rows[1]["declared"], false);
     // list evaluates and lists at the same time: the two calls come in either order.
@@ -716,6 +726,35 @@ fn list_json_shows_declared_and_managed_containers() {
         eval.ends_with("[--apply] [builtins.attrNames]"),
         "list evaluates names only: {eval}"
     );
+}
+
+#[test]
+fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
+    for status in ["Running", "Stopped"] {
+        let sb = Sandbox::new();
+        sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+        sb.list_answers(json!([instance("web", status, true)]));
+        let assert = sb.run(&["list", "--json"]).code(0);
+        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        let web = &rows[0];
+        assert_eq!(web["state"], "unprofiled", "{status}: {web}");
+        assert_eq!(web["status"], status);
+        assert_eq!(web["generation"], Value::Null);
+        assert_eq!(web["profile_system"], Value::Null);
+        let stderr = stderr_of(&assert);
+        assert!(
+            stderr.contains("web has no host profile") && stderr.contains("`inx up web`"),
+            "{stderr}"
+        );
+        let table = stdout_of(&sb.run(&["list"]).code(0));
+        assert!(table.contains("web   unprofiled  -"), "{table}");
+        // With its profile back, it is an ordinary container again.
+        profile_web(&sb);
+        let assert = sb.run(&["list", "--json"]).code(0);
+        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        assert_eq!(rows[0]["state"], status.to_lowercase());
+        assert!(!stderr_of(&assert).contains("no host profile"));
+    }
 }
 
 #[test]

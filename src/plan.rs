@@ -239,6 +239,9 @@ pub fn up(targets: &[Target], incus: &Incus) -> Result<Plan> {
     Ok(plan)
 }
 
+/// The device that binds a container's host profile directory.
+const PROFILES_DEVICE: &str = "inx-profiles";
+
 fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
@@ -291,6 +294,25 @@ fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
         apply(name, &diff, incus, steps);
         steps.push(run(name, What::Start, "start", incus.start(name)));
         return;
+    }
+    // The profile directory was removed on the host while the container ran, which still
+    // has the removed one bound (empty): bind the new one in its place, before a switch runs
+    // from it.
+    if !t.profile_dir_exists && !diff.remove_devices.iter().any(|d| d == PROFILES_DEVICE) {
+        if let Some(props) = t.spec.devices.get(PROFILES_DEVICE) {
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("remove device {PROFILES_DEVICE}: its directory was removed on the host"),
+                incus.device_remove(name, PROFILES_DEVICE),
+            ));
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("add device {PROFILES_DEVICE}: bind the new profile directory"),
+                incus.device_add(name, PROFILES_DEVICE, props),
+            ));
+        }
     }
     if t.running_system.as_ref() != Some(system) {
         let switch = incus.exec(

@@ -203,6 +203,54 @@ fn lifecycle_and_list_states() {
     );
 }
 
+/// A running container whose host profile someone removed is listed as `unprofiled`, with a
+/// note on stderr, instead of as `running` with no generation. The next `up` makes the
+/// profile again and binds it into the container in place of the removed one, without a
+/// restart, so that a switch from it works again.
+#[test]
+fn a_removed_host_profile_is_listed_as_unprofiled_and_up_makes_and_binds_it_again() {
+    let _host = host!("unprofiled");
+    let fx = Fixture::new("unprof");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    let init = pid(&web);
+
+    std::fs::remove_dir_all(Path::new(PROFILES).join(&web)).unwrap();
+    let listed = fx
+        .inx(&["--json", "list"])
+        .ok()
+        .stderr_has(&format!("{web} has no host profile"));
+    let list = listed.json();
+    let r = row(&list, &web);
+    assert_eq!(r["state"], "unprofiled", "{r}");
+    assert_eq!(r["status"], "Running");
+    assert_eq!(r["generation"], serde_json::Value::Null);
+
+    fx.up(&[]).stderr_has("bind the new profile directory");
+    assert_eq!(profile(&web), Some((1, v1.clone())), "the profile is back");
+    let after = fx.inx(&["--json", "list"]).ok();
+    assert!(
+        !after.stderr.contains("no host profile"),
+        "{}",
+        after.stderr
+    );
+    assert_eq!(row(&after.json(), &web)["state"], "running");
+    assert_eq!(pid(&web), init, "no restart");
+    // `sh` runs the container's shell through its profile: it is there inside again.
+    assert_eq!(
+        sh_out(&web, "readlink /nix/var/nix/profiles/system-1-link"),
+        v1
+    );
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+    fx.up(&[]).stderr_has("in place");
+    let (_, v2) = profile(&web).unwrap();
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v2);
+    assert_eq!(pid(&web), init);
+}
+
 /// destroy needs confirmation, then removes the instance and its host profile and nothing else.
 #[test]
 fn destroy_removes_the_instance_and_its_profile_only() {

@@ -160,6 +160,46 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
 }
 
 #[test]
+fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_bound() {
+    // The container still has the removed directory bound, empty: the new one is bound in
+    // its place before the switch, which runs from it.
+    let old = manifest("web", OLD, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let new = manifest("web", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&new, Some(&inst), None, Some(OLD))],
+        &Incus::default(),
+    )
+    .unwrap();
+    insta::assert_snapshot!(plan.to_shell());
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
+        [
+            What::Build,
+            What::Profile,
+            What::Profile,
+            What::Devices,
+            What::Devices,
+            What::Switch,
+            What::Config
+        ]
+    );
+    // Stopped, it binds the directory when it starts: nothing to do.
+    let stopped = deployed(&new, "Stopped");
+    let plan = up(
+        &[target(&new, Some(&stopped), None, None)],
+        &Incus::default(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
+        [What::Build, What::Profile, What::Profile, What::Start]
+    );
+}
+
+#[test]
 fn live_config_change_does_not_restart() {
     let old = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&old, "Running");

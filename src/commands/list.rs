@@ -110,7 +110,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
             _ => String::new(),
         };
         eprintln!(
-            "note: {0} has no host profile (it was removed): nothing keeps its system from the host's garbage collection, and it cannot start again; `inx {project}up {0}` makes the profile again",
+            "note: {0} has no host profile: nothing keeps its system from the host's garbage collection, and it cannot start again; `inx {project}up {0}` makes the profile again",
             r.name
         );
     }

@@ -429,6 +429,58 @@ fn up_makes_the_profile_directory_only_where_it_is_missing() {
     assert_nothing_changed(&sb);
 }
 
+#[test]
+fn a_server_that_cannot_idmap_mounts_gets_a_warning_and_unshifted_binds() {
+    // A server that says no, and one too old to say.
+    for answer in [
+        r#"{"environment":{"kernel_features":{"idmapped_mounts":"false"}}}"#,
+        r#"{"environment":{}}"#,
+    ] {
+        let sb = Sandbox::new();
+        sb.eval_answers(one_container(1));
+        sb.list_answers(json!([]));
+        sb.respond("incus", "query", answer, "", 0);
+        let no_shift = |input: &str| {
+            let spec: Value = serde_json::from_str(input).expect("create input is JSON");
+            for device in ["inx-store", "inx-profiles", "inx-daemon"] {
+                let d = &spec["devices"][device];
+                assert_eq!(d["type"], "disk", "{answer}: {device}: {spec}");
+                assert!(d.get("shift").is_none(), "{answer}: {device}: {spec}");
+            }
+        };
+        let warned = |assert: &assert_cmd::assert::Assert| {
+            let stderr = stderr_of(assert);
+            assert!(
+                stderr.contains("warning: this Incus server cannot idmap mounts"),
+                "{answer}: {stderr}"
+            );
+        };
+
+        let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
+        warned(&assert);
+        let plan: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON plan");
+        let create = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["what"] == "create")
+            .expect("a create step");
+        no_shift(create["run"]["stdin"].as_str().expect("create input"));
+        assert_nothing_changed(&sb);
+
+        if !host_has_nix_daemon() {
+            // See up_builds_profiles_creates_and_starts_a_new_container.
+            continue;
+        }
+        let assert = sb.run(&["up"]).code(0);
+        warned(&assert);
+        no_shift(
+            &sb.stdin_of("incus", "create")
+                .expect("create got its input"),
+        );
+    }
+}
+
 // 3
 #[test]
 fn missing_inx_containers_output_is_an_eval_error() {

@@ -378,7 +378,7 @@ fn dry_run_up_prints_the_plan_and_changes_nothing() {
 }
 
 #[test]
-fn dry_run_up_as_json() {
+fn dry_run_up_with_json_prints_the_plan_steps_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.fresh_web();
     let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
@@ -810,7 +810,7 @@ fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
 }
 
 #[test]
-fn list_table() {
+fn list_prints_a_table_of_name_state_generation_and_system() {
     let sb = list_sandbox();
     let assert = sb.run(&["list"]).code(0);
     insta::assert_snapshot!("list_table", stdout_of(&assert));
@@ -818,7 +818,7 @@ fn list_table() {
 
 // 14
 #[test]
-fn completions_for_bash() {
+fn completions_for_bash_print_a_script_and_run_nothing() {
     let sb = Sandbox::new();
     sb.run(&["completions", "bash"])
         .code(0)
@@ -995,7 +995,7 @@ fn roots_sync_drops_only_its_own_roots_of_containers_that_are_gone() {
         "{}",
         stderr_of(&assert)
     );
-    assert!(!gone.exists(), "the gone container's roots stay");
+    assert!(!gone.exists(), "the gone container's roots are removed");
     assert!(fs::symlink_metadata(other.join("made-by-hand")).is_ok());
     assert_eq!(sb.call_verbs(), ["incus list"]);
 }
@@ -1151,7 +1151,7 @@ fn import_imports_once_and_a_known_image_is_left_alone() {
 }
 
 #[test]
-fn lxd_backend_drives_lxc_and_a_missing_remote_stops_early() {
+fn lxd_backend_drives_lxc_and_stops_early_without_the_remote_or_lxc() {
     let sb = Sandbox::with_tools(&["nix", "nix-store", "lxc"]);
     let (_, _, outputs) = image_outputs(&sb);
     sb.respond("nix", "eval", &outputs.to_string(), "", 0);

@@ -154,7 +154,7 @@ fn a_failed_switch_shows_outdated_and_the_next_up_finishes() {
 /// stop, start, restart; a stopped container is started by `up`; list reports missing,
 /// stopped, running and orphaned.
 #[test]
-fn lifecycle_and_list_states() {
+fn stop_start_restart_act_only_when_needed_and_list_reports_each_state() {
     let _host = host!("lifecycle");
     let fx = Fixture::new("life");
     let (a, b) = (fx.name("a"), fx.name("b"));
@@ -470,7 +470,7 @@ fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
 
 /// exec runs with the system's PATH and passes the exit code on; shell is a login shell.
 #[test]
-fn exec_and_shell() {
+fn exec_passes_exit_codes_on_shell_runs_commands_and_a_stopped_container_is_refused() {
     let _host = host!("exec");
     let fx = Fixture::new("exec");
     let web = fx.name("web");
@@ -554,7 +554,7 @@ fn incus_settings_apply_live_or_with_a_restart() {
 
 /// Two inx at once: the second is refused while the first holds the host lock.
 #[test]
-fn a_second_inx_waits_its_turn() {
+fn a_second_inx_is_refused_while_the_first_holds_the_host_lock() {
     let _host = host!("lock");
     let fx = Fixture::new("lock");
     let web = fx.name("web");

@@ -197,10 +197,11 @@ impl Decide {
             return Step::List;
         }
         // A full sync reads every link in gcroots/auto, the missed ones too (those the host
-        // has not deleted yet); the last list will do.
+        // has not deleted yet); the last list will do. Unclaimed links go along, and stay for
+        // the next listing, which the last one is not.
         if self.missed {
             self.missed = false;
-            return Step::Full(None, std::mem::take(&mut self.pending));
+            return Step::Full(None, self.pending.clone());
         }
         Step::Wait(relist_in)
     }
@@ -581,6 +582,27 @@ mod tests {
             matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
             "{done:?}"
         );
+    }
+
+    #[test]
+    fn unclaimed_links_stay_for_the_next_listing_after_an_overflow() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let result = links(&["/root/result"]);
+        decide.take([auto("/root/result")]);
+        steps_unclaimed(&mut decide, t0, &result);
+        decide.take([Event::Overflow]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(None, tried), Step::Wait(Some(_))] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &result);
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &result);
     }
 
     #[test]

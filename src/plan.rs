@@ -125,6 +125,8 @@ pub struct Target<'a> {
     pub manifest: &'a Manifest,
     pub spec: Spec,
     pub profile_dir: PathBuf,
+    /// Whether the profile directory exists (a new container's does not yet).
+    pub profile_dir_exists: bool,
     pub profile: ProfileState,
     pub instance: Option<&'a Instance>,
     /// What the container runs now: read through its init's root, or the recorded key.
@@ -255,18 +257,23 @@ pub fn up(targets: &[Target], incus: &Incus, build_root: &std::path::Path) -> Re
     Ok(plan)
 }
 
+/// The device that binds a container's host profile directory.
+const PROFILES_DEVICE: &str = "inx-profiles";
+
 fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
 
     if t.profile.system.as_ref() != Some(system) {
         let next = t.profile.generation.map_or(1, |g| g + 1);
-        steps.push(step(
-            name,
-            What::Profile,
-            "create the host profile directory",
-            Action::CreateDir(t.profile_dir.clone()),
-        ));
+        if !t.profile_dir_exists {
+            steps.push(step(
+                name,
+                What::Profile,
+                "create the host profile directory",
+                Action::CreateDir(t.profile_dir.clone()),
+            ));
+        }
         steps.push(run(
             name,
             What::Profile,
@@ -305,6 +312,25 @@ fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
         apply(name, &diff, incus, steps);
         steps.push(run(name, What::Start, "start", incus.start(name)));
         return;
+    }
+    // The profile directory was removed on the host while the container ran, which still
+    // has the removed one bound (empty): bind the new one in its place, before a switch runs
+    // from it.
+    if !t.profile_dir_exists && !diff.remove_devices.iter().any(|d| d == PROFILES_DEVICE) {
+        if let Some(props) = t.spec.devices.get(PROFILES_DEVICE) {
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("remove device {PROFILES_DEVICE}: its directory was removed on the host"),
+                incus.device_remove(name, PROFILES_DEVICE),
+            ));
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("add device {PROFILES_DEVICE}: bind the new profile directory"),
+                incus.device_add(name, PROFILES_DEVICE, props),
+            ));
+        }
     }
     if t.running_system.as_ref() != Some(system) {
         let switch = incus.exec(

@@ -402,7 +402,7 @@ fn dry_run_up_prints_the_plan_and_changes_nothing() {
 }
 
 #[test]
-fn dry_run_up_as_json() {
+fn dry_run_up_with_json_prints_the_plan_steps_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.fresh_web();
     let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
@@ -418,6 +418,94 @@ fn dry_run_up_as_json() {
         up_order(sb.call_verbs()),
         ["incus project", "incus list", "incus query", "nix eval"]
     );
+}
+
+#[test]
+fn up_makes_the_profile_directory_only_where_it_is_missing() {
+    let sb = Sandbox::new();
+    sb.eval_answers(one_container(1));
+    sb.list_answers(json!([instance("web", "Stopped", true)]));
+    sb.server_answers_idmap();
+    let plan = |sb: &Sandbox| -> Vec<Value> {
+        let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
+        let plan: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON plan");
+        plan["steps"].as_array().expect("a steps array").clone()
+    };
+    let made = |steps: &[Value]| {
+        steps
+            .iter()
+            .filter(|s| s.get("create-dir").is_some())
+            .count()
+    };
+    // The profile directory holds an older system: the profile is set, no directory made.
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(
+        format!("/nix/store/{DRV_HASH}-nixos-system-web"),
+        dir.join("system-1-link"),
+    )
+    .unwrap();
+    symlink("system-1-link", dir.join("system")).unwrap();
+    let steps = plan(&sb);
+    assert_eq!(made(&steps), 0, "{steps:#?}");
+    assert!(steps.iter().any(|s| s["what"] == "profile"), "{steps:#?}");
+    // Someone removed the directory: it is made again.
+    fs::remove_dir_all(&dir).unwrap();
+    let steps = plan(&sb);
+    assert_eq!(made(&steps), 1, "{steps:#?}");
+    assert_nothing_changed(&sb);
+}
+
+#[test]
+fn a_server_that_cannot_idmap_mounts_gets_a_warning_and_unshifted_binds() {
+    // A server that says no, and one too old to say.
+    for answer in [
+        r#"{"environment":{"kernel_features":{"idmapped_mounts":"false"}}}"#,
+        r#"{"environment":{}}"#,
+    ] {
+        let sb = Sandbox::new();
+        sb.eval_answers(one_container(1));
+        sb.list_answers(json!([]));
+        sb.respond("incus", "query", answer, "", 0);
+        let no_shift = |input: &str| {
+            let spec: Value = serde_json::from_str(input).expect("create input is JSON");
+            for device in ["inx-store", "inx-profiles", "inx-daemon"] {
+                let d = &spec["devices"][device];
+                assert_eq!(d["type"], "disk", "{answer}: {device}: {spec}");
+                assert!(d.get("shift").is_none(), "{answer}: {device}: {spec}");
+            }
+        };
+        let warned = |assert: &assert_cmd::assert::Assert| {
+            let stderr = stderr_of(assert);
+            assert!(
+                stderr.contains("warning: this Incus server cannot idmap mounts"),
+                "{answer}: {stderr}"
+            );
+        };
+
+        let assert = sb.run(&["--dry-run", "--json", "up"]).code(0);
+        warned(&assert);
+        let plan: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON plan");
+        let create = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["what"] == "create")
+            .expect("a create step");
+        no_shift(create["run"]["stdin"].as_str().expect("create input"));
+        assert_nothing_changed(&sb);
+
+        if !host_has_nix_daemon() {
+            // See up_builds_profiles_creates_and_starts_a_new_container.
+            continue;
+        }
+        let assert = sb.run(&["up"]).code(0);
+        warned(&assert);
+        no_shift(
+            &sb.stdin_of("incus", "create")
+                .expect("create got its input"),
+        );
+    }
 }
 
 // 3
@@ -698,8 +786,17 @@ fn a_held_lock_stops_up_before_anything_runs() {
 }
 
 // 13
+/// Gives `web` a host profile (generation 1) that points at `toplevel()`.
+fn profile_web(sb: &Sandbox) {
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(toplevel(), dir.join("system-1-link")).unwrap();
+    symlink("system-1-link", dir.join("system")).unwrap();
+}
+
 fn list_sandbox() -> Sandbox {
     let sb = Sandbox::new();
+    profile_web(&sb);
     sb.respond("nix", "eval", r#"["web","db"]"#, "", 0);
     let mut other = instance("other", "Running", false);
     other["state"] = json!({ "pid": 1 });
@@ -730,7 +827,8 @@ fn list_json_shows_declared_and_managed_containers() {
     assert_eq!(web["managed"], true);
     assert_eq!(web["status"], "Running");
     assert_eq!(web["running_system"], toplevel());
-    assert_eq!(web["profile_system"], Value::Null);
+    assert_eq!(web["profile_system"], toplevel());
+    assert_eq!(web["generation"], 1);
     assert_eq!(rows[0]["status"], Value::Null);
     assert_eq!(rows[1]["declared"], false);
     // list evaluates and lists at the same time: the two calls come in either order.
@@ -747,7 +845,36 @@ fn list_json_shows_declared_and_managed_containers() {
 }
 
 #[test]
-fn list_table() {
+fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
+    for status in ["Running", "Stopped"] {
+        let sb = Sandbox::new();
+        sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+        sb.list_answers(json!([instance("web", status, true)]));
+        let assert = sb.run(&["list", "--json"]).code(0);
+        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        let web = &rows[0];
+        assert_eq!(web["state"], "unprofiled", "{status}: {web}");
+        assert_eq!(web["status"], status);
+        assert_eq!(web["generation"], Value::Null);
+        assert_eq!(web["profile_system"], Value::Null);
+        let stderr = stderr_of(&assert);
+        assert!(
+            stderr.contains("web has no host profile") && stderr.contains("`inx up web`"),
+            "{stderr}"
+        );
+        let table = stdout_of(&sb.run(&["list"]).code(0));
+        assert!(table.contains("web   unprofiled  -"), "{table}");
+        // With its profile back, it is an ordinary container again.
+        profile_web(&sb);
+        let assert = sb.run(&["list", "--json"]).code(0);
+        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        assert_eq!(rows[0]["state"], status.to_lowercase());
+        assert!(!stderr_of(&assert).contains("no host profile"));
+    }
+}
+
+#[test]
+fn list_prints_a_table_of_name_state_generation_and_system() {
     let sb = list_sandbox();
     let assert = sb.run(&["list"]).code(0);
     insta::assert_snapshot!("list_table", stdout_of(&assert));
@@ -755,7 +882,7 @@ fn list_table() {
 
 // 14
 #[test]
-fn completions_for_bash() {
+fn completions_for_bash_print_a_script_and_run_nothing() {
     let sb = Sandbox::new();
     sb.run(&["completions", "bash"])
         .code(0)
@@ -949,7 +1076,7 @@ fn roots_sync_drops_only_its_own_roots_of_containers_that_are_gone() {
         "{}",
         stderr_of(&assert)
     );
-    assert!(!gone.exists(), "the gone container's roots stay");
+    assert!(!gone.exists(), "the gone container's roots are removed");
     assert!(fs::symlink_metadata(other.join("made-by-hand")).is_ok());
     assert_eq!(sb.call_verbs(), ["incus list"]);
 }
@@ -1110,7 +1237,7 @@ fn import_imports_once_and_a_known_image_is_left_alone() {
 }
 
 #[test]
-fn lxd_backend_drives_lxc_and_a_missing_remote_stops_early() {
+fn lxd_backend_drives_lxc_and_stops_early_without_the_remote_or_lxc() {
     let sb = Sandbox::with_tools(&["nix", "nix-store", "lxc"]);
     let (_, _, outputs) = image_outputs(&sb);
     sb.respond("nix", "eval", &outputs.to_string(), "", 0);

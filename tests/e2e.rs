@@ -80,10 +80,7 @@ fn up_boots_from_the_shared_store_and_a_second_up_changes_nothing() {
         traced[2].starts_with("incus --project default list"),
         "{traced:?}"
     );
-    assert!(
-        traced[3].starts_with("incus query /1.0"),
-        "{traced:?}"
-    );
+    assert!(traced[3].starts_with("incus query /1.0"), "{traced:?}");
     assert_eq!(pid(&web), before, "no restart");
     assert_eq!(profile(&web).unwrap().0, 1, "no new generation");
     assert_eq!(
@@ -169,7 +166,7 @@ fn a_failed_switch_shows_outdated_and_the_next_up_finishes() {
 /// stop, start, restart; a stopped container is started by `up`; list reports missing,
 /// stopped, running and orphaned.
 #[test]
-fn lifecycle_and_list_states() {
+fn stop_start_restart_act_only_when_needed_and_list_reports_each_state() {
     let _host = host!("lifecycle");
     let fx = Fixture::new("life");
     let (a, b) = (fx.name("a"), fx.name("b"));
@@ -216,6 +213,54 @@ fn lifecycle_and_list_states() {
         row(&fx.inx(&["--json", "list"]).ok().json(), &a)["state"],
         "orphaned"
     );
+}
+
+/// A running container whose host profile someone removed is listed as `unprofiled`, with a
+/// note on stderr, instead of as `running` with no generation. The next `up` makes the
+/// profile again and binds it into the container in place of the removed one, without a
+/// restart, so that a switch from it works again.
+#[test]
+fn a_removed_host_profile_is_listed_as_unprofiled_and_up_makes_and_binds_it_again() {
+    let _host = host!("unprofiled");
+    let fx = Fixture::new("unprof");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    let init = pid(&web);
+
+    std::fs::remove_dir_all(Path::new(PROFILES).join(&web)).unwrap();
+    let listed = fx
+        .inx(&["--json", "list"])
+        .ok()
+        .stderr_has(&format!("{web} has no host profile"));
+    let list = listed.json();
+    let r = row(&list, &web);
+    assert_eq!(r["state"], "unprofiled", "{r}");
+    assert_eq!(r["status"], "Running");
+    assert_eq!(r["generation"], serde_json::Value::Null);
+
+    fx.up(&[]).stderr_has("bind the new profile directory");
+    assert_eq!(profile(&web), Some((1, v1.clone())), "the profile is back");
+    let after = fx.inx(&["--json", "list"]).ok();
+    assert!(
+        !after.stderr.contains("no host profile"),
+        "{}",
+        after.stderr
+    );
+    assert_eq!(row(&after.json(), &web)["state"], "running");
+    assert_eq!(pid(&web), init, "no restart");
+    // `sh` runs the container's shell through its profile: it is there inside again.
+    assert_eq!(
+        sh_out(&web, "readlink /nix/var/nix/profiles/system-1-link"),
+        v1
+    );
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+    fx.up(&[]).stderr_has("in place");
+    let (_, v2) = profile(&web).unwrap();
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v2);
+    assert_eq!(pid(&web), init);
 }
 
 /// destroy needs confirmation, then removes the instance and its host profile and nothing else.
@@ -437,7 +482,7 @@ fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
 
 /// exec runs with the system's PATH and passes the exit code on; shell is a login shell.
 #[test]
-fn exec_and_shell() {
+fn exec_passes_exit_codes_on_shell_runs_commands_and_a_stopped_container_is_refused() {
     let _host = host!("exec");
     let fx = Fixture::new("exec");
     let web = fx.name("web");
@@ -521,7 +566,7 @@ fn incus_settings_apply_live_or_with_a_restart() {
 
 /// Two inx at once: the second is refused while the first holds the host lock.
 #[test]
-fn a_second_inx_waits_its_turn() {
+fn a_second_inx_is_refused_while_the_first_holds_the_host_lock() {
     let _host = host!("lock");
     let fx = Fixture::new("lock");
     let web = fx.name("web");

@@ -16,6 +16,8 @@ pub enum State {
     Running,
     Outdated,
     Drifted,
+    /// Declared and managed, but its host profile is gone (removed by hand).
+    Unprofiled,
     Orphaned,
     Conflict,
 }
@@ -28,6 +30,7 @@ impl State {
             State::Running => "running",
             State::Outdated => "outdated",
             State::Drifted => "drifted",
+            State::Unprofiled => "unprofiled",
             State::Orphaned => "orphaned",
             State::Conflict => "conflict",
         }
@@ -103,6 +106,16 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     } else {
         print!("{}", table(&rows));
     }
+    for r in rows.iter().filter(|r| r.state == State::Unprofiled) {
+        let project = match &ctx.incus()?.project {
+            Some(p) if !p.is_default() => format!("--project {} ", p.as_str()),
+            _ => String::new(),
+        };
+        eprintln!(
+            "note: {0} has no host profile: nothing keeps its system from the host's garbage collection, and it cannot start again; `inx {project}up {0}` makes the profile again",
+            r.name
+        );
+    }
     Ok(())
 }
 
@@ -122,10 +135,14 @@ fn row(profiles: &Profiles, name: &str, declared: bool, instance: Option<&Instan
         (Some(p), Some(r)) => p.as_str() != r,
         _ => false,
     };
+    // A container made from its image has no host profile; any other has one from its first
+    // `up` on. Without it, nothing keeps its system from the host's GC and it cannot boot.
+    let unprofiled = profile.system.is_none() && !instance.is_some_and(instance::is_from_image);
     let state = match instance {
         None => State::Missing,
         Some(_) if !managed => State::Conflict,
         Some(_) if !declared => State::Orphaned,
+        Some(_) if unprofiled => State::Unprofiled,
         Some(i) if i.running() => {
             if profile.system.is_some() && running_system != profile.system {
                 State::Outdated

@@ -98,6 +98,7 @@ fn target<'a>(
         manifest: m,
         spec,
         profile: profiles.read(&m.name),
+        profile_dir_exists: profile_dir.is_dir(),
         profile_dir,
         instance,
         running_system,

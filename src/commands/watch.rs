@@ -9,14 +9,28 @@ use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 enum Event {
     /// A new link in gcroots/auto, read the moment it appeared (the host may delete it soon).
     Auto(String),
     /// A fresh listing of the containers, made because they changed or time passed.
     Listed(Result<Vec<Container>>),
+    /// The kernel's queue of inotify events overflowed: new links may have gone unread.
+    Overflow,
 }
+
+/// A new link that no listed container claims makes a listing of its own once the last
+/// listing is this old. Such a link is either a build in a container the last listing missed
+/// (one that was being created or started as it was made; Incus's event for it makes the
+/// lister list again at once anyway, so this is the fallback) or a build on the host itself,
+/// which no container ever claims. The number weighs the two: the fallback roots the build
+/// within about a second and one `incus list`, while a stream of host builds costs at most
+/// one listing a second (an `incus` process and a query of the daemon), not one per build.
+/// Since the link is kept as a candidate until that listing, a root query meanwhile that
+/// deletes the link does not lose it; only a collection in that second could.
+const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
 /// whenever a container is created, started, stopped or deleted, and every `interval`
@@ -47,48 +61,152 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         }
     });
     eprintln!("roots: watching {}", layout.auto.display());
-    // New links no container has claimed yet: a container may be too new for the last
-    // listing. They are tried again with a fresh one.
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut listed_at = std::time::Instant::now();
+    let mut decide = Decide::new(RELIST_AFTER, Instant::now());
+    let mut wake = None;
     loop {
-        // Wait for one event, then take everything else that is queued: one sync for a burst.
-        let first = rx.recv().expect("the auto-link thread never stops");
-        let mut new = BTreeSet::new();
-        let mut listed = None;
-        for event in std::iter::once(first).chain(rx.try_iter()) {
+        // Wait for one event (or until `decide` wants to look again), then take everything
+        // else that is queued: one sync for a burst.
+        let first = match wake {
+            None => Some(rx.recv().expect("the auto-link thread never stops")),
+            Some(after) => match rx.recv_timeout(after) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    unreachable!("the auto-link thread never stops")
+                }
+            },
+        };
+        decide.take(first.into_iter().chain(rx.try_iter()));
+        loop {
+            match decide.next(Instant::now()) {
+                Step::Fast(new) => {
+                    let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
+                    decide.unclaimed(unclaimed(&new, &fast));
+                    log_sync(ctx, fast);
+                }
+                Step::List => decide.take([Event::Listed(gather(
+                    &ctx.runner,
+                    &crate::incus::Incus::default(),
+                ))]),
+                Step::Full(listed, links) => {
+                    if let Some(list) = listed {
+                        containers = list;
+                    }
+                    let full = sync_with(ctx, &layout, &containers, &links, Scope::Full, cap);
+                    log_sync(ctx, full);
+                }
+                Step::CannotList(e) => eprintln!("roots: cannot list containers now: {e}"),
+                Step::Wait(after) => {
+                    wake = after;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What the watcher does next.
+#[derive(Debug)]
+enum Step {
+    /// Root these new links with the containers known now: one sync for a whole burst.
+    Fast(BTreeSet<String>),
+    /// List the containers now, on this thread, and hand the listing back to `take`.
+    List,
+    /// Sync every container fully, with these containers when a listing came (otherwise the
+    /// last ones), and with these links as well as the auto links there are now.
+    Full(Option<Vec<Container>>, BTreeSet<String>),
+    /// A listing failed. Incus may be restarting: the last list stays (it cannot tell which
+    /// containers are gone, so nothing is dropped) until a listing succeeds.
+    CannotList(Error),
+    /// Nothing more until the next event, or until this much time has passed.
+    Wait(Option<Duration>),
+}
+
+/// The watcher's decisions, apart from inotify, Incus and the clock: it takes bursts of
+/// events and says what to do, one step at a time, until there is nothing left to do.
+struct Decide {
+    relist_after: Duration,
+    /// New links no container has claimed yet: a container may be too new for the last
+    /// listing. They are tried again with the next one.
+    pending: BTreeSet<String>,
+    /// When the last good listing was taken in.
+    listed_at: Instant,
+    /// Whether the last listing succeeded. While Incus does not answer, unclaimed links wait
+    /// for the listing that the Incus watcher asks for when it reconnects.
+    answering: bool,
+    /// What the burst brought that is not done yet: new links, the newest listing.
+    new: BTreeSet<String>,
+    listed: Option<Result<Vec<Container>>>,
+    /// Links may have been missed since the last full sync.
+    missed: bool,
+}
+
+impl Decide {
+    fn new(relist_after: Duration, listed_at: Instant) -> Self {
+        Decide {
+            relist_after,
+            pending: BTreeSet::new(),
+            listed_at,
+            answering: true,
+            new: BTreeSet::new(),
+            listed: None,
+            missed: false,
+        }
+    }
+
+    /// A burst of events: everything that was queued.
+    fn take(&mut self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
             match event {
                 Event::Auto(origin) => {
-                    new.insert(origin);
+                    self.new.insert(origin);
                 }
-                Event::Listed(list) => listed = Some(list),
+                Event::Listed(list) => self.listed = Some(list),
+                Event::Overflow => self.missed = true,
             }
         }
-        if !new.is_empty() {
-            let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
-            pending.extend(unclaimed(&new, &fast));
-            log_sync(ctx, fast);
+    }
+
+    /// The links of the last `Step::Fast` that no container claimed.
+    fn unclaimed(&mut self, links: BTreeSet<String>) {
+        self.pending.extend(links);
+    }
+
+    fn next(&mut self, now: Instant) -> Step {
+        if !self.new.is_empty() {
+            return Step::Fast(std::mem::take(&mut self.new));
         }
-        // Unclaimed links and a listing that is not brand new: list now, on this thread,
-        // rather than wait for Incus's event (the host may delete the link at its next root
-        // query). Not more often than every 250 ms: builds on the host itself are never
-        // claimed.
-        if listed.is_none() && !pending.is_empty() && listed_at.elapsed() > Duration::from_secs(1) {
-            listed = Some(gather(&ctx.runner, &crate::incus::Incus::default()));
-        }
-        match listed {
+        match self.listed.take() {
             Some(Ok(list)) => {
-                containers = list;
-                listed_at = std::time::Instant::now();
-                let full = sync_with(ctx, &layout, &containers, &pending, Scope::Full, cap);
-                pending.clear();
-                log_sync(ctx, full);
+                self.listed_at = now;
+                self.answering = true;
+                self.missed = false;
+                return Step::Full(Some(list), std::mem::take(&mut self.pending));
             }
-            // Incus may be restarting: keep the last list (which cannot tell which containers
-            // are gone, so nothing is dropped) and wait for the next listing.
-            Some(Err(e)) => eprintln!("roots: cannot list containers now: {e}"),
+            Some(Err(e)) => {
+                self.answering = false;
+                return Step::CannotList(e);
+            }
             None => {}
         }
+        // Unclaimed links: list now, on this thread, rather than wait for Incus's event (the
+        // host may delete the link at its next root query), once the last listing is old
+        // enough; until then, wake up when it is.
+        let relist_in = (!self.pending.is_empty() && self.answering).then(|| {
+            self.relist_after
+                .saturating_sub(now.saturating_duration_since(self.listed_at))
+        });
+        if relist_in == Some(Duration::ZERO) {
+            return Step::List;
+        }
+        // A full sync reads every link in gcroots/auto, the missed ones too (those the host
+        // has not deleted yet); the last list will do. Unclaimed links go along, and stay for
+        // the next listing, which the last one is not.
+        if self.missed {
+            self.missed = false;
+            return Step::Full(None, self.pending.clone());
+        }
+        Step::Wait(relist_in)
     }
 }
 
@@ -159,20 +277,35 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
             let Ok(event) = events.next() else {
                 continue;
             };
-            let Some(name) = event.file_name() else {
-                continue;
-            };
-            let path = auto.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-            if let Ok(target) = std::fs::read_link(&path) {
-                if let Some(t) = target.to_str().filter(|t| t.starts_with('/')) {
-                    if tx.send(Event::Auto(t.to_string())).is_err() {
-                        return;
-                    }
+            if let Some(event) = auto_event(&auto, event.events(), event.file_name()) {
+                if let Event::Overflow = event {
+                    eprintln!("roots: too many new links at once, some unread: syncing fully");
+                }
+                if tx.send(event).is_err() {
+                    return;
                 }
             }
         }
     });
     Ok(())
+}
+
+/// What one inotify event on gcroots/auto says: a new link, read at once; or an overflow of
+/// the kernel's queue (a storm of links faster than this thread reads them), which names no
+/// file and means that some links were never seen.
+fn auto_event(
+    auto: &Path,
+    flags: rustix::fs::inotify::ReadFlags,
+    name: Option<&std::ffi::CStr>,
+) -> Option<Event> {
+    if flags.contains(rustix::fs::inotify::ReadFlags::QUEUE_OVERFLOW) {
+        return Some(Event::Overflow);
+    }
+    let name = name?;
+    let target =
+        std::fs::read_link(auto.join(std::ffi::OsStr::from_bytes(name.to_bytes()))).ok()?;
+    let target = target.to_str().filter(|t| t.starts_with('/'))?;
+    Some(Event::Auto(target.to_string()))
 }
 
 /// Follows Incus's lifecycle events; when the daemon goes away (a restart), reconnects and
@@ -211,4 +344,307 @@ fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
             wait = (wait * 2).min(30);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::ContainerName;
+    use std::path::PathBuf;
+
+    const AFTER: Duration = Duration::from_secs(1);
+
+    fn links(origins: &[&str]) -> BTreeSet<String> {
+        origins.iter().map(|o| o.to_string()).collect()
+    }
+
+    fn auto(origin: &str) -> Event {
+        Event::Auto(origin.to_string())
+    }
+
+    fn listing(names: &[&str]) -> Vec<Container> {
+        names
+            .iter()
+            .map(|n| Container {
+                project: "default".into(),
+                name: ContainerName::parse(n).unwrap(),
+                root: None,
+                volume: PathBuf::from("/nonexistent"),
+                managed: true,
+            })
+            .collect()
+    }
+
+    fn names(list: &[Container]) -> Vec<String> {
+        list.iter().map(|c| c.name.to_string()).collect()
+    }
+
+    /// Every step until `Wait` or `List`, with no link left unclaimed by the fast syncs.
+    fn steps(decide: &mut Decide, now: Instant) -> Vec<Step> {
+        steps_unclaimed(decide, now, &BTreeSet::new())
+    }
+
+    /// Every step until `Wait` or `List` (which the loop answers with a listing); the fast
+    /// syncs leave `unclaimed` to no container.
+    fn steps_unclaimed(
+        decide: &mut Decide,
+        now: Instant,
+        unclaimed: &BTreeSet<String>,
+    ) -> Vec<Step> {
+        let mut done = Vec::new();
+        loop {
+            let step = decide.next(now);
+            if let Step::Fast(new) = &step {
+                decide.unclaimed(new.intersection(unclaimed).cloned().collect());
+            }
+            let wait = matches!(step, Step::Wait(_) | Step::List);
+            done.push(step);
+            if wait {
+                return done;
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_new_links_is_rooted_by_one_fast_sync() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let burst: Vec<Event> = (0..50).map(|i| auto(&format!("/root/r{i}"))).collect();
+        decide.take(burst);
+        let done = steps(&mut decide, t0 + Duration::from_millis(10));
+        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
+            panic!("one fast sync, then wait: {done:?}")
+        };
+        assert_eq!(new.len(), 50);
+    }
+
+    #[test]
+    fn a_link_that_appears_twice_in_a_burst_is_synced_once() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result"), auto("/root/result")]);
+        let done = steps(&mut decide, t0);
+        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(new, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn claimed_links_make_no_listing() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps(&mut decide, t0 + Duration::from_secs(30));
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn unclaimed_links_list_again_at_once_when_the_last_listing_is_old_enough() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let result = links(&["/root/result"]);
+        decide.take([auto("/root/result")]);
+        let now = t0 + Duration::from_secs(2);
+        let done = steps_unclaimed(&mut decide, now, &result);
+        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        // The listing made on this thread comes back, and the link is tried again with it.
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, now);
+        let [Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
+            panic!("a full sync with the new listing: {done:?}")
+        };
+        assert_eq!(names(list), ["new"]);
+        assert_eq!(tried, &result);
+        // Tried once: the next burst does not carry it again.
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, now + Duration::from_secs(5));
+        let [Step::Full(_, tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert!(tried.is_empty(), "{tried:?}");
+    }
+
+    #[test]
+    fn unclaimed_links_make_no_listing_while_the_last_one_is_fresh() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps_unclaimed(
+            &mut decide,
+            t0 + Duration::from_millis(300),
+            &links(&["/root/result"]),
+        );
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(Some(d))] if *d == Duration::from_millis(700)),
+            "no listing yet, but a look again when the last one is {AFTER:?} old: {done:?}"
+        );
+        // The next listing, whoever asked for it, takes the link along.
+        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0 + Duration::from_millis(400));
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn unclaimed_links_list_again_when_the_threshold_passes_without_another_event() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let done = steps_unclaimed(
+            &mut decide,
+            t0 + Duration::from_millis(300),
+            &links(&["/root/result"]),
+        );
+        let [Step::Fast(_), Step::Wait(Some(after))] = &done[..] else {
+            panic!("{done:?}")
+        };
+        // Woken with no event: the threshold has passed, so it lists.
+        decide.take([]);
+        let done = steps(&mut decide, t0 + Duration::from_millis(300) + *after);
+        assert!(matches!(&done[..], [Step::List]), "{done:?}");
+    }
+
+    #[test]
+    fn after_a_failed_listing_unclaimed_links_wait_for_the_next_listing() {
+        // Incus is not answering: the watcher's reconnect asks for a listing; no timer does.
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        let later = t0 + Duration::from_secs(5);
+        let done = steps_unclaimed(&mut decide, later, &links(&["/root/result"]));
+        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        let done = steps(&mut decide, later);
+        assert!(
+            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
+            "{done:?}"
+        );
+        decide.take([]);
+        let done = steps(&mut decide, later + Duration::from_secs(5));
+        assert!(matches!(&done[..], [Step::Wait(None)]), "{done:?}");
+    }
+
+    #[test]
+    fn links_and_a_listing_in_one_burst_sync_fast_first_then_fully() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([
+            auto("/root/a"),
+            Event::Listed(Ok(listing(&["old"]))),
+            auto("/root/b"),
+            Event::Listed(Ok(listing(&["new"]))),
+        ]);
+        let done = steps_unclaimed(&mut decide, t0, &links(&["/root/b"]));
+        let [Step::Fast(new), Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(new, &links(&["/root/a", "/root/b"]));
+        assert_eq!(names(list), ["new"], "the newest listing wins");
+        assert_eq!(tried, &links(&["/root/b"]));
+    }
+
+    #[test]
+    fn a_failed_listing_keeps_the_last_list_and_the_unclaimed_links() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/result")]);
+        steps_unclaimed(&mut decide, t0, &links(&["/root/result"]));
+        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        let done = steps(&mut decide, t0);
+        assert!(
+            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
+            "{done:?}"
+        );
+        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &links(&["/root/result"]));
+    }
+
+    #[test]
+    fn an_overflow_gives_a_full_sync_with_the_last_list() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([auto("/root/a"), Event::Overflow]);
+        let done = steps(&mut decide, t0);
+        let [Step::Fast(_), Step::Full(None, _), Step::Wait(None)] = &done[..] else {
+            panic!("the new link at once, then everything: {done:?}")
+        };
+        // Once: the next burst is an ordinary one.
+        decide.take([auto("/root/b")]);
+        let done = steps(&mut decide, t0);
+        assert!(
+            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn unclaimed_links_stay_for_the_next_listing_after_an_overflow() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let result = links(&["/root/result"]);
+        decide.take([auto("/root/result")]);
+        steps_unclaimed(&mut decide, t0, &result);
+        decide.take([Event::Overflow]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(None, tried), Step::Wait(Some(_))] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &result);
+        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        let done = steps(&mut decide, t0);
+        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(tried, &result);
+    }
+
+    #[test]
+    fn an_overflow_and_a_listing_in_one_burst_give_one_full_sync() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        decide.take([Event::Overflow, Event::Listed(Ok(listing(&["web"])))]);
+        let done = steps(&mut decide, t0);
+        assert!(
+            matches!(&done[..], [Step::Full(Some(_), _), Step::Wait(None)]),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn an_overflowed_inotify_queue_is_an_overflow_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = auto_event(
+            dir.path(),
+            rustix::fs::inotify::ReadFlags::QUEUE_OVERFLOW,
+            None,
+        );
+        assert!(matches!(event, Some(Event::Overflow)), "{event:?}");
+    }
+
+    #[test]
+    fn a_new_auto_link_is_read_as_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/root/result", dir.path().join("abc")).unwrap();
+        std::os::unix::fs::symlink("relative", dir.path().join("rel")).unwrap();
+        let read = |name: &std::ffi::CStr| {
+            auto_event(
+                dir.path(),
+                rustix::fs::inotify::ReadFlags::CREATE,
+                Some(name),
+            )
+        };
+        assert!(matches!(read(c"abc"), Some(Event::Auto(t)) if t == "/root/result"));
+        assert!(read(c"rel").is_none(), "only absolute targets");
+        assert!(read(c"gone").is_none(), "a link already deleted");
+    }
 }

@@ -54,6 +54,7 @@ fn target<'a>(
         manifest: m,
         spec: spec(m),
         profile_dir: format!("/nix/var/nix/profiles/inx/{}", m.name).into(),
+        profile_dir_exists: profile.is_some(),
         profile: ProfileState {
             system: profile.map(|(p, _)| StorePath::parse(p).unwrap()),
             generation: profile.map(|(_, g)| g),
@@ -105,13 +106,8 @@ fn changed_system_switches_in_place_without_restart() {
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
-        [
-            What::Build,
-            What::Profile,
-            What::Profile,
-            What::Switch,
-            What::Config
-        ]
+        [What::Build, What::Profile, What::Switch, What::Config],
+        "the profile directory is there already: no mkdir"
     );
     insta::assert_snapshot!(plan.to_shell());
 }
@@ -146,13 +142,70 @@ fn stopped_container_is_started_with_its_new_system() {
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
+        [What::Build, What::Profile, What::Config, What::Start]
+    );
+}
+
+#[test]
+fn the_profile_directory_is_made_only_where_it_is_missing() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Running");
+    let creates_dir = |t: Target| {
+        up(&[t], &Incus::default(), BUILD_ROOT.as_ref())
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::CreateDir(_)))
+    };
+    // Someone removed the profile directory of a running container: it is made again.
+    let gone = target(&m, Some(&inst), None, Some(NEW));
+    assert!(!gone.profile_dir_exists);
+    assert!(creates_dir(gone));
+    // The directory is there but its `system` link is not: only the profile is set.
+    let mut emptied = target(&m, Some(&inst), None, Some(NEW));
+    emptied.profile_dir_exists = true;
+    assert!(!creates_dir(emptied));
+}
+
+#[test]
+fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_bound() {
+    // The container still has the removed directory bound, empty: the new one is bound in
+    // its place before the switch, which runs from it.
+    let old = manifest("web", OLD, IncusSettings::default());
+    let inst = deployed(&old, "Running");
+    let new = manifest("web", NEW, IncusSettings::default());
+    let plan = up(
+        &[target(&new, Some(&inst), None, Some(OLD))],
+        &Incus::default(),
+        BUILD_ROOT.as_ref(),
+    )
+    .unwrap();
+    insta::assert_snapshot!(plan.to_shell());
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
         [
             What::Build,
             What::Profile,
             What::Profile,
-            What::Config,
-            What::Start
+            What::Devices,
+            What::Devices,
+            What::Switch,
+            What::Config
         ]
+    );
+    // Stopped, it binds the directory when it starts: nothing to do.
+    let stopped = deployed(&new, "Stopped");
+    let plan = up(
+        &[target(&new, Some(&stopped), None, None)],
+        &Incus::default(),
+        BUILD_ROOT.as_ref(),
+    )
+    .unwrap();
+    let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+    assert_eq!(
+        whats,
+        [What::Build, What::Profile, What::Profile, What::Start]
     );
 }
 

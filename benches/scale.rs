@@ -128,7 +128,7 @@ enum Side {
 
 /// Inx first in even runs, the raw commands first in odd ones, so drift hits both alike.
 fn sides(run: usize) -> [Side; 2] {
-    if run % 2 == 0 {
+    if run.is_multiple_of(2) {
         [Side::Inx, Side::Raw]
     } else {
         [Side::Raw, Side::Inx]

@@ -24,6 +24,8 @@ mkdir -p "$(dirname "$INX_TEST_SKIPS")"
 cargo=$(command -v cargo)
 
 cargo fmt --all -- --check
+# Lints: Cargo.toml's [lints] table, every warning an error.
+"$cargo" clippy --locked --all-targets -- -D warnings
 
 failed=()
 # One labelled cargo test run with `dir` first on PATH, then the tests it skipped.

@@ -182,7 +182,7 @@ mod tests {
             "/nix/store/".to_string(),
             format!("/nix/store/{h}"),
             format!("/nix/store/{h}-x/bin"),
-            format!("/nix/store/short-x"),
+            "/nix/store/short-x".to_string(),
             format!("/etc/{h}-x"),
             format!("/nix/store/{h}-x y"),
         ] {

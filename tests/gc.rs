@@ -209,7 +209,7 @@ fn stopped_containers_keep_their_builds_and_destroyed_ones_release_them() {
     // Deleted behind inx's back: the next sync drops its roots.
     let in_b = build_in(&b, "/root/result", &format!("deleted{nonce}"));
     fx.inx(&["roots", "sync"]).ok();
-    assert_eq!(rooted(&b), [in_b.clone()]);
+    assert_eq!(rooted(&b), std::slice::from_ref(&in_b));
     let deleted = std::process::Command::new("incus")
         .args(["delete", "--force", &b])
         .status()
@@ -351,7 +351,7 @@ fn syncs_during_restarts_never_drop_a_live_root() {
     let nonce = std::process::id();
     let built = build_in(&a, "/root/result", &format!("restarts{nonce}"));
     fx.inx(&["roots", "sync"]).ok();
-    assert_eq!(rooted(&a), [built.clone()]);
+    assert_eq!(rooted(&a), std::slice::from_ref(&built));
 
     let bin = env!("CARGO_BIN_EXE_inx");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

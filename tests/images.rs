@@ -854,7 +854,7 @@ fn simplestreams_tree_served_on_loopback() {
         "version {v1:?} starts with a date"
     );
     let product = "nixos:img-ss-web:x86_64";
-    assert_eq!(versions(&tree, product), [v1.clone()]);
+    assert_eq!(versions(&tree, product), std::slice::from_ref(&v1));
 
     let server = StaticServer::start(&bed.dir("img-ss-www"), bed.dir("img-ss-server.log"));
     let conf = bed.dir("img-ss-incus-conf");

@@ -8,7 +8,7 @@ use crate::error::{Error, Kind, Result};
 use crate::incus::incus_failure;
 use crate::name::ContainerName;
 use crate::plan::{Action, Plan, Step, What};
-use crate::process::{failure, Runner};
+use crate::process::{failure, Run};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -16,7 +16,7 @@ use std::sync::Mutex;
 /// How many containers' steps run at once.
 const JOBS: usize = 4;
 
-pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
+pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
     let mut chains: Vec<(&ContainerName, Vec<&Step>)> = Vec::new();
     for step in &plan.steps {
         let Some(container) = &step.container else {
@@ -91,7 +91,7 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
     Err(Error::new(kind, what))
 }
 
-fn run_step(runner: &Runner, step: &Step) -> Result<()> {
+fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
     match &step.action {
         Action::CreateDir(path) => std::fs::create_dir_all(path).map_err(|e| {
             Error::new(
@@ -144,7 +144,7 @@ fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::Cmd;
+    use crate::process::{Cmd, Recorder, Runner};
 
     fn sh(container: &str, script: &str) -> Step {
         Step {
@@ -213,6 +213,56 @@ mod tests {
             .expect("removed once the lock was free");
         worker.join().unwrap();
         assert!(!dir.exists());
+    }
+
+    fn step_of(container: Option<&str>, what: What, program: &str, args: &[&str]) -> Step {
+        Step {
+            container: container.map(|c| ContainerName::parse(c).unwrap()),
+            what,
+            description: format!("{program} {}", args.join(" ")),
+            action: Action::Run(Cmd::new(program).args(args.iter().copied())),
+        }
+    }
+
+    /// With a recording runner: the build goes first and shows its log; every other step is
+    /// a change (never cut off by Ctrl-C); a container whose step fails stops there while the
+    /// others finish; the command fails with the failed step's kind.
+    #[test]
+    fn builds_show_their_log_changes_are_never_cut_off_and_a_failure_stops_its_container_only() {
+        let plan = Plan {
+            steps: vec![
+                step_of(
+                    None,
+                    What::Build,
+                    "nix-store",
+                    &["--realise", "/nix/store/x.drv"],
+                ),
+                step_of(Some("a"), What::Create, "incus", &["create", "a"]),
+                step_of(Some("a"), What::Start, "incus", &["start", "a"]),
+                step_of(Some("b"), What::Create, "incus", &["refuse", "b"]),
+                step_of(Some("b"), What::Start, "incus", &["start", "b"]),
+            ],
+            ..Plan::default()
+        };
+        let recorder = Recorder::default().fail("incus", "refuse", 1);
+        let err = execute(&recorder, &plan).unwrap_err();
+        assert_eq!(err.kind, Kind::Failed, "{err}");
+        assert!(err.message.starts_with("b failed"), "{err}");
+        let mut lines = recorder.lines();
+        assert_eq!(
+            lines[0],
+            "show_stderr: nix-store --realise /nix/store/x.drv"
+        );
+        lines[1..].sort();
+        assert_eq!(
+            lines[1..],
+            [
+                "change: incus create a",
+                "change: incus refuse b",
+                "change: incus start a",
+            ],
+            "b's start never ran"
+        );
     }
 
     /// A failed step for no container (the build) stops everything before any container.

@@ -87,6 +87,87 @@ enum Mode {
     ShowStderr,
 }
 
+/// What the executor needs from a process runner: `Runner` runs them; tests hand in a
+/// `Recorder` that answers from a script and keeps what it was asked.
+pub trait Run: Sync {
+    /// A query or a build step, cut off by Ctrl-C (see `Runner::capture`).
+    fn capture(&self, cmd: &Cmd) -> Result<Output>;
+    /// A build, its log passed through.
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
+    /// A step that changes something, never cut off (see `Runner::change`).
+    fn change(&self, cmd: &Cmd) -> Result<Output>;
+}
+
+impl Run for Runner {
+    fn capture(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::capture(self, cmd)
+    }
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::show_stderr(self, cmd)
+    }
+    fn change(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::change(self, cmd)
+    }
+}
+
+/// A `Run` for unit tests: every command succeeds with empty output unless `fail` said
+/// otherwise for its program and first argument; `calls` lists what ran, with how.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Recorder {
+    failing: std::collections::BTreeMap<(String, String), i32>,
+    pub calls: std::sync::Mutex<Vec<(&'static str, Cmd)>>,
+}
+
+#[cfg(test)]
+impl Recorder {
+    pub fn fail(mut self, program: &str, first_arg: &str, code: i32) -> Self {
+        self.failing
+            .insert((program.to_string(), first_arg.to_string()), code);
+        self
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .map(|(how, c)| format!("{how}: {}", c.to_shell()))
+            .collect()
+    }
+
+    fn answer(&self, how: &'static str, cmd: &Cmd) -> Result<Output> {
+        self.calls.lock().unwrap().push((how, cmd.clone()));
+        let first = cmd.args.first().cloned().unwrap_or_default();
+        let code = self
+            .failing
+            .get(&(cmd.program.clone(), first))
+            .copied()
+            .unwrap_or(0);
+        Ok(Output {
+            code: Some(code),
+            stdout: String::new(),
+            stderr: if code == 0 {
+                String::new()
+            } else {
+                "refused\n".into()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+impl Run for Recorder {
+    fn capture(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("capture", cmd)
+    }
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("show_stderr", cmd)
+    }
+    fn change(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("change", cmd)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Runner {
     pub verbose: bool,

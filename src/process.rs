@@ -90,8 +90,6 @@ enum Mode {
 /// What the executor needs from a process runner: `Runner` runs them; tests hand in a
 /// `Recorder` that answers from a script and keeps what it was asked.
 pub trait Run: Sync {
-    /// A query or a build step, cut off by Ctrl-C (see `Runner::capture`).
-    fn capture(&self, cmd: &Cmd) -> Result<Output>;
     /// A build, its log passed through.
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
     /// A step that changes something, never cut off (see `Runner::change`).
@@ -99,9 +97,6 @@ pub trait Run: Sync {
 }
 
 impl Run for Runner {
-    fn capture(&self, cmd: &Cmd) -> Result<Output> {
-        Runner::capture(self, cmd)
-    }
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
         Runner::show_stderr(self, cmd)
     }
@@ -157,9 +152,6 @@ impl Recorder {
 
 #[cfg(test)]
 impl Run for Recorder {
-    fn capture(&self, cmd: &Cmd) -> Result<Output> {
-        self.answer("capture", cmd)
-    }
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
         self.answer("show_stderr", cmd)
     }

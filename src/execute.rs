@@ -24,7 +24,7 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
                 chains.is_empty(),
                 "a plan puts steps for no container first"
             );
-            eprintln!("{}", step.description);
+            runner.progress(format_args!("{}", step.description));
             run_step(runner, step)?;
             continue;
         };
@@ -42,7 +42,7 @@ pub fn execute(runner: &Runner, plan: &Plan) -> Result<()> {
                 while let Some((container, steps)) = chains.get(next.fetch_add(1, Ordering::SeqCst))
                 {
                     for step in steps {
-                        eprintln!("{container}: {}", step.description);
+                        runner.progress(format_args!("{container}: {}", step.description));
                         if let Err(e) = run_step(runner, step) {
                             eprintln!("{container}: {e}");
                             failed

@@ -21,13 +21,14 @@ mod simplestreams;
 mod staging;
 mod utc;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use cli::{Cli, Command, ImageCommand, RootsCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
 fn main() {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::from_argv(&argv);
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -72,7 +73,6 @@ fn run(cli: &Cli) -> error::Result<i32> {
 
 fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
     use commands::image::{self, ImportArgs};
-    let backend = image.backend;
     match &image.command {
         ImageCommand::Build { name, vm } => image::build(ctx, name, *vm),
         ImageCommand::Import {
@@ -81,6 +81,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
             alias,
             public,
             vm,
+            backend,
         } => image::import(
             ctx,
             &ImportArgs {
@@ -89,7 +90,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
                 alias: alias.as_deref(),
                 public: *public,
                 vm: *vm,
-                backend,
+                backend: *backend,
             },
         ),
         ImageCommand::Publish {
@@ -97,6 +98,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
             remote,
             alias,
             vm,
+            backend,
         } => image::publish(
             ctx,
             &ImportArgs {
@@ -105,7 +107,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
                 alias: alias.as_deref(),
                 public: true,
                 vm: *vm,
-                backend,
+                backend: *backend,
             },
         ),
         ImageCommand::Export { name, dir, vm } => image::export(ctx, name, dir, *vm),

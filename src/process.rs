@@ -89,10 +89,21 @@ enum Mode {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Runner {
-    pub verbose: bool,
+    /// How often -v was given: from one on, every command is printed as it runs.
+    pub verbose: u8,
+    /// -q: no progress lines.
+    pub quiet: bool,
 }
 
 impl Runner {
+    /// A progress line on stderr (a step as it starts, or that something needs no change),
+    /// unless -q. Errors and warnings do not come through here: they always print.
+    pub fn progress(&self, line: std::fmt::Arguments) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
     pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
         self.run(cmd, Mode::Capture)
     }
@@ -175,7 +186,7 @@ impl Runner {
     }
 
     fn trace(&self, cmd: &Cmd) {
-        if self.verbose {
+        if self.verbose > 0 {
             eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
         }
     }

@@ -54,6 +54,7 @@ impl Ctx {
             json: global.json,
             runner: Runner {
                 verbose: global.verbose,
+                quiet: global.quiet,
             },
             incus: Incus {
                 project: project.clone(),

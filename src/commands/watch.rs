@@ -46,7 +46,8 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
             return;
         }
     });
-    eprintln!("roots: watching {}", layout.auto.display());
+    ctx.runner
+        .progress(format_args!("roots: watching {}", layout.auto.display()));
     // New links no container has claimed yet: a container may be too new for the last
     // listing. They are tried again with a fresh one.
     let mut pending: BTreeSet<String> = BTreeSet::new();

@@ -76,6 +76,8 @@ pub struct ServerImage {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ServerAlias {
     pub name: String,
+    #[serde(default)]
+    pub description: String,
 }
 
 impl Backend {
@@ -113,13 +115,14 @@ impl Backend {
             .args(["--format", "json"])
     }
 
-    /// One import of the split image, with its alias. Neither client may be asked to replace
-    /// an alias on import (LXD has no `--reuse`), so the plan frees the alias first.
+    /// One import of the split image, with its alias when no other image holds it. Neither
+    /// client may be asked to take an alias over on import (LXD has no `--reuse`), so then the
+    /// plan imports without it and moves the alias afterwards (`alias_retarget`).
     pub fn image_import(
         self,
         files: &ImageFiles,
         remote: Option<&RemoteName>,
-        alias: &Alias,
+        alias: Option<&Alias>,
         public: bool,
     ) -> Cmd {
         let mut cmd = self
@@ -127,8 +130,10 @@ impl Backend {
             .args(["image", "import"])
             .arg(files.metadata.display().to_string())
             .arg(files.root.display().to_string())
-            .args(Self::target(remote))
-            .args(["--alias", alias.as_str()]);
+            .args(Self::target(remote));
+        if let Some(alias) = alias {
+            cmd = cmd.args(["--alias", alias.as_str()]);
+        }
         if public {
             cmd = cmd.arg("--public");
         }
@@ -142,10 +147,25 @@ impl Backend {
         }
     }
 
-    pub fn alias_delete(self, remote: Option<&RemoteName>, alias: &Alias) -> Cmd {
+    /// Points an existing alias at another image in one call, so the alias never names no
+    /// image. Neither client has a command for it (`image alias` has create, delete, list and
+    /// rename), so this goes through the API: PUT, which both take; LXD 5.0.2 hangs on PATCH of
+    /// an alias. PUT replaces the description too, so the alias's own is passed on.
+    pub fn alias_retarget(
+        self,
+        remote: Option<&RemoteName>,
+        alias: &Alias,
+        fingerprint: &str,
+        description: &str,
+    ) -> Cmd {
+        let body = serde_json::json!({ "description": description, "target": fingerprint });
         self.cmd()
-            .args(["image", "alias", "delete"])
-            .arg(Self::prefixed(remote, alias.as_str()))
+            .args(["query", "-X", "PUT"])
+            .arg(Self::prefixed(
+                remote,
+                &format!("/1.0/images/aliases/{}", alias.as_str()),
+            ))
+            .args(["--data".to_string(), body.to_string()])
     }
 
     pub fn alias_create(
@@ -241,11 +261,11 @@ mod tests {
         let alias = Alias::parse("nixos/web").unwrap();
         let remote = RemoteName::parse("pub:").unwrap();
         assert_eq!(
-            Backend::Incus.image_import(&files(), Some(&remote), &alias, true).to_shell(),
+            Backend::Incus.image_import(&files(), Some(&remote), Some(&alias), true).to_shell(),
             "incus image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs pub: --alias nixos/web --public"
         );
         assert_eq!(
-            Backend::Lxd.image_import(&files(), None, &alias, false).to_shell(),
+            Backend::Lxd.image_import(&files(), None, Some(&alias), false).to_shell(),
             "lxc image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs --alias nixos/web"
         );
         assert_eq!(
@@ -261,6 +281,12 @@ mod tests {
                 .alias_create(Some(&remote), &alias, "ab12")
                 .to_shell(),
             "incus image alias create pub:nixos/web ab12"
+        );
+        assert_eq!(
+            Backend::Lxd
+                .alias_retarget(Some(&remote), &alias, "ab12", "the web server")
+                .to_shell(),
+            r#"lxc query -X PUT pub:/1.0/images/aliases/nixos/web --data '{"description":"the web server","target":"ab12"}'"#
         );
     }
 

@@ -1,7 +1,9 @@
 //! Command-line interface: what users type. Parsing only; `commands` does the work.
 
 use crate::backend::Backend;
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,38 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line (`argv`, with the program's name first), then checks what clap
+    /// cannot: -q with -v on different sides of the command, and `gc`'s own --max-roots among
+    /// the arguments for nix-collect-garbage. A usage error exits with code 2, as clap's do.
+    pub fn from_argv(argv: &[OsString]) -> Cli {
+        let mut cli = Cli::parse_from(argv);
+        if cli.global.quiet && cli.global.verbose > 0 {
+            Cli::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    "the argument '--quiet' cannot be used with '--verbose'",
+                )
+                .exit();
+        }
+        if let Command::Gc { cap, args } = &mut cli.command {
+            match gc_arguments(argv, cap.max_roots, args) {
+                Ok((max_roots, rest)) => {
+                    cap.max_roots = max_roots;
+                    *args = rest;
+                }
+                Err(e) => {
+                    let mut cmd = Cli::command();
+                    cmd.build();
+                    let gc = cmd.find_subcommand_mut("gc").expect("inx has gc");
+                    gc.error(ErrorKind::InvalidValue, e).exit()
+                }
+            }
+        }
+        cli
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Global {
     /// The flake that declares the containers (its `inxContainers` output).
@@ -38,9 +72,12 @@ pub struct Global {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print every command inx runs (on stderr).
+    /// Print every command inx runs (on stderr); -vv is accepted and prints the same.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// No progress lines (steps, "up to date"); errors and warnings still print. Not with -v.
     #[arg(short, long, global = true)]
-    pub verbose: bool,
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,12 +172,14 @@ pub enum Command {
     },
     /// Sync the roots, then collect garbage: `nix-collect-garbage ARGS`.
     ///
-    /// inx's own flags go before `gc`; everything after it goes to nix-collect-garbage
-    /// (for example `inx gc --delete-older-than 30d`). Nothing is collected when the sync fails.
+    /// inx's own --max-roots is taken from anywhere among the arguments; the others go to
+    /// nix-collect-garbage (for example `inx gc --delete-older-than 30d --max-roots 500`).
+    /// Everything after `--` goes to nix-collect-garbage, --max-roots too. Nothing is collected
+    /// when the sync fails.
     Gc {
         #[command(flatten)]
         cap: Cap,
-        /// Arguments for nix-collect-garbage.
+        /// Arguments for nix-collect-garbage (but inx's --max-roots; all of them after `--`).
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -184,20 +223,24 @@ pub struct Cap {
 }
 #[derive(Debug, Args)]
 pub struct Image {
-    /// The client to drive: incus, or lxc for LXD (as on ChromeOS).
-    #[arg(long, global = true, value_enum, default_value_t = Backend::Incus)]
-    pub backend: Backend,
     #[command(subcommand)]
     pub command: ImageCommand,
 }
+
+/// What NAME is in every image command.
+const IMAGE_NAME: &str = "A container declared in the flake's inxContainers";
+/// What --vm means in every image command.
+const IMAGE_VM: &str = "The virtual-machine image (a qcow2 disk) instead of the container image";
+/// What --backend means in `import` and `publish`, the commands that talk to a server.
+const IMAGE_BACKEND: &str = "The client to drive: incus, or lxc for LXD (as on ChromeOS)";
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build the image files and print where they are, with the image's fingerprint.
     Build {
+        #[arg(help = IMAGE_NAME)]
         name: String,
-        /// The virtual-machine image (qcow2 disk) instead of the container image.
-        #[arg(long)]
+        #[arg(long, help = IMAGE_VM)]
         vm: bool,
     },
     /// Import the image into the local server, or into REMOTE: (a remote the client knows).
@@ -205,6 +248,7 @@ pub enum ImageCommand {
     /// Importing an image the server already has changes nothing (and says so); a new build
     /// takes the alias over from the old one, which stays.
     Import {
+        #[arg(help = IMAGE_NAME)]
         name: String,
         /// A remote of the client, as REMOTE: (default: the local server).
         #[arg(value_name = "REMOTE:")]
@@ -215,29 +259,36 @@ pub enum ImageCommand {
         /// Make the image public (served to clients that are not trusted).
         #[arg(long)]
         public: bool,
-        #[arg(long)]
+        #[arg(long, help = IMAGE_VM)]
         vm: bool,
+        #[arg(long, value_enum, default_value_t = Backend::Incus, help = IMAGE_BACKEND)]
+        backend: Backend,
     },
     /// Import the image as a public image into a server that serves images over HTTPS.
     ///
     /// Other hosts then add that server with `incus remote add NAME https://HOST:8443
     /// --public` (or `lxc remote add`) and launch from it.
     Publish {
+        #[arg(help = IMAGE_NAME)]
         name: String,
         /// The remote (as named by `incus remote list` or `lxc remote list`).
         #[arg(long, required = true)]
         remote: String,
+        /// The image alias (default: nixos/NAME, or nixos/NAME/vm with --vm).
         #[arg(long)]
         alias: Option<String>,
-        #[arg(long)]
+        #[arg(long, help = IMAGE_VM)]
         vm: bool,
+        #[arg(long, value_enum, default_value_t = Backend::Incus, help = IMAGE_BACKEND)]
+        backend: Backend,
     },
     /// Write the image files into a new folder, with a text on importing them by hand.
     Export {
+        #[arg(help = IMAGE_NAME)]
         name: String,
-        /// A folder that does not exist yet (or is empty).
+        /// A folder that does not exist yet (or is empty); missing parent folders are made.
         dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, help = IMAGE_VM)]
         vm: bool,
     },
     /// Add the image to a static simplestreams tree in DIR, for any HTTPS server to host.
@@ -245,12 +296,109 @@ pub enum ImageCommand {
     /// Incus and LXD clients add it with `remote add NAME https://HOST/PATH --protocol
     /// simplestreams`. Each build becomes a new version; what the tree had is kept.
     Simplestreams {
+        #[arg(help = IMAGE_NAME)]
         name: String,
-        /// The tree's folder: new, empty, or made by this command before.
+        /// The tree's folder: new, empty, or made by this command before; missing parent
+        /// folders are made.
         dir: PathBuf,
+        /// The image alias (default: nixos/NAME, or nixos/NAME/vm with --vm).
         #[arg(long)]
         alias: Option<String>,
-        #[arg(long)]
+        #[arg(long, help = IMAGE_VM)]
         vm: bool,
     },
+}
+
+/// `inx gc`'s arguments for nix-collect-garbage, with inx's own `--max-roots N` (or
+/// `--max-roots=N`) taken out wherever it is, up to a `--`; after it, everything is
+/// nix-collect-garbage's. clap hands over everything from the first argument it does not
+/// know, and consumes a `--` that comes first: `argv`, the whole command line, tells that case
+/// apart (the arguments are its last ones). Returns the cap and the arguments to pass on.
+pub fn gc_arguments(
+    argv: &[OsString],
+    max_roots: usize,
+    args: &[String],
+) -> Result<(usize, Vec<String>), String> {
+    let before = argv.len().checked_sub(args.len() + 1).map(|i| &argv[i]);
+    if before.is_some_and(|a| a == "--") {
+        return Ok((max_roots, args.to_vec()));
+    }
+    let mut cap = max_roots;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = if arg == "--" {
+            rest.extend(args.by_ref().cloned());
+            break;
+        } else if arg == "--max-roots" {
+            args.next()
+                .ok_or("a value is required for '--max-roots <N>' but none was supplied")?
+        } else if let Some(value) = arg.strip_prefix("--max-roots=") {
+            value
+        } else {
+            rest.push(arg.clone());
+            continue;
+        };
+        cap = value
+            .parse()
+            .map_err(|e| format!("invalid value '{value}' for '--max-roots <N>': {e}"))?;
+    }
+    Ok((cap, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gc(line: &str) -> Result<(usize, Vec<String>), String> {
+        let argv: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        let Command::Gc { cap, args } = Cli::try_parse_from(&argv).unwrap().command else {
+            panic!("not gc: {line}")
+        };
+        gc_arguments(&argv, cap.max_roots, &args)
+    }
+
+    fn passed(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn gc_takes_max_roots_from_anywhere_before_a_double_dash() {
+        assert_eq!(
+            gc("inx gc --delete-older-than 7d --max-roots 3").unwrap(),
+            (3, passed(&["--delete-older-than", "7d"]))
+        );
+        assert_eq!(gc("inx gc --max-roots 3 -d").unwrap(), (3, passed(&["-d"])));
+        assert_eq!(
+            gc("inx gc -d --max-roots=5 --dry-run").unwrap(),
+            (5, passed(&["-d", "--dry-run"]))
+        );
+        assert_eq!(gc("inx gc").unwrap(), (1000, passed(&[])));
+    }
+
+    #[test]
+    fn gc_passes_everything_after_a_double_dash_on() {
+        assert_eq!(
+            gc("inx gc -d -- --max-roots 3").unwrap(),
+            (1000, passed(&["-d", "--max-roots", "3"]))
+        );
+        assert_eq!(
+            gc("inx gc -- --max-roots 3").unwrap(),
+            (1000, passed(&["--max-roots", "3"]))
+        );
+        assert_eq!(
+            gc("inx gc --max-roots 2 -- --max-roots 3").unwrap(),
+            (2, passed(&["--max-roots", "3"]))
+        );
+    }
+
+    #[test]
+    fn gc_refuses_a_max_roots_without_a_number() {
+        assert!(gc("inx gc -d --max-roots")
+            .unwrap_err()
+            .contains("a value is required"));
+        assert!(gc("inx gc -d --max-roots x")
+            .unwrap_err()
+            .contains("invalid value 'x'"));
+    }
 }

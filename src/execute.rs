@@ -25,7 +25,7 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
                 "a plan puts steps for no container first"
             );
             crate::interrupt::check()?;
-            eprintln!("{}", step.description);
+            runner.progress(format_args!("{}", step.description));
             run_step(runner, step)?;
             continue;
         };
@@ -44,7 +44,7 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
                 {
                     for step in steps {
                         let done = crate::interrupt::check().and_then(|()| {
-                            eprintln!("{container}: {}", step.description);
+                            runner.progress(format_args!("{container}: {}", step.description));
                             run_step(runner, step)
                         });
                         if let Err(e) = done {

@@ -36,6 +36,10 @@ fn step(name: &ContainerName, what: What, description: String, cmd: Cmd) -> Step
 }
 
 /// `existing` is what the server has now (`image list`).
+///
+/// An alias that another image holds moves only after the new image is in: the import comes
+/// first, without the alias, then one call points the alias at the new image. A failed import
+/// leaves the alias on the old image, and a rerun finds the new image there and only moves it.
 pub fn import(
     name: &ContainerName,
     files: &ImageFiles,
@@ -44,62 +48,73 @@ pub fn import(
 ) -> Plan {
     let b = target.backend;
     let mut plan = Plan::default();
-    let holder = existing
-        .iter()
-        .find(|i| i.aliases.iter().any(|a| a.name == target.alias.as_str()));
+    let holder = existing.iter().find_map(|i| {
+        i.aliases
+            .iter()
+            .find(|a| a.name == target.alias.as_str())
+            .map(|a| (i, a))
+    });
     let same = existing.iter().find(|i| i.fingerprint == files.fingerprint);
-    let alias_elsewhere = holder.is_some_and(|h| h.fingerprint != files.fingerprint);
-    if alias_elsewhere {
-        let old = &holder.expect("checked").fingerprint;
+    let elsewhere = holder.filter(|(h, _)| h.fingerprint != files.fingerprint);
+    if same.is_none() {
+        let with_alias = elsewhere.is_none().then_some(target.alias);
+        plan.steps.push(step(
+            name,
+            What::Import,
+            format!(
+                "import the {} {} into {}{}{}",
+                files.kind.describe(),
+                short(&files.fingerprint),
+                target.server(),
+                match with_alias {
+                    Some(alias) => format!(" as {alias}"),
+                    None => String::new(),
+                },
+                if target.public { " (public)" } else { "" }
+            ),
+            b.image_import(files, target.remote, with_alias, target.public),
+        ));
+    }
+    if let Some((old, alias)) = elsewhere {
         plan.steps.push(step(
             name,
             What::Alias,
             format!(
-                "move alias {} away from the older image {}",
+                "move alias {} from the older image {} to {}",
                 target.alias,
-                short(old)
+                short(&old.fingerprint),
+                short(&files.fingerprint)
             ),
-            b.alias_delete(target.remote, target.alias),
+            b.alias_retarget(
+                target.remote,
+                target.alias,
+                &files.fingerprint,
+                &alias.description,
+            ),
+        ));
+    } else if same.is_some() && holder.is_none() {
+        plan.steps.push(step(
+            name,
+            What::Alias,
+            format!(
+                "give the image {} the alias {}",
+                short(&files.fingerprint),
+                target.alias
+            ),
+            b.alias_create(target.remote, target.alias, &files.fingerprint),
         ));
     }
-    match same {
-        None => plan.steps.push(step(
-            name,
-            What::Import,
-            format!(
-                "import the {} {} into {} as {}{}",
-                files.kind.describe(),
-                short(&files.fingerprint),
-                target.server(),
-                target.alias,
-                if target.public { " (public)" } else { "" }
-            ),
-            b.image_import(files, target.remote, target.alias, target.public),
-        )),
-        Some(have) => {
-            if holder.is_none() || alias_elsewhere {
-                plan.steps.push(step(
-                    name,
-                    What::Alias,
-                    format!(
-                        "give the image {} the alias {}",
-                        short(&files.fingerprint),
-                        target.alias
-                    ),
-                    b.alias_create(target.remote, target.alias, &files.fingerprint),
-                ));
-            }
-            if target.public && !have.public {
-                plan.steps.push(step(
-                    name,
-                    What::Public,
-                    format!("make the image {} public", short(&files.fingerprint)),
-                    b.make_public(target.remote, &files.fingerprint),
-                ));
-            }
-            if plan.steps.is_empty() {
-                plan.unchanged.push(name.clone());
-            }
+    if let Some(have) = same {
+        if target.public && !have.public {
+            plan.steps.push(step(
+                name,
+                What::Public,
+                format!("make the image {} public", short(&files.fingerprint)),
+                b.make_public(target.remote, &files.fingerprint),
+            ));
+        }
+        if plan.steps.is_empty() {
+            plan.unchanged.push(name.clone());
         }
     }
     plan
@@ -136,6 +151,7 @@ mod tests {
                 .iter()
                 .map(|a| ServerAlias {
                     name: a.to_string(),
+                    description: String::new(),
                 })
                 .collect(),
         }
@@ -173,6 +189,50 @@ mod tests {
     fn a_new_build_takes_the_alias_from_the_old_one() {
         insta::assert_snapshot!(
             plan_for(&[image(OLD, false, &["nixos/web"])], true, Backend::Lxd).to_shell()
+        );
+    }
+
+    /// Nothing touches the alias before the import has succeeded: a failed import (the plan
+    /// stops at a failed step) leaves the alias on the old image.
+    #[test]
+    fn the_alias_moves_only_after_the_import() {
+        let plan = plan_for(&[image(OLD, false, &["nixos/web"])], false, Backend::Incus);
+        let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
+        assert_eq!(whats, [What::Import, What::Alias]);
+        let Action::Run(import) = &plan.steps[0].action else {
+            panic!("an import runs a command")
+        };
+        assert!(
+            !import.args.iter().any(|a| a == "--alias"),
+            "the import does not ask for the alias another image holds: {}",
+            import.to_shell()
+        );
+        let Action::Run(alias) = &plan.steps[1].action else {
+            panic!("an alias step runs a command")
+        };
+        assert!(
+            alias.args.iter().any(|a| a.contains(FP)),
+            "the alias goes to the new image: {}",
+            alias.to_shell()
+        );
+    }
+
+    /// The alias's description goes along when it moves (PUT replaces it).
+    #[test]
+    fn a_moved_alias_keeps_its_description() {
+        let mut old = image(OLD, false, &["nixos/web"]);
+        old.aliases[0].description = "the web server".into();
+        let plan = plan_for(&[old], false, Backend::Incus);
+        let Action::Run(alias) = &plan.steps[1].action else {
+            panic!("an alias step runs a command")
+        };
+        assert!(
+            alias
+                .args
+                .iter()
+                .any(|a| a.contains(r#""description":"the web server""#)),
+            "{}",
+            alias.to_shell()
         );
     }
 

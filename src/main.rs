@@ -23,13 +23,14 @@ mod simplestreams;
 mod staging;
 mod utc;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use cli::{Cli, Command, ImageCommand, RootsCommand};
 use commands::Ctx;
 use plan::Lifecycle;
 
 fn main() {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::from_argv(&argv);
     let code = match run(&cli) {
         Ok(code) => code,
         // After Ctrl-C a query or build that was cut off fails: that is the interruption.
@@ -91,7 +92,6 @@ fn run(cli: &Cli) -> error::Result<i32> {
 
 fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
     use commands::image::{self, ImportArgs};
-    let backend = image.backend;
     match &image.command {
         ImageCommand::Build { name, vm } => image::build(ctx, name, *vm),
         ImageCommand::Import {
@@ -100,6 +100,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
             alias,
             public,
             vm,
+            backend,
         } => image::import(
             ctx,
             &ImportArgs {
@@ -108,7 +109,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
                 alias: alias.as_deref(),
                 public: *public,
                 vm: *vm,
-                backend,
+                backend: *backend,
             },
         ),
         ImageCommand::Publish {
@@ -116,6 +117,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
             remote,
             alias,
             vm,
+            backend,
         } => image::publish(
             ctx,
             &ImportArgs {
@@ -124,7 +126,7 @@ fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
                 alias: alias.as_deref(),
                 public: true,
                 vm: *vm,
-                backend,
+                backend: *backend,
             },
         ),
         ImageCommand::Export { name, dir, vm } => image::export(ctx, name, dir, *vm),

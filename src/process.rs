@@ -94,6 +94,8 @@ pub trait Run: Sync {
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
     /// A step that changes something, never cut off (see `Runner::change`).
     fn change(&self, cmd: &Cmd) -> Result<Output>;
+    /// A progress line (not with -q).
+    fn progress(&self, line: std::fmt::Arguments);
 }
 
 impl Run for Runner {
@@ -102,6 +104,9 @@ impl Run for Runner {
     }
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         Runner::change(self, cmd)
+    }
+    fn progress(&self, line: std::fmt::Arguments) {
+        Runner::progress(self, line)
     }
 }
 
@@ -158,14 +163,26 @@ impl Run for Recorder {
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         self.answer("change", cmd)
     }
+    fn progress(&self, _: std::fmt::Arguments) {}
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Runner {
-    pub verbose: bool,
+    /// How often -v was given: from one on, every command is printed as it runs.
+    pub verbose: u8,
+    /// -q: no progress lines.
+    pub quiet: bool,
 }
 
 impl Runner {
+    /// A progress line on stderr (a step as it starts, or that something needs no change),
+    /// unless -q. Errors and warnings do not come through here: they always print.
+    pub fn progress(&self, line: std::fmt::Arguments) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
     /// A query, or a build: safe to cut off, so Ctrl-C reaches it (it stays in the terminal's
     /// process group) and inx then ends as interrupted.
     pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
@@ -262,7 +279,7 @@ impl Runner {
     }
 
     fn trace(&self, cmd: &Cmd) {
-        if self.verbose {
+        if self.verbose > 0 {
             eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
         }
     }

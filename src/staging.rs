@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 pub struct Staging {
     dir: PathBuf,
+    /// Folders made for the target's parent (`mkdir -p`), deepest first: removed again, when
+    /// empty, if nothing is committed.
+    made: Vec<PathBuf>,
     done: bool,
 }
 
@@ -21,6 +24,7 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
 
 impl Staging {
     /// A temporary folder beside `target` (which is not there yet, or is an empty folder).
+    /// Missing parent folders of `target` are made, as `mkdir -p` does.
     pub fn beside(target: &Path) -> Result<Self> {
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -30,18 +34,35 @@ impl Staging {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
-        Self::at(parent.join(format!(".{name}.inx-tmp-{}", std::process::id())))
+        let made: Vec<PathBuf> = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && a.symlink_metadata().is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        let mut staging = Staging {
+            dir: parent.join(format!(".{name}.inx-tmp-{}", std::process::id())),
+            made,
+            done: false,
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| io_error("create", &parent, e))?;
+        staging.make()?;
+        Ok(staging)
     }
 
     /// A temporary folder inside an existing folder, for adding to it.
     pub fn inside(dir: &Path) -> Result<Self> {
-        Self::at(dir.join(format!(".inx-tmp-{}", std::process::id())))
+        let mut staging = Staging {
+            dir: dir.join(format!(".inx-tmp-{}", std::process::id())),
+            made: Vec::new(),
+            done: false,
+        };
+        staging.make()?;
+        Ok(staging)
     }
 
-    fn at(dir: PathBuf) -> Result<Self> {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).map_err(|e| io_error("create", &dir, e))?;
-        Ok(Staging { dir, done: false })
+    fn make(&mut self) -> Result<()> {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir(&self.dir).map_err(|e| io_error("create", &self.dir, e))
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -95,6 +116,9 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.done {
             let _ = std::fs::remove_dir_all(&self.dir);
+            for dir in &self.made {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }
@@ -135,5 +159,28 @@ mod tests {
         assert_eq!(std::fs::read(target.join("a/b.txt")).unwrap(), b"x");
         assert_eq!(free_target(&target).unwrap_err().kind, Kind::Input);
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    /// A target in folders that do not exist yet gets them (as `mkdir -p`); if nothing is
+    /// committed, the folders made for it go again.
+    #[test]
+    fn missing_parents_are_made_and_removed_again_when_nothing_is_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("a/b/out");
+        {
+            let s = Staging::beside(&target).unwrap();
+            s.write("x.txt", b"x").unwrap();
+            assert!(tmp.path().join("a/b").is_dir());
+        }
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+
+        let s = Staging::beside(&target).unwrap();
+        s.write("x.txt", b"x").unwrap();
+        s.commit_as(&target).unwrap();
+        assert_eq!(std::fs::read(target.join("x.txt")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("a/b")).unwrap().count(),
+            1
+        );
     }
 }

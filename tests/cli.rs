@@ -918,6 +918,116 @@ fn help_lists_every_command() {
     assert!(sb.calls().is_empty());
 }
 
+#[test]
+fn quiet_prints_no_progress_lines_but_still_prints_errors() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([
+        instance("web", "Stopped", true),
+        instance("db", "Running", true)
+    ]));
+    // Without -q: the step and "already running".
+    let loud = sb.run(&["start", "web", "db"]).code(0);
+    assert!(
+        stderr_of(&loud).contains("web: start"),
+        "{}",
+        stderr_of(&loud)
+    );
+    assert!(stderr_of(&loud).contains("db: already running"));
+    let quiet = sb.run(&["-q", "start", "web", "db"]).code(0);
+    assert_eq!(stderr_of(&quiet), "");
+    let quiet = sb.run(&["start", "--quiet", "web"]).code(0);
+    assert_eq!(stderr_of(&quiet), "");
+    assert_eq!(
+        sb.call_verbs(),
+        [
+            "incus project",
+            "incus list",
+            "incus start",
+            "incus project",
+            "incus list",
+            "incus start",
+            "incus project",
+            "incus list",
+            "incus start"
+        ],
+        "-q changes what is printed, not what runs"
+    );
+    sb.respond("incus", "start", "", "Error: inx-cli-start-refused\n", 1);
+    sb.run(&["-q", "start", "web"])
+        .code(1)
+        .stderr(predicate::str::contains("inx-cli-start-refused"));
+}
+
+#[test]
+fn quiet_with_verbose_is_a_usage_error() {
+    let sb = Sandbox::new();
+    for args in [
+        &["-q", "-v", "list"][..],
+        &["-q", "list", "-v"],
+        &["list", "--verbose", "--quiet"],
+    ] {
+        sb.run(args).code(2).stderr(
+            predicate::str::contains("cannot be used with")
+                .and(predicate::str::contains("'--quiet"))
+                .and(predicate::str::contains("'--verbose")),
+        );
+    }
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn verbose_may_be_repeated() {
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    for args in [&["-vv", "stop", "web"][..], &["-v", "stop", "web", "-v"]] {
+        let assert = sb.run(args).code(0);
+        assert!(
+            stderr_of(&assert).contains("+ incus --project default stop web"),
+            "{}",
+            stderr_of(&assert)
+        );
+    }
+}
+
+#[test]
+fn backend_is_accepted_only_by_import_and_publish() {
+    let sb = Sandbox::with_tools(&["nix", "nix-store", "incus", "lxc"]);
+    for args in [
+        &["image", "export", "web", "out", "--backend", "lxd"][..],
+        &["image", "build", "web", "--backend", "incus"],
+        &["image", "simplestreams", "web", "out", "--backend", "lxd"],
+        &["image", "--backend", "lxd", "import", "web"],
+    ] {
+        sb.run(args)
+            .code(2)
+            .stderr(predicate::str::contains("unexpected argument '--backend'"));
+    }
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+    for command in ["import", "publish"] {
+        let assert = sb.run(&["image", command, "--help"]).code(0);
+        assert!(stdout_of(&assert).contains("--backend <BACKEND>"));
+    }
+}
+
+#[test]
+fn every_image_command_explains_name_and_vm() {
+    let sb = Sandbox::new();
+    for command in ["build", "import", "publish", "export", "simplestreams"] {
+        let assert = sb.run(&["image", command, "--help"]).code(0);
+        let help = stdout_of(&assert);
+        assert!(
+            help.contains("A container declared in the flake's inxContainers"),
+            "image {command}: {help}"
+        );
+        assert!(
+            help.contains(
+                "The virtual-machine image (a qcow2 disk) instead of the container image"
+            ),
+            "image {command}: {help}"
+        );
+    }
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -1020,6 +1130,56 @@ fn gc_syncs_then_hands_its_arguments_to_nix_collect_garbage() {
             "incus [list] [--all-projects] [--format] [json]",
             "nix-collect-garbage [--delete-older-than] [7d] [-v]"
         ]
+    );
+}
+
+#[test]
+fn gc_takes_its_own_max_roots_from_anywhere_before_a_double_dash() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    sb.run(&["gc", "--delete-older-than", "7d", "--max-roots", "3"])
+        .code(0);
+    sb.run(&["gc", "-d", "--", "--max-roots", "3"]).code(0);
+    sb.run(&["gc", "--", "--max-roots=3"]).code(0);
+    let collections: Vec<String> = sb
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("nix-collect-garbage"))
+        .collect();
+    assert_eq!(
+        collections,
+        [
+            "nix-collect-garbage [--delete-older-than] [7d]",
+            "nix-collect-garbage [-d] [--max-roots] [3]",
+            "nix-collect-garbage [--max-roots=3]",
+        ]
+    );
+}
+
+#[test]
+fn gc_refuses_a_max_roots_without_a_number_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.run(&["gc", "-d", "--max-roots"])
+        .code(2)
+        .stderr(predicate::str::contains("a value is required"));
+    sb.run(&["gc", "-d", "--max-roots", "many"])
+        .code(2)
+        .stderr(predicate::str::contains("invalid value 'many'"));
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn gc_help_says_max_roots_may_come_anywhere() {
+    let sb = Sandbox::new();
+    let assert = sb.run(&["gc", "--help"]).code(0);
+    let help = stdout_of(&assert);
+    assert!(
+        help.contains("--max-roots is taken from anywhere among the arguments"),
+        "{help}"
+    );
+    assert!(
+        help.contains("nix-collect-garbage, --max-roots too"),
+        "{help}"
     );
 }
 
@@ -1165,7 +1325,7 @@ fn image_outputs(sb: &Sandbox) -> (PathBuf, PathBuf, Value) {
 fn image_arguments_are_checked_before_anything_runs() {
     let sb = Sandbox::with_tools(&["nix", "nix-store", "incus", "lxc"]);
     sb.run(&["image", "publish", "web"]).code(2);
-    sb.run(&["image", "--backend", "docker", "build", "web"])
+    sb.run(&["image", "import", "web", "--backend", "docker"])
         .code(2);
     sb.run(&["image", "build", "Web"]).code(3);
     sb.run(&["image", "import", "web", "--alias", "../x"])
@@ -1175,6 +1335,34 @@ fn image_arguments_are_checked_before_anything_runs() {
     sb.run(&["image", "simplestreams", "web", "out", "--alias", "a//b"])
         .code(3);
     assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn export_and_simplestreams_make_missing_parent_folders() {
+    let sb = Sandbox::new();
+    let (_, _, outputs) = image_outputs(&sb);
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    sb.run(&["image", "export", "web", "new/a/images"]).code(0);
+    let exported = sb.root.join("work/new/a/images");
+    for file in [
+        "metadata.tar.xz",
+        "rootfs.squashfs",
+        "SHA256SUMS",
+        "IMPORT.txt",
+    ] {
+        assert!(exported.join(file).is_file(), "{file}");
+    }
+    sb.run(&["image", "simplestreams", "web", "new2/b/tree"])
+        .code(0);
+    assert!(sb
+        .root
+        .join("work/new2/b/tree/streams/v1/images.json")
+        .is_file());
+    // Still never over files: a folder that is not empty is refused.
+    sb.run(&["image", "export", "web", "new/a/images"])
+        .code(3)
+        .stderr(predicate::str::contains("not empty"));
+    assert_eq!(sb.call_verbs(), ["nix eval", "nix eval", "nix eval"]);
 }
 
 #[test]
@@ -1244,10 +1432,10 @@ fn lxd_backend_drives_lxc_and_stops_early_without_the_remote_or_lxc() {
     sb.respond("lxc", "image", "[]", "", 0);
     sb.run(&[
         "image",
-        "--backend",
-        "lxd",
         "import",
         "web",
+        "--backend",
+        "lxd",
         "--alias",
         "img-web",
     ])
@@ -1269,10 +1457,10 @@ fn lxd_backend_drives_lxc_and_stops_early_without_the_remote_or_lxc() {
     let before = sb.calls().len();
     sb.run(&[
         "image",
-        "--backend",
-        "lxd",
         "publish",
         "web",
+        "--backend",
+        "lxd",
         "--remote",
         "img-pub",
     ])
@@ -1284,7 +1472,7 @@ fn lxd_backend_drives_lxc_and_stops_early_without_the_remote_or_lxc() {
     // Without LXD's client installed: exit 6 with a hint.
     let bare = Sandbox::with_tools(&["nix"]);
     bare.respond("nix", "eval", &outputs.to_string(), "", 0);
-    bare.run(&["image", "--backend", "lxd", "import", "web"])
+    bare.run(&["image", "import", "web", "--backend", "lxd"])
         .code(6)
         .stderr(predicate::str::contains("install LXD"));
 }

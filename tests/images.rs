@@ -83,6 +83,13 @@ fn must(program: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
 /// The image tests' part of the fixture flake (see `harness::Fixture::write_flake_parts`).
 const LETS: &str = r#"
       image = toplevel: import ./synthetic-image.nix { inherit busybox toplevel; };
+      # Metadata no server can read: an import of it fails.
+      junkMetadata = derivation {
+        name = "inx-junk-metadata";
+        system = "x86_64-linux";
+        builder = "${busybox}/bin/sh";
+        args = [ "-e" "-c" "${busybox}/bin/busybox mkdir -p $out; echo junk >$out/junk.tar.xz" ];
+      };
       withImage = version: inx.lib.mkContainer {
         toplevel = sys version;
         images.container = image (sys version);
@@ -92,6 +99,13 @@ const CONTAINERS: &str = r#"
         web = withImage "1";
         web2 = withImage "2";
         web3 = withImage "3";
+        junk = inx.lib.mkContainer {
+          toplevel = sys "3";
+          images.container = {
+            inherit (image (sys "3")) squashfs;
+            metadata = junkMetadata;
+          };
+        };
         plain = inx.lib.mkContainer { toplevel = sys "1"; };
         img-up-decl = inx.lib.mkContainer {
           toplevel = sys "1";
@@ -396,6 +410,47 @@ fn build_import_twice_and_launch() {
     assert_boots_from_image("incus", &c, &bed.system("v1"));
 }
 
+/// A new build takes the alias over only once it is on the server: when its import fails,
+/// the alias stays on the image that had it; when it succeeds, the alias moves to it and the
+/// old image stays, without the alias.
+#[test]
+fn the_alias_moves_only_once_the_new_image_is_in() {
+    let _host = host!("the_alias_moves_only_once_the_new_image_is_in", false);
+    let mut bed = Bed::new("img-move");
+    let (_, _, old) = bed.build("web");
+    let (_, _, new) = bed.build("web2");
+    let (_, _, junk) = bed.build("junk");
+    for fp in [&old, &new, &junk] {
+        bed.image("incus", fp);
+    }
+    bed.inx(&["image", "import", "web", "--alias", "img-move-web"])
+        .ok();
+
+    bed.inx(&["image", "import", "junk", "--alias", "img-move-web"])
+        .code(1)
+        .stderr_has("incus image import");
+    let images = server_images("incus", "", &[]);
+    assert!(with_fingerprint(&images, &junk).is_empty());
+    assert_eq!(
+        aliases_of(with_fingerprint(&images, &old)[0]),
+        ["img-move-web"],
+        "a failed import leaves the alias where it was"
+    );
+
+    bed.inx(&["image", "import", "web2", "--alias", "img-move-web"])
+        .ok()
+        .stderr_has("move alias img-move-web");
+    let images = server_images("incus", "", &[]);
+    assert_eq!(
+        aliases_of(with_fingerprint(&images, &new)[0]),
+        ["img-move-web"]
+    );
+    assert!(
+        aliases_of(with_fingerprint(&images, &old)[0]).is_empty(),
+        "the old image stays, without the alias"
+    );
+}
+
 /// `publish` puts the image on an Incus server on 127.0.0.1 as a public image; a client that
 /// adds the server with `--public` lists it and launches from it. A server that no longer
 /// trusts the client refuses, and nothing is added.
@@ -595,8 +650,8 @@ fn publish_to_a_server_on_loopback() {
 }
 
 /// `export` writes the files and a text on importing them; importing them by hand with
-/// `incus image import` gives the same image, which boots. A folder that is taken or cannot
-/// be written is refused, and nothing is left behind.
+/// `incus image import` gives the same image, which boots. Missing parent folders are made. A
+/// folder that is taken or cannot be written is refused, and nothing is left behind.
 #[test]
 fn export_and_import_by_hand() {
     let _host = host!("export_and_import_by_hand", false);
@@ -666,6 +721,13 @@ fn export_and_import_by_hand() {
     let c = bed.instance("incus", "img-export-c");
     must("incus", &["launch", "img-export-web", &c], &[]);
     assert_boots_from_image("incus", &c, &bed.system("v1"));
+
+    // Into folders that do not exist yet: they are made, as `mkdir -p` does.
+    let nested = bed.dir("img-export-new/a/out");
+    bed.inx(&["image", "export", "web", nested.to_str().unwrap()])
+        .ok();
+    assert!(nested.join("rootfs.squashfs").is_file());
+    assert!(nested.join("IMPORT.txt").is_file());
 
     // Taken: a folder with files in it is not written over.
     bed.inx(&["image", "export", "web", out.to_str().unwrap()])
@@ -1031,9 +1093,9 @@ fn lxd_import_launch_and_simplestreams() {
     );
     bed.inx(&[
         "image",
+        "import",
         "--backend",
         "lxd",
-        "import",
         "web",
         "--alias",
         "img-lxd-web",

@@ -85,12 +85,15 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
         return Ok(());
     }
     if !plan.unchanged.is_empty() {
-        eprintln!("{name}: already at generation {}", target.number);
+        ctx.runner.progress(format_args!(
+            "{name}: already at generation {}",
+            target.number
+        ));
     } else if !inst.running() {
-        eprintln!(
+        ctx.runner.progress(format_args!(
             "{name}: boots generation {} at its next start",
             target.number
-        );
+        ));
     }
     Ok(())
 }

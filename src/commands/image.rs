@@ -158,14 +158,14 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
     };
     let plan = image_plan::import(&outputs.name, &files, &existing, &target);
     if !plan.unchanged.is_empty() && !ctx.dry_run {
-        eprintln!(
+        ctx.runner.progress(format_args!(
             "{}: {} already has this image ({}) as {}{}; nothing to do",
             outputs.name,
             target.server(),
             short(&files.fingerprint),
             alias,
             if args.public { ", public" } else { "" }
-        );
+        ));
     }
     carry_out(ctx, &plan, b)?;
     Ok((!ctx.dry_run).then_some(files))
@@ -178,11 +178,11 @@ fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend) -> Result<()> {
         return Ok(());
     }
     for step in &plan.steps {
-        eprintln!(
+        ctx.runner.progress(format_args!(
             "{}: {}",
             step.container.as_ref().map(|c| c.as_str()).unwrap_or("inx"),
             step.description
-        );
+        ));
         let Action::Run(cmd) = &step.action else {
             unreachable!("server plans only run commands")
         };
@@ -387,11 +387,11 @@ pub fn simplestreams(
     let fresh = existing.is_none();
     let added = match simplestreams::add(existing, &new, &simplestreams::version_stamp(now))? {
         Outcome::Present { product, version } => {
-            eprintln!(
+            ctx.runner.progress(format_args!(
                 "{}: the tree already has this build ({}) as version {version} of {product}; nothing to do",
                 dir.display(),
                 short(&files.fingerprint)
-            );
+            ));
             return Ok(());
         }
         Outcome::Added(added) => added,

@@ -14,7 +14,8 @@ pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
         } else {
             "running"
         };
-        eprintln!("{name}: already {already}");
+        ctx.runner
+            .progress(format_args!("{name}: already {already}"));
     }
     ctx.carry_out(&plan)
 }

@@ -63,6 +63,7 @@ impl Ctx {
             json: global.json,
             runner: Runner {
                 verbose: global.verbose,
+                quiet: global.quiet,
             },
             project: global
                 .project

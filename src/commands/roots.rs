@@ -247,21 +247,21 @@ pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
         }
         let verb = if ctx.dry_run { "would keep" } else { "keeps" };
         if !c.added.is_empty() || !c.removed.is_empty() {
-            eprintln!(
+            ctx.runner.progress(format_args!(
                 "{}: {} new, {} dropped; {verb} {} build{}",
                 s.name,
                 c.added.len(),
                 c.removed.len(),
                 c.total,
                 if c.total == 1 { "" } else { "s" }
-            );
+            ));
         } else if summary {
-            eprintln!(
+            ctx.runner.progress(format_args!(
                 "{}: {verb} {} build{}",
                 s.name,
                 c.total,
                 if c.total == 1 { "" } else { "s" }
-            );
+            ));
         }
     }
 }

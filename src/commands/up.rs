@@ -61,7 +61,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     }
     ctx.carry_out(&plan)?;
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
-        eprintln!("{name}: up to date");
+        ctx.runner.progress(format_args!("{name}: up to date"));
     }
     for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
         eprintln!("note: {note}");
@@ -172,7 +172,8 @@ fn image_sources(
     if !to_build.is_empty() && !ctx.dry_run {
         ctx.hold_build_roots()?;
         let cmd = nix::realise(&to_build, &ctx.build_root());
-        eprintln!("build {} image output(s)", to_build.len());
+        ctx.runner
+            .progress(format_args!("build {} image output(s)", to_build.len()));
         let out = ctx.runner.show_stderr(&cmd)?;
         if !out.success() {
             return Err(crate::process::failure(Kind::Build, &cmd, &out)

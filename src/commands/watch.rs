@@ -60,7 +60,8 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
             return;
         }
     });
-    eprintln!("roots: watching {}", layout.auto.display());
+    ctx.runner
+        .progress(format_args!("roots: watching {}", layout.auto.display()));
     let mut decide = Decide::new(RELIST_AFTER, Instant::now());
     let mut wake = None;
     loop {

@@ -1,3 +1,6 @@
+// Data goes to stdout through `output` only: clippy.toml forbids print! and println!.
+#![deny(clippy::disallowed_macros)]
+
 mod backend;
 mod cli;
 mod commands;
@@ -13,6 +16,7 @@ mod lock;
 mod manifest;
 mod name;
 mod nix;
+mod output;
 mod plan;
 mod process;
 mod profile;
@@ -40,7 +44,9 @@ fn main() {
 
 fn run(cli: &Cli) -> error::Result<i32> {
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut script);
+        output::bytes(&script);
         return Ok(0);
     }
     let ctx = Ctx::new(&cli.global)?;

@@ -95,8 +95,16 @@ impl Sandbox {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::from_std(self.std_command(args));
+        // An empty, closed stdin: not a terminal, and stand-ins reading it see EOF.
+        cmd.write_stdin("").timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// The binary with the sandbox's environment, its streams left to the caller.
+    fn std_command(&self, args: &[&str]) -> std::process::Command {
         let path = std::env::join_paths([self.root.join("bin"), self.root.join("sys")]).unwrap();
-        let mut cmd = Command::cargo_bin("inx").unwrap();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("inx"));
         cmd.args(args)
             .current_dir(self.root.join("work"))
             .env("PATH", path)
@@ -106,10 +114,7 @@ impl Sandbox {
             .env("NIX_STATE_DIR", self.root.join("state"))
             // Help is wrapped to the terminal, or to COLUMNS when there is none.
             .env("COLUMNS", "100")
-            .env_remove("CI")
-            // An empty, closed stdin: not a terminal, and stand-ins reading it see EOF.
-            .write_stdin("")
-            .timeout(Duration::from_secs(60));
+            .env_remove("CI");
         cmd
     }
 
@@ -680,6 +685,48 @@ fn list_json_shows_declared_and_managed_containers() {
         eval.ends_with("[--apply] [builtins.attrNames]"),
         "list evaluates names only: {eval}"
     );
+}
+
+/// Runs inx with its stdout going into a pipe whose reader reads `lines` lines and then goes
+/// away (0: before inx starts, so every write of inx finds the pipe closed).
+fn into_closed_pipe(sb: &Sandbox, args: &[&str], lines: usize) -> std::process::Output {
+    use std::io::BufRead;
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut cmd = sb.std_command(args);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let reader = (lines > 0).then_some(reader);
+    let child = cmd.spawn().unwrap();
+    // The parent's copy of the pipe's write end goes with the command.
+    drop(cmd);
+    if let Some(reader) = reader {
+        let mut reader = std::io::BufReader::new(reader);
+        for _ in 0..lines {
+            reader.read_line(&mut String::new()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_exit_0() {
+    for args in [&["list"][..], &["list", "--json"], &["completions", "bash"]] {
+        for lines in [0, 1] {
+            let sb = list_sandbox();
+            let out = into_closed_pipe(&sb, args, lines);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "inx {args:?}, reader gone after {lines} lines: {stderr}"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "inx {args:?}, reader gone after {lines} lines: {stderr}"
+            );
+        }
+    }
 }
 
 #[test]

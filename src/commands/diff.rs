@@ -5,6 +5,7 @@ use super::{parse_names, Ctx};
 use crate::error::{Kind, Result};
 use crate::manifest;
 use crate::nix;
+use crate::output::outln;
 use crate::process::failure;
 use std::path::Path;
 
@@ -36,20 +37,20 @@ pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
         let name = &m.name;
         let new = &m.toplevel;
         match ctx.profiles.read(name).system {
-            None => println!("{name}: new; `inx up` would deploy {new}"),
-            Some(old) if &old == new => println!("{name}: no change"),
+            None => outln!("{name}: new; `inx up` would deploy {new}"),
+            Some(old) if &old == new => outln!("{name}: no change"),
             Some(old) => {
-                println!("{name}: {} -> {}", old.base_name(), new.base_name());
+                outln!("{name}: {} -> {}", old.base_name(), new.base_name());
                 let cmd = nix::diff_closures(&old, new);
                 let out = ctx.runner.capture(&cmd)?;
                 if !out.success() {
                     return Err(failure(Kind::Failed, &cmd, &out));
                 }
                 if out.stdout.trim().is_empty() {
-                    println!("  (no package changed version or size)");
+                    outln!("  (no package changed version or size)");
                 }
                 for line in out.stdout.lines() {
-                    println!("  {line}");
+                    outln!("  {line}");
                 }
             }
         }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::generations::{self, Generation};
 use crate::instance;
 use crate::name::ContainerName;
+use crate::output::outln;
 use crate::plan::unmanaged_error;
 
 /// The profile's generations, which one the container boots (current), runs and booted.
@@ -23,15 +24,17 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
         );
     }
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&gens).expect("generations serialise")
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{:>4}  {:<16}  {:<60}  STATE",
-        "GEN", "CREATED (UTC)", "SYSTEM"
+        "GEN",
+        "CREATED (UTC)",
+        "SYSTEM"
     );
     for g in &gens {
         let state: Vec<&str> = [
@@ -43,7 +46,7 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
         .filter(|(on, _)| *on)
         .map(|(_, what)| *what)
         .collect();
-        println!(
+        outln!(
             "{:>4}  {:<16}  {:<60}  {}",
             g.number,
             generations::format_time(g.created),

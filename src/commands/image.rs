@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::image_plan::{self, short, Target};
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
+use crate::output::outln;
 use crate::plan::{Action, Plan, Step, What};
 use crate::simplestreams::{self, FileInfo, NewVersion, Outcome};
 use crate::staging::{self, Staging};
@@ -46,7 +47,7 @@ fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<I
         if ctx.dry_run {
             ctx.print_plan(&plan);
             if !ctx.json {
-                println!("# then: {then}");
+                outln!("# then: {then}");
             }
             return Ok(None);
         }
@@ -61,14 +62,14 @@ pub fn build(ctx: &Ctx, name: &str, vm: bool) -> Result<()> {
         return Ok(());
     };
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&files).expect("files serialise")
         );
     } else {
-        println!("metadata    {}", files.metadata.display());
-        println!("rootfs      {}", files.root.display());
-        println!("fingerprint {}", files.fingerprint);
+        outln!("metadata    {}", files.metadata.display());
+        outln!("rootfs      {}", files.root.display());
+        outln!("fingerprint {}", files.fingerprint);
     }
     Ok(())
 }
@@ -202,7 +203,7 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     }
     if let Some(files) = put(ctx, args, remote.as_ref())? {
         if !ctx.json {
-            println!("{}", files.fingerprint);
+            outln!("{}", files.fingerprint);
         }
     }
     Ok(())
@@ -244,7 +245,7 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         launch_flags(ImageKind::from_vm_flag(args.vm))
     );
     if !ctx.json {
-        println!("{}", files.fingerprint);
+        outln!("{}", files.fingerprint);
     }
     Ok(())
 }
@@ -304,7 +305,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
     };
     let root = root_file_name(files.kind);
     if ctx.dry_run {
-        println!(
+        outln!(
             "# write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
             dir.display()
         );
@@ -329,7 +330,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
         dir.display()
     );
-    println!("{}", dir.display());
+    outln!("{}", dir.display());
     Ok(())
 }
 
@@ -396,7 +397,7 @@ pub fn simplestreams(
         Outcome::Added(added) => added,
     };
     if ctx.dry_run {
-        println!(
+        outln!(
             "# add version {} of {} to {} ({}/{}, {}/{})",
             added.version,
             added.product,
@@ -440,7 +441,7 @@ pub fn simplestreams(
         short(&files.fingerprint),
     );
     if !ctx.json {
-        println!("{}", added.version);
+        outln!("{}", added.version);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::incus::Instance;
 use crate::instance::{self, is_managed};
 use crate::name::{ContainerName, StorePath};
+use crate::output::{out, outln};
 use crate::{incus, nix};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -94,12 +95,12 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     }
 
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialise")
         );
     } else {
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
     }
     Ok(())
 }

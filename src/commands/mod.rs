@@ -26,6 +26,7 @@ use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
 use crate::name::{ContainerName, ProjectName};
+use crate::output::{out, outln};
 use crate::plan::Plan;
 use crate::process::Runner;
 use crate::profile::Profiles;
@@ -105,12 +106,12 @@ impl Ctx {
     /// The plan as a script, or as JSON.
     pub fn print_plan(&self, plan: &Plan) {
         if self.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(plan).expect("plans serialise")
             );
         } else {
-            print!("{}", plan.to_shell());
+            out!("{}", plan.to_shell());
         }
     }
 }

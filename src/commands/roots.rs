@@ -7,6 +7,7 @@ use crate::incus::{self, Incus, Instance};
 use crate::instance;
 use crate::lock;
 use crate::name::{ContainerName, StorePath};
+use crate::output::outln;
 use crate::process::{Cmd, Runner};
 use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::BTreeSet;
@@ -48,7 +49,7 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
     sync(ctx, cap)?;
     let cmd = Cmd::new("nix-collect-garbage").args(args.iter().cloned());
     if ctx.dry_run {
-        println!("{}", cmd.to_shell());
+        outln!("{}", cmd.to_shell());
         return Ok(0);
     }
     match ctx.runner.interactive(&cmd)? {
@@ -229,7 +230,7 @@ pub(super) fn sync_with(
 
 pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(done).expect("changes serialise")
         );

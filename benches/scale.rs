@@ -394,7 +394,7 @@ fn list(bed: &Bed, s: &Settings, names: &[String], runs: usize, checks: &mut Tab
         }
     }
     let rows = bed.inx(&["--json", "list"]).ok().json();
-    let running = rows
+    let running = rows["containers"]
         .as_array()
         .unwrap()
         .iter()

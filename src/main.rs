@@ -43,6 +43,21 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> error::Result<i32> {
+    if cli.global.json
+        && matches!(
+            cli.command,
+            Command::Exec { .. } | Command::Shell { .. } | Command::Completions { .. }
+        )
+    {
+        // Their output is another program's (or a script): rather than print something that
+        // is not JSON, refuse.
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--json: exec, shell and completions have no JSON output",
+            )
+            .exit();
+    }
     if let Command::Completions { shell } = &cli.command {
         let mut script = Vec::new();
         clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut script);

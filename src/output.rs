@@ -7,9 +7,16 @@
 //! disk, a closed descriptor) is an error, exit code 1. inx leaves SIGPIPE ignored, as Rust
 //! sets it up: inx writes to its children's stdin too, and a child that exits early must be an
 //! error there, not a signal that kills inx.
+//!
+//! JSON (`--json`) is written by [`json`], which puts every document in one envelope: an object
+//! whose first key is `schema` (see docs/json.md).
 
 use crate::error::Kind;
+use serde::Serialize;
 use std::io::Write;
+
+/// The version of inx's JSON output (docs/json.md says what changes it).
+pub const SCHEMA: u32 = 1;
 
 /// Writes to stdout, like `print!`.
 macro_rules! out {
@@ -44,5 +51,51 @@ pub fn bytes(data: &[u8]) {
         }
         eprintln!("error: cannot write to stdout: {e}");
         std::process::exit(Kind::Failed.exit_code());
+    }
+}
+
+/// A JSON document: `{"schema": SCHEMA, ...the body's keys}`.
+#[derive(Serialize)]
+struct Document<'a, T: Serialize> {
+    schema: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// The document for `body` (a struct or map: its keys follow `schema`).
+pub fn document<T: Serialize>(body: &T) -> serde_json::Value {
+    serde_json::to_value(Document {
+        schema: SCHEMA,
+        body,
+    })
+    .expect("inx's JSON documents serialise")
+}
+
+/// Prints `body` as a JSON document, pretty.
+pub fn json<T: Serialize>(body: &T) {
+    let text = serde_json::to_string_pretty(&document(body)).expect("JSON serialises");
+    outln!("{text}");
+}
+
+/// Prints `body` as a JSON document on one line (a stream of documents, one per line).
+pub fn json_line<T: Serialize>(body: &T) {
+    outln!("{}", document(body));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Body {
+        containers: Vec<u32>,
+    }
+
+    #[test]
+    fn a_document_starts_with_the_schema() {
+        let doc = document(&Body {
+            containers: vec![1],
+        });
+        assert_eq!(doc.to_string(), r#"{"schema":1,"containers":[1]}"#);
     }
 }

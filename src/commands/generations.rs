@@ -5,8 +5,15 @@ use crate::error::{Error, Result};
 use crate::generations::{self, Generation};
 use crate::instance;
 use crate::name::ContainerName;
-use crate::output::outln;
+use crate::output::{self, outln};
 use crate::plan::unmanaged_error;
+
+/// The JSON of `generations` (docs/json.md).
+#[derive(serde::Serialize)]
+struct Generations<'a> {
+    name: &'a ContainerName,
+    generations: &'a [Generation],
+}
 
 /// The profile's generations, which one the container boots (current), runs and booted.
 pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
@@ -24,10 +31,10 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
         );
     }
     if ctx.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&gens).expect("generations serialise")
-        );
+        output::json(&Generations {
+            name: &name,
+            generations: &gens,
+        });
         return Ok(());
     }
     outln!(

@@ -26,7 +26,7 @@ use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
 use crate::name::{ContainerName, ProjectName};
-use crate::output::{out, outln};
+use crate::output::{self, out};
 use crate::plan::Plan;
 use crate::process::Runner;
 use crate::profile::Profiles;
@@ -106,10 +106,7 @@ impl Ctx {
     /// The plan as a script, or as JSON.
     pub fn print_plan(&self, plan: &Plan) {
         if self.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(plan).expect("plans serialise")
-            );
+            output::json(plan);
         } else {
             out!("{}", plan.to_shell());
         }

@@ -244,7 +244,8 @@ fn plan_as_json() {
         &Incus::default(),
     )
     .unwrap();
-    insta::assert_json_snapshot!(plan);
+    // As `--json` prints it.
+    insta::assert_json_snapshot!(crate::output::document(&plan));
 }
 
 #[test]

@@ -103,7 +103,7 @@ pkgs.testers.runNixOSTest {
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 1")
         assert pid == host.succeed("incus info web | grep PID").strip(), "the container restarted"
         gens = json.loads(host.succeed("cd /root/flake && inx --json generations web"))
-        current = [g["number"] for g in gens if g["current"]]
+        current = [g["number"] for g in gens["generations"] if g["current"]]
         assert current == [1], f"generation 1 is current after the rollback: {gens}"
     # Last: the collection takes every store path nothing roots, v2 and the flakes among them.
     with subtest("a build inside survives inx gc"):

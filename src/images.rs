@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Which image: a container's (squashfs root filesystem) or a virtual machine's (qcow2 disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum ImageKind {
     Container,
     Vm,

@@ -1,3 +1,6 @@
+// Data goes to stdout through `output` only: clippy.toml forbids print! and println!.
+#![deny(clippy::disallowed_macros)]
+
 mod backend;
 mod build_roots;
 mod cli;
@@ -15,6 +18,7 @@ mod lock;
 mod manifest;
 mod name;
 mod nix;
+mod output;
 mod plan;
 mod process;
 mod profile;
@@ -48,8 +52,25 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> error::Result<i32> {
+    if cli.global.json
+        && matches!(
+            cli.command,
+            Command::Exec { .. } | Command::Shell { .. } | Command::Completions { .. }
+        )
+    {
+        // Their output is another program's (or a script): rather than print something that
+        // is not JSON, refuse.
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--json: exec, shell and completions have no JSON output",
+            )
+            .exit();
+    }
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "inx", &mut script);
+        output::bytes(&script);
         return Ok(0);
     }
     // The terminal's children (exec, shell) and the service (watch) keep the default signals.

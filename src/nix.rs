@@ -102,6 +102,121 @@ pub fn diff_closures(from: &StorePath, to: &StorePath) -> Cmd {
         .args(["store", "diff-closures", from.as_str(), to.as_str()])
 }
 
+/// One line of `nix store diff-closures`: `NAME: OLD → NEW, ±SIZE KiB`, where either half
+/// may be missing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClosureChange {
+    /// `None` when the line has another shape than the one Nix 2.8 to 2.26 print (then only
+    /// `line` says what changed).
+    pub package: Option<String>,
+    /// The versions before and after, when they changed.
+    pub versions: Option<VersionChange>,
+    /// The change in size in KiB, as Nix rounds it (one decimal); Nix shows none under 8 KiB.
+    pub size_change_kib: Option<f64>,
+    /// The line as Nix printed it, without its colour codes.
+    pub line: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VersionChange {
+    /// Nix's `∅` (the package was not there) is an empty list, its `ε` (no version) an empty
+    /// string.
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+}
+
+/// The lines of `nix store diff-closures`, each parsed where it has Nix's shape.
+pub fn parse_diff_closures(stdout: &str) -> Vec<ClosureChange> {
+    stdout
+        .lines()
+        .map(strip_ansi)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| match parse_change(&line) {
+            Some((package, versions, size)) => ClosureChange {
+                package: Some(package.to_string()),
+                versions,
+                size_change_kib: size,
+                line,
+            },
+            None => ClosureChange {
+                package: None,
+                versions: None,
+                size_change_kib: None,
+                line,
+            },
+        })
+        .collect()
+}
+
+/// Without terminal escape sequences (`ESC [ ... final byte`): Nix colours sizes even into a
+/// pipe.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A store path name's characters: package names and versions are made of them, so `: `,
+/// `, ` and ` → ` can only be Nix's separators.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._?=".contains(c))
+}
+
+fn parse_change(line: &str) -> Option<(&str, Option<VersionChange>, Option<f64>)> {
+    let (package, rest) = line.split_once(": ")?;
+    if !is_name(package) {
+        return None;
+    }
+    let versions = |list: &str| -> Option<Vec<String>> {
+        if list == "∅" {
+            return Some(Vec::new());
+        }
+        list.split(", ")
+            .map(|v| match v {
+                "ε" => Some(String::new()),
+                v if is_name(v) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let size = |s: &str| -> Option<f64> {
+        let n = s.strip_suffix(" KiB")?;
+        if !n.starts_with(['+', '-']) {
+            return None;
+        }
+        n.parse::<f64>().ok().filter(|f| f.is_finite())
+    };
+    match rest.split_once(" → ") {
+        None => Some((package, None, Some(size(rest)?))),
+        Some((from, to)) => {
+            let (to, kib) = match to.rsplit_once(", ") {
+                Some((to, s)) if s.ends_with(" KiB") => (to, Some(size(s)?)),
+                _ => (to, None),
+            };
+            let change = VersionChange {
+                from: versions(from)?,
+                to: versions(to)?,
+            };
+            Some((package, Some(change), kib))
+        }
+    }
+}
+
 /// Explains a failed `nix eval` of the flake.
 pub fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
     let err = &out.stderr;
@@ -164,6 +279,81 @@ mod tests {
         ];
         insta::assert_snapshot!(eval_manifests("/srv/flake", Some(&names)).to_shell());
         insta::assert_snapshot!(eval_manifests(".", None).to_shell());
+    }
+
+    /// Lines as Nix 2.8 and 2.26 print them (colour codes included, as they come into a pipe).
+    #[test]
+    fn diff_closures_lines_are_parsed_into_package_versions_and_size() {
+        let stdout = "inx-synthetic-system: 1 → 2\n\
+                      busybox: ε → ∅, \u{1b}[32;1m-1936.5 KiB\u{1b}[0m\n\
+                      source: ∅ → ε, \u{1b}[31;1m+1943.3 KiB\u{1b}[0m\n\
+                      glibc: 2.39-52, 2.40-36 → 2.40-66, +12.0 KiB\n\
+                      nginx: \u{1b}[31;1m+8.2 KiB\u{1b}[0m\n";
+        let got: Vec<_> = parse_diff_closures(stdout)
+            .into_iter()
+            .map(|c| {
+                let versions = c.versions.map(|v| (v.from, v.to));
+                (c.package, versions, c.size_change_kib, c.line)
+            })
+            .collect();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some("inx-synthetic-system".into()),
+                    Some((s(&["1"]), s(&["2"]))),
+                    None,
+                    "inx-synthetic-system: 1 → 2".into()
+                ),
+                (
+                    Some("busybox".into()),
+                    Some((s(&[""]), vec![])),
+                    Some(-1936.5),
+                    "busybox: ε → ∅, -1936.5 KiB".into()
+                ),
+                (
+                    Some("source".into()),
+                    Some((vec![], s(&[""]))),
+                    Some(1943.3),
+                    "source: ∅ → ε, +1943.3 KiB".into()
+                ),
+                (
+                    Some("glibc".into()),
+                    Some((s(&["2.39-52", "2.40-36"]), s(&["2.40-66"]))),
+                    Some(12.0),
+                    "glibc: 2.39-52, 2.40-36 → 2.40-66, +12.0 KiB".into()
+                ),
+                (
+                    Some("nginx".into()),
+                    None,
+                    Some(8.2),
+                    "nginx: +8.2 KiB".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_closures_lines_of_another_shape_are_kept_unparsed() {
+        for line in [
+            "something else entirely",
+            "hello: 1.0 -> 2.0",
+            "hello: 12 KiB",
+            "two words: 1 → 2",
+            "hello: 1 → 2, about 3 KiB",
+        ] {
+            let got = parse_diff_closures(line);
+            assert_eq!(
+                got,
+                [ClosureChange {
+                    package: None,
+                    versions: None,
+                    size_change_kib: None,
+                    line: line.to_string(),
+                }]
+            );
+        }
     }
 
     #[test]

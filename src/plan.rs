@@ -16,7 +16,6 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerName>,
     pub what: What,
     pub description: String,
@@ -25,7 +24,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum What {
     Build,
     Profile,
@@ -46,7 +45,7 @@ pub enum What {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Run(Cmd),
     CreateDir(PathBuf),
@@ -62,7 +61,6 @@ pub struct Plan {
     /// Containers that need nothing.
     pub unchanged: Vec<ContainerName>,
     /// What the user should know that no step does.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 pub struct Cmd {
     pub program: String,
     pub args: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
 }
 
@@ -201,10 +200,23 @@ impl Runner {
 
     /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
     pub fn interactive(&self, cmd: &Cmd) -> Result<i32> {
+        self.attached(cmd, false)
+    }
+
+    /// As `interactive`, with the command's stdout sent to stderr, so that inx's own stdout
+    /// carries nothing but its JSON.
+    pub fn interactive_to_stderr(&self, cmd: &Cmd) -> Result<i32> {
+        self.attached(cmd, true)
+    }
+
+    fn attached(&self, cmd: &Cmd, stdout_to_stderr: bool) -> Result<i32> {
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
-        let status = duct::cmd(program, &cmd.args)
-            .unchecked()
+        let mut expr = duct::cmd(program, &cmd.args).unchecked();
+        if stdout_to_stderr {
+            expr = expr.stdout_to_stderr();
+        }
+        let status = expr
             .run()
             .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?
             .status;

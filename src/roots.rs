@@ -61,7 +61,6 @@ pub struct Change {
     /// Roots not made because the container reached the cap.
     pub over_cap: usize,
     /// Why roots were kept without being checked, if they were.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_unchecked: Option<String>,
 }
 

@@ -98,8 +98,16 @@ impl Sandbox {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::from_std(self.std_command(args));
+        // An empty, closed stdin: not a terminal, and stand-ins reading it see EOF.
+        cmd.write_stdin("").timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// The binary with the sandbox's environment, its streams left to the caller.
+    fn std_command(&self, args: &[&str]) -> std::process::Command {
         let path = std::env::join_paths([self.root.join("bin"), self.root.join("sys")]).unwrap();
-        let mut cmd = Command::cargo_bin("inx").unwrap();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("inx"));
         cmd.args(args)
             .current_dir(self.root.join("work"))
             .env("PATH", path)
@@ -109,10 +117,7 @@ impl Sandbox {
             .env("NIX_STATE_DIR", self.root.join("state"))
             // Help is wrapped to the terminal, or to COLUMNS when there is none.
             .env("COLUMNS", "100")
-            .env_remove("CI")
-            // An empty, closed stdin: not a terminal, and stand-ins reading it see EOF.
-            .write_stdin("")
-            .timeout(Duration::from_secs(60));
+            .env_remove("CI");
         cmd
     }
 
@@ -434,7 +439,7 @@ fn up_makes_the_profile_directory_only_where_it_is_missing() {
     let made = |steps: &[Value]| {
         steps
             .iter()
-            .filter(|s| s.get("create-dir").is_some())
+            .filter(|s| s.get("create_dir").is_some())
             .count()
     };
     // The profile directory holds an older system: the profile is set, no directory made.
@@ -811,9 +816,10 @@ fn list_sandbox() -> Sandbox {
 #[test]
 fn list_json_shows_declared_and_managed_containers() {
     let sb = list_sandbox();
-    let assert = sb.run(&["list", "--json"]).code(0);
-    let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
-    let rows = rows.as_array().expect("an array");
+    let doc = document(&sb.run(&["list", "--json"]).code(0));
+    let rows = doc["containers"]
+        .as_array()
+        .expect("an array of containers");
     let summary: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r["name"].as_str().unwrap(), r["state"].as_str().unwrap()))
@@ -844,6 +850,48 @@ fn list_json_shows_declared_and_managed_containers() {
     );
 }
 
+/// Runs inx with its stdout going into a pipe whose reader reads `lines` lines and then goes
+/// away (0: before inx starts, so every write of inx finds the pipe closed).
+fn into_closed_pipe(sb: &Sandbox, args: &[&str], lines: usize) -> std::process::Output {
+    use std::io::BufRead;
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut cmd = sb.std_command(args);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let reader = (lines > 0).then_some(reader);
+    let child = cmd.spawn().unwrap();
+    // The parent's copy of the pipe's write end goes with the command.
+    drop(cmd);
+    if let Some(reader) = reader {
+        let mut reader = std::io::BufReader::new(reader);
+        for _ in 0..lines {
+            reader.read_line(&mut String::new()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_exit_0() {
+    for args in [&["list"][..], &["list", "--json"], &["completions", "bash"]] {
+        for lines in [0, 1] {
+            let sb = list_sandbox();
+            let out = into_closed_pipe(&sb, args, lines);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "inx {args:?}, reader gone after {lines} lines: {stderr}"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "inx {args:?}, reader gone after {lines} lines: {stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
     for status in ["Running", "Stopped"] {
@@ -851,8 +899,8 @@ fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
         sb.respond("nix", "eval", r#"["web"]"#, "", 0);
         sb.list_answers(json!([instance("web", status, true)]));
         let assert = sb.run(&["list", "--json"]).code(0);
-        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
-        let web = &rows[0];
+        let doc: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        let web = &doc["containers"][0];
         assert_eq!(web["state"], "unprofiled", "{status}: {web}");
         assert_eq!(web["status"], status);
         assert_eq!(web["generation"], Value::Null);
@@ -867,8 +915,8 @@ fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
         // With its profile back, it is an ordinary container again.
         profile_web(&sb);
         let assert = sb.run(&["list", "--json"]).code(0);
-        let rows: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
-        assert_eq!(rows[0]["state"], status.to_lowercase());
+        let doc: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");
+        assert_eq!(doc["containers"][0]["state"], status.to_lowercase());
         assert!(!stderr_of(&assert).contains("no host profile"));
     }
 }
@@ -1570,4 +1618,319 @@ fn the_clients_current_project_is_used_for_instances_and_profiles() {
     }
     assert!(sb.profiles().join(".projects/lab/web").is_dir());
     assert!(!sb.profiles().join("web").exists());
+}
+
+// -- --json: one JSON document on stdout, an object whose first key is `schema` (docs/json.md) --
+
+/// Everything a run printed on stdout, as one JSON document; its schema checked.
+fn document(assert: &assert_cmd::assert::Assert) -> Value {
+    let stdout = stdout_of(assert);
+    let doc: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{stdout}"));
+    let first = doc.as_object().and_then(|o| o.keys().next().cloned());
+    assert_eq!(first.as_deref(), Some("schema"), "{stdout}");
+    assert_eq!(doc["schema"], 1, "{stdout}");
+    doc
+}
+
+#[test]
+fn json_of_list_and_status() {
+    let sb = list_sandbox();
+    let list = document(&sb.run(&["list", "--json"]).code(0));
+    insta::assert_json_snapshot!("json_list", list);
+    let status = document(&sb.run(&["status", "--json", "web"]).code(0));
+    assert_eq!(status["containers"], json!([list["containers"][2]]));
+}
+
+#[test]
+fn json_of_plans_for_a_dry_run_and_after_the_steps_ran() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let up = document(&sb.run(&["--dry-run", "--json", "up"]).code(0));
+    sb.settings().bind(|| {
+        insta::assert_json_snapshot!("json_plan_up_dry_run", up);
+    });
+
+    let sb = Sandbox::new();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let profile = sb.profiles().join("web");
+    fs::create_dir_all(&profile).unwrap();
+    fs::create_dir_all(roots(&sb).join("web")).unwrap();
+    let destroy = document(&sb.run(&["--dry-run", "--json", "destroy", "web"]).code(0));
+    sb.settings().bind(|| {
+        insta::assert_json_snapshot!("json_plan_destroy_dry_run", destroy);
+    });
+    let stop = document(&sb.run(&["--json", "stop", "web"]).code(0));
+    insta::assert_json_snapshot!("json_plan_stop_done", stop);
+    assert_eq!(
+        sb.call_verbs(),
+        [
+            "incus project",
+            "incus list",
+            "incus project",
+            "incus list",
+            "incus stop"
+        ]
+    );
+}
+
+#[test]
+fn up_json_of_a_flake_without_containers_is_an_empty_plan() {
+    let sb = Sandbox::new();
+    sb.eval_answers(json!({ "missing": [], "containers": {} }));
+    for args in [&["--json", "up"][..], &["--dry-run", "--json", "up"]] {
+        let assert = sb.run(args).code(0);
+        assert!(
+            stderr_of(&assert).contains("declares no containers"),
+            "{}",
+            stderr_of(&assert)
+        );
+        let plan = document(&assert);
+        assert_eq!(
+            plan,
+            json!({ "schema": 1, "steps": [], "unchanged": [], "notes": [] })
+        );
+    }
+}
+
+#[test]
+fn exec_shell_and_completions_refuse_json() {
+    let sb = Sandbox::new();
+    for args in [
+        &["--json", "exec", "web", "--", "true"][..],
+        &["--json", "--dry-run", "shell", "web"],
+        &["--json", "completions", "bash"],
+    ] {
+        let assert = sb.run(args).code(2);
+        assert!(stdout_of(&assert).is_empty(), "inx {args:?}");
+        assert!(
+            stderr_of(&assert).contains("have no JSON output"),
+            "inx {args:?}: {}",
+            stderr_of(&assert)
+        );
+    }
+    assert!(sb.calls().is_empty(), "calls: {:?}", sb.calls());
+}
+
+#[test]
+fn json_of_roots_sync_and_gc() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    let gone = roots(&sb).join("gone");
+    fs::create_dir_all(&gone).unwrap();
+    let path = format!("/nix/store/{HASH}-built");
+    fs::write(
+        gone.join("roots.json"),
+        json!({ "roots": { "/root/result": path } }).to_string(),
+    )
+    .unwrap();
+    symlink(&path, gone.join("r-00000000000000aa")).unwrap();
+    let synced = document(&sb.run(&["--json", "roots", "sync"]).code(0));
+    insta::assert_json_snapshot!("json_roots_sync", synced);
+
+    // gc: the collection's own report goes to stderr, so stdout stays one document.
+    let args = ["--json", "gc", "--delete-older-than", "7d"];
+    let dry = document(&sb.run(&[&["--dry-run"][..], &args].concat()).code(0));
+    assert!(!sb
+        .call_verbs()
+        .contains(&"nix-collect-garbage delete-older-than".to_string()));
+    sb.respond(
+        "nix-collect-garbage",
+        "delete-older-than",
+        "3 store paths deleted\n",
+        "",
+        0,
+    );
+    let assert = sb.run(&args).code(0);
+    assert!(
+        stderr_of(&assert).contains("3 store paths deleted"),
+        "{}",
+        stderr_of(&assert)
+    );
+    let gc = document(&assert);
+    assert_eq!(gc, dry, "a dry run prints what the run does");
+    insta::assert_json_snapshot!("json_gc", gc);
+}
+
+#[test]
+fn json_of_generations() {
+    let sb = Sandbox::new();
+    let dir = sb.profiles().join("web");
+    fs::create_dir_all(&dir).unwrap();
+    symlink(
+        format!("/nix/store/{DRV_HASH}-nixos-system-web"),
+        dir.join("system-1-link"),
+    )
+    .unwrap();
+    symlink(toplevel(), dir.join("system-2-link")).unwrap();
+    symlink("system-2-link", dir.join("system")).unwrap();
+    sb.list_answers(json!([instance("web", "Running", true)]));
+    let doc = document(&sb.run(&["--json", "generations", "web"]).code(0));
+    let mut settings = sb.settings();
+    settings.add_filter(r#""created": \d+"#, r#""created": "[TIME]""#);
+    settings.bind(|| {
+        insta::assert_json_snapshot!("json_generations", doc);
+    });
+}
+
+#[test]
+fn diff_json_has_each_containers_systems_status_and_parsed_changes() {
+    let sb = Sandbox::new();
+    let system = |hash: &str, name: &str| format!("/nix/store/{hash}-nixos-system-{name}");
+    let manifest =
+        |toplevel: String| json!({ "schemaVersion": 1, "toplevel": toplevel, "incus": {} });
+    sb.eval_answers(json!({
+        "missing": [],
+        "containers": {
+            "web": manifest(system(HASH, "web")),
+            "db": manifest(system(HASH, "db")),
+            "cache": manifest(system(HASH, "cache")),
+        }
+    }));
+    // web has an older system, cache the flake's, db none.
+    for (name, deployed) in [
+        ("web", system(DRV_HASH, "web")),
+        ("cache", system(HASH, "cache")),
+    ] {
+        let dir = sb.profiles().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        symlink(&deployed, dir.join("system-1-link")).unwrap();
+        symlink("system-1-link", dir.join("system")).unwrap();
+    }
+    // As Nix prints it into a pipe, colours included.
+    sb.respond(
+        "nix",
+        "store",
+        "nginx: 1.26.2 → 1.27.3, \u{1b}[31;1m+52.4 KiB\u{1b}[0m\n\
+         openssl: 3.3.2 → ∅, \u{1b}[32;1m-6421.0 KiB\u{1b}[0m\n\
+         zlib: \u{1b}[31;1m+8.1 KiB\u{1b}[0m\n",
+        "",
+        0,
+    );
+    let doc = document(&sb.run(&["--json", "diff"]).code(0));
+    insta::assert_json_snapshot!("json_diff", doc);
+    let calls = sb.calls();
+    let diffs: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.contains("[diff-closures]"))
+        .collect();
+    assert_eq!(diffs.len(), 1, "only web changed: {calls:?}");
+    // The declared systems are built (as `diff` does), nothing else.
+    assert_eq!(
+        sb.call_verbs(),
+        [
+            "nix eval",
+            "nix-store realise",
+            "incus project",
+            "nix store"
+        ]
+    );
+}
+
+#[test]
+fn json_of_image_commands() {
+    let sb = Sandbox::new();
+    let (_, _, outputs) = image_outputs(&sb);
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    sb.respond("incus", "image", "[]", "", 0);
+    sb.respond(
+        "incus",
+        "remote",
+        r#"{"srv":{"Addr":"https://127.0.0.1:8443","Protocol":"incus","Public":false}}"#,
+        "",
+        0,
+    );
+    let run = |args: &[&str]| document(&sb.run(&[&["--json", "image"][..], args].concat()).code(0));
+    let build = run(&["build", "web"]);
+    let import = run(&["import", "web"]);
+    let publish = run(&["publish", "web", "--remote", "srv"]);
+    // A dry run prints the document of the real run, and only that.
+    let export_dry = run(&["--dry-run", "export", "web", "out"]);
+    assert!(!sb.root.join("work/out").exists());
+    let export = run(&["export", "web", "out"]);
+    assert_eq!(export_dry, export);
+    let tree_dry = run(&["--dry-run", "simplestreams", "web", "tree"]);
+    assert!(!sb.root.join("work/tree").exists());
+    let tree = run(&["simplestreams", "web", "tree"]);
+    let again = run(&["simplestreams", "web", "tree"]);
+    assert_eq!(tree["added"], true);
+    assert_eq!(again["added"], false);
+    assert_eq!(again["version"], tree["version"]);
+    // The dry run's version is the time it ran, maybe a second before the real one.
+    let but_version = |v: &Value| {
+        let mut v = v.clone();
+        v["version"] = Value::Null;
+        v
+    };
+    assert_eq!(but_version(&tree_dry), but_version(&tree));
+    let mut settings = sb.settings();
+    settings.add_filter(r"\d{8}_\d{6}", "[VERSION]");
+    settings.bind(|| {
+        insta::assert_json_snapshot!("json_image_build", build);
+        insta::assert_json_snapshot!("json_image_import", import);
+        insta::assert_json_snapshot!("json_image_publish", publish);
+        insta::assert_json_snapshot!("json_image_export", export);
+        insta::assert_json_snapshot!("json_image_simplestreams", tree);
+    });
+}
+
+#[test]
+fn image_dry_run_that_must_build_prints_the_build_plan_as_json() {
+    let sb = Sandbox::new();
+    let output = |what: &str| {
+        json!({
+            "drv": format!("/nix/store/{DRV_HASH}-{what}.drv"),
+            "path": format!("/nix/store/{HASH}-{what}"),
+        })
+    };
+    let outputs = json!({
+        "declared": true,
+        "images": {
+            "properties": { "os": "nixos", "release": "25.11", "variant": "default",
+                            "architecture": "x86_64", "description": "NixOS" },
+            "metadata": output("meta"),
+            "root": output("root")
+        }
+    });
+    sb.respond("nix", "eval", &outputs.to_string(), "", 0);
+    for args in [
+        &["build", "web"][..],
+        &["import", "web"],
+        &["export", "web", "out"],
+        &["simplestreams", "web", "tree"],
+    ] {
+        let run = |json: &[&str]| sb.run(&[&["--dry-run"][..], json, &["image"], args].concat());
+        let doc = document(&run(&["--json"]).code(0));
+        assert_eq!(doc["steps"][0]["what"], "build", "{doc:#}");
+        let then = doc["notes"][0].as_str().unwrap();
+        assert!(then.starts_with("then: "), "{doc:#}");
+        // The text plan says the same in a comment.
+        let text = stdout_of(&run(&[]).code(0));
+        assert!(text.contains(&format!("# {then}\n")), "{text}");
+        if args[0] == "build" {
+            sb.settings().bind(|| {
+                insta::assert_json_snapshot!("json_image_build_dry_run", doc);
+            });
+        }
+    }
+    assert_nothing_changed(&sb);
+}
+
+#[test]
+fn roots_watch_json_prints_a_document_per_sync_one_per_line() {
+    let sb = Sandbox::new();
+    sb.respond("incus", "list", "[]", "", 0);
+    // The watcher runs until stopped: the timeout ends it after its first sync.
+    let out = sb
+        .command(&["--json", "roots", "watch"])
+        .timeout(Duration::from_secs(3))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "no sync reported: {stdout}");
+    for line in lines {
+        let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(doc, json!({ "schema": 1, "containers": [] }));
+    }
 }

@@ -440,7 +440,7 @@ fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
         if step["what"] == "start" {
             break;
         }
-        if let Some(dir) = step["create-dir"].as_str() {
+        if let Some(dir) = step["create_dir"].as_str() {
             std::fs::create_dir_all(dir).unwrap();
             continue;
         }
@@ -624,8 +624,13 @@ fn a_project_keeps_its_containers_and_profiles_apart() {
 
     fx.inx(&["--project", project, "up"]).ok();
     let listed = incus(&["--project", project, "list", "--format", "json"]);
-    let instances: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(row(&instances, &web)["status"], "Running");
+    let instances: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let instance = instances.iter().find(|i| i["name"] == web.as_str());
+    assert_eq!(
+        instance.map(|i| &i["status"]),
+        Some(&serde_json::json!("Running")),
+        "{instances:#?}"
+    );
     assert_eq!(status(&web), "absent", "nothing in the default project");
     assert!(
         dir.join("system").exists(),

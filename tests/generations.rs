@@ -18,7 +18,8 @@ macro_rules! host {
 /// The rows of `inx --json generations NAME` as (number, current, running, booted).
 fn gens(fx: &Fixture, name: &str) -> Vec<(u64, bool, bool, bool)> {
     let out = fx.inx(&["--json", "generations", name]).ok().json();
-    out.as_array()
+    out["generations"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|g| {
@@ -50,6 +51,24 @@ fn rollback_switches_back_and_generations_show_it() {
         "diff:\n{}",
         diff.stdout
     );
+    // The same as JSON, each line of Nix's parsed.
+    let json = fx.inx(&["--json", "diff", &web]).ok().json();
+    let container = &json["containers"][0];
+    assert_eq!(container["status"], "changed", "{json:#}");
+    assert_eq!(container["from_system"], v1.as_str(), "{json:#}");
+    let changes = container["changes"].as_array().unwrap();
+    assert!(
+        changes.iter().all(|c| c["package"].is_string()),
+        "a line inx did not parse: {json:#}"
+    );
+    let system = changes
+        .iter()
+        .find(|c| c["package"] == "inx-synthetic-system")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(
+        system["versions"],
+        serde_json::json!({ "from": ["1"], "to": ["2"] })
+    );
     assert_eq!(profile(&web).unwrap().0, 1, "diff changed the profile");
 
     fx.up(&[]);
@@ -60,6 +79,9 @@ fn rollback_switches_back_and_generations_show_it() {
         fx.inx(&["diff", &web]).ok().stdout.trim(),
         format!("{web}: no change")
     );
+    let json = fx.inx(&["--json", "diff", &web]).ok().json();
+    assert_eq!(json["containers"][0]["status"], "unchanged", "{json:#}");
+    assert_eq!(json["containers"][0]["to_system"], v2.as_str(), "{json:#}");
     // Booted 1, switched to 2 in place.
     assert_eq!(
         gens(&fx, &web),

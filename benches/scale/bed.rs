@@ -240,7 +240,7 @@ fn parse_step(s: &Value) -> Step {
                 .collect(),
             stdin: run.get("stdin").and_then(Value::as_str).map(String::from),
         }
-    } else if let Some(dir) = s.get("create-dir") {
+    } else if let Some(dir) = s.get("create_dir") {
         Action::CreateDir(dir.as_str().unwrap().into())
     } else {
         panic!("a step the bench does not expect: {s}")

@@ -1,11 +1,15 @@
 //! `inx diff [NAME...]`: what `inx up` would change in each container's closure, in Nix's own
 //! words (`nix store diff-closures`), from the system its profile holds to the flake's.
+//! With `--json`, one document with every container (docs/json.md).
 
 use super::{parse_names, Ctx};
 use crate::error::{Kind, Result};
 use crate::manifest;
+use crate::name::{ContainerName, StorePath};
 use crate::nix;
+use crate::output::{self, outln};
 use crate::process::failure;
+use serde::Serialize;
 use std::path::Path;
 
 pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
@@ -33,27 +37,79 @@ pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
         }
     }
 
+    let text = !ctx.json;
+    let mut containers = Vec::new();
     for m in &manifests {
         let name = &m.name;
         let new = &m.toplevel;
-        match ctx.profiles()?.read(name).system {
-            None => println!("{name}: new; `inx up` would deploy {new}"),
-            Some(old) if &old == new => println!("{name}: no change"),
+        let from = ctx.profiles()?.read(name).system;
+        let (status, changes) = match &from {
+            None => {
+                if text {
+                    outln!("{name}: new; `inx up` would deploy {new}");
+                }
+                (Status::New, Vec::new())
+            }
+            Some(old) if old == new => {
+                if text {
+                    outln!("{name}: no change");
+                }
+                (Status::Unchanged, Vec::new())
+            }
             Some(old) => {
-                println!("{name}: {} -> {}", old.base_name(), new.base_name());
-                let cmd = nix::diff_closures(&old, new);
+                if text {
+                    outln!("{name}: {} -> {}", old.base_name(), new.base_name());
+                }
+                let cmd = nix::diff_closures(old, new);
                 let out = ctx.runner.capture(&cmd)?;
                 if !out.success() {
                     return Err(failure(Kind::Failed, &cmd, &out));
                 }
-                if out.stdout.trim().is_empty() {
-                    println!("  (no package changed version or size)");
+                if text && out.stdout.trim().is_empty() {
+                    outln!("  (no package changed version or size)");
                 }
-                for line in out.stdout.lines() {
-                    println!("  {line}");
+                for line in out.stdout.lines().filter(|_| text) {
+                    outln!("  {line}");
                 }
+                (Status::Changed, nix::parse_diff_closures(&out.stdout))
             }
-        }
+        };
+        containers.push(ContainerDiff {
+            name,
+            status,
+            from_system: from,
+            to_system: new,
+            changes,
+        });
+    }
+    if ctx.json {
+        output::json(&Report { containers });
     }
     Ok(())
+}
+
+/// The JSON of `diff` (docs/json.md).
+#[derive(Serialize)]
+struct Report<'a> {
+    containers: Vec<ContainerDiff<'a>>,
+}
+
+#[derive(Serialize)]
+struct ContainerDiff<'a> {
+    name: &'a ContainerName,
+    status: Status,
+    /// The system its host profile holds (none before the first `up`).
+    from_system: Option<StorePath>,
+    /// The flake's system.
+    to_system: &'a StorePath,
+    changes: Vec<nix::ClosureChange>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    /// No host profile yet: `up` would deploy it for the first time.
+    New,
+    Unchanged,
+    Changed,
 }

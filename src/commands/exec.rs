@@ -2,6 +2,7 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::instance::is_managed;
 use crate::name::ContainerName;
+use crate::output::outln;
 use crate::plan::unmanaged_error;
 
 /// `inx exec NAME -- CMD...`; returns the command's exit code.
@@ -21,7 +22,7 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     }
     let cmd = ctx.incus()?.exec(&name, argv);
     if ctx.dry_run {
-        println!("{}", cmd.to_shell());
+        outln!("{}", cmd.to_shell());
         return Ok(0);
     }
     ctx.runner.interactive(&cmd)

@@ -5,7 +5,15 @@ use crate::error::{Error, Result};
 use crate::generations::{self, Generation};
 use crate::instance;
 use crate::name::ContainerName;
+use crate::output::{self, outln};
 use crate::plan::unmanaged_error;
+
+/// The JSON of `generations` (docs/json.md).
+#[derive(serde::Serialize)]
+struct Generations<'a> {
+    name: &'a ContainerName,
+    generations: &'a [Generation],
+}
 
 /// The profile's generations, which one the container boots (current), runs and booted.
 pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
@@ -23,15 +31,17 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
         );
     }
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&gens).expect("generations serialise")
-        );
+        output::json(&Generations {
+            name: &name,
+            generations: &gens,
+        });
         return Ok(());
     }
-    println!(
+    outln!(
         "{:>4}  {:<16}  {:<60}  STATE",
-        "GEN", "CREATED (UTC)", "SYSTEM"
+        "GEN",
+        "CREATED (UTC)",
+        "SYSTEM"
     );
     for g in &gens {
         let state: Vec<&str> = [
@@ -43,7 +53,7 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
         .filter(|(on, _)| *on)
         .map(|(_, what)| *what)
         .collect();
-        println!(
+        outln!(
             "{:>4}  {:<16}  {:<60}  {}",
             g.number,
             generations::format_time(g.created),

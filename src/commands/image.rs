@@ -7,11 +7,45 @@ use crate::error::{Error, Result};
 use crate::image_plan::{self, short, Target};
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
+use crate::output::{self, out, outln};
 use crate::plan::{Action, Plan, Step, What};
 use crate::simplestreams::{self, FileInfo, NewVersion, Outcome};
 use crate::staging::{self, Staging};
 use crate::{execute, nix};
+use serde::Serialize;
 use std::path::Path;
+
+/// The JSON of `image build` (docs/json.md).
+#[derive(Serialize)]
+struct Built<'a> {
+    image: &'a ImageFiles,
+}
+
+/// The JSON of `image import` and `image publish`: the plan, and the image it puts there.
+#[derive(Serialize)]
+struct ServerPlan<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    image: &'a ImageFiles,
+}
+
+/// The JSON of `image export`.
+#[derive(Serialize)]
+struct Exported<'a> {
+    dir: String,
+    files: [&'a str; 4],
+    image: &'a ImageFiles,
+}
+
+/// The JSON of `image simplestreams`.
+#[derive(Serialize)]
+struct TreeVersion<'a> {
+    dir: String,
+    product: &'a str,
+    version: &'a str,
+    added: bool,
+    image: &'a ImageFiles,
+}
 
 /// Evaluates one container's image outputs of one kind.
 fn gather(ctx: &Ctx, name: &str, kind: ImageKind) -> Result<ImageOutputs> {
@@ -41,12 +75,15 @@ fn build_plan(outputs: &ImageOutputs, root: &Path) -> Plan {
 /// Builds what is missing and finds the files; `None` in a dry run that would have to build
 /// first (the plan is printed then).
 fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<ImageFiles>> {
-    let plan = build_plan(outputs, &ctx.build_root());
+    let mut plan = build_plan(outputs, &ctx.build_root());
     if !plan.steps.is_empty() {
         if ctx.dry_run {
-            ctx.print_plan(&plan);
-            if !ctx.json {
-                println!("# then: {then}");
+            if ctx.json {
+                plan.notes.push(format!("then: {then}"));
+                ctx.print_plan(&plan);
+            } else {
+                ctx.print_plan(&plan);
+                outln!("# then: {then}");
             }
             return Ok(None);
         }
@@ -62,14 +99,11 @@ pub fn build(ctx: &Ctx, name: &str, vm: bool) -> Result<()> {
         return Ok(());
     };
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&files).expect("files serialise")
-        );
+        output::json(&Built { image: &files });
     } else {
-        println!("metadata    {}", files.metadata.display());
-        println!("rootfs      {}", files.root.display());
-        println!("fingerprint {}", files.fingerprint);
+        outln!("metadata    {}", files.metadata.display());
+        outln!("rootfs      {}", files.root.display());
+        outln!("fingerprint {}", files.fingerprint);
     }
     Ok(())
 }
@@ -167,14 +201,21 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
             if args.public { ", public" } else { "" }
         ));
     }
-    carry_out(ctx, &plan, b)?;
+    carry_out(ctx, &plan, b, &files)?;
     Ok((!ctx.dry_run).then_some(files))
 }
 
 /// Runs a server plan, with failures explained for this backend.
-fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend) -> Result<()> {
+fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend, files: &ImageFiles) -> Result<()> {
+    let print = || {
+        if ctx.json {
+            output::json(&ServerPlan { plan, image: files });
+        } else {
+            out!("{}", plan.to_shell());
+        }
+    };
     if ctx.dry_run {
-        ctx.print_plan(plan);
+        print();
         return Ok(());
     }
     for step in &plan.steps {
@@ -190,7 +231,7 @@ fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend) -> Result<()> {
         b.checked(cmd, out)?;
     }
     if ctx.json {
-        ctx.print_plan(plan);
+        print();
     }
     Ok(())
 }
@@ -203,7 +244,7 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     }
     if let Some(files) = put(ctx, args, remote.as_ref())? {
         if !ctx.json {
-            println!("{}", files.fingerprint);
+            outln!("{}", files.fingerprint);
         }
     }
     Ok(())
@@ -245,7 +286,7 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         launch_flags(ImageKind::from_vm_flag(args.vm))
     );
     if !ctx.json {
-        println!("{}", files.fingerprint);
+        outln!("{}", files.fingerprint);
     }
     Ok(())
 }
@@ -304,11 +345,20 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         return Ok(());
     };
     let root = root_file_name(files.kind);
+    let exported = Exported {
+        dir: dir.display().to_string(),
+        files: ["metadata.tar.xz", root, "SHA256SUMS", "IMPORT.txt"],
+        image: &files,
+    };
     if ctx.dry_run {
-        println!(
-            "# write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
-            dir.display()
-        );
+        if ctx.json {
+            output::json(&exported);
+        } else {
+            outln!(
+                "# write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
+                dir.display()
+            );
+        }
         return Ok(());
     }
     let alias = Alias::default_for(&outputs.name, outputs.kind);
@@ -330,7 +380,11 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
         dir.display()
     );
-    println!("{}", dir.display());
+    if ctx.json {
+        output::json(&exported);
+    } else {
+        outln!("{}", dir.display());
+    }
     Ok(())
 }
 
@@ -385,6 +439,15 @@ pub fn simplestreams(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let fresh = existing.is_none();
+    let report = |product: &str, version: &str, added: bool| {
+        output::json(&TreeVersion {
+            dir: dir.display().to_string(),
+            product,
+            version,
+            added,
+            image: &files,
+        })
+    };
     let added = match simplestreams::add(existing, &new, &simplestreams::version_stamp(now))? {
         Outcome::Present { product, version } => {
             ctx.runner.progress(format_args!(
@@ -392,12 +455,19 @@ pub fn simplestreams(
                 dir.display(),
                 short(&files.fingerprint)
             ));
+            if ctx.json {
+                report(&product, &version, false);
+            }
             return Ok(());
         }
         Outcome::Added(added) => added,
     };
+    if ctx.dry_run && ctx.json {
+        report(&added.product, &added.version, true);
+        return Ok(());
+    }
     if ctx.dry_run {
-        println!(
+        outln!(
             "# add version {} of {} to {} ({}/{}, {}/{})",
             added.version,
             added.product,
@@ -440,8 +510,10 @@ pub fn simplestreams(
         added.product,
         short(&files.fingerprint),
     );
-    if !ctx.json {
-        println!("{}", added.version);
+    if ctx.json {
+        report(&added.product, &added.version, true);
+    } else {
+        outln!("{}", added.version);
     }
     Ok(())
 }

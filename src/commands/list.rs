@@ -3,13 +3,14 @@ use crate::error::{Error, Result};
 use crate::incus::Instance;
 use crate::instance::{self, is_managed};
 use crate::name::{ContainerName, StorePath};
+use crate::output::{self, out};
 use crate::profile::Profiles;
 use crate::{incus, nix};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     Missing,
     Stopped,
@@ -53,6 +54,12 @@ pub struct Row {
     /// The profile points at a system inx did not put there (a `nixos-rebuild` inside, or a
     /// `nix-env --set` by hand): the next `up` switches back to the flake's.
     pub drifted: bool,
+}
+
+/// The JSON of `list` and `status` (docs/json.md).
+#[derive(Serialize)]
+struct Listing<'a> {
+    containers: &'a [Row],
 }
 
 /// `inx list` (no names) and `inx status [NAME...]`: one name-only evaluation (no system is
@@ -99,12 +106,9 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     }
 
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
-        );
+        output::json(&Listing { containers: &rows });
     } else {
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
     }
     for r in rows.iter().filter(|r| r.state == State::Unprofiled) {
         let project = match &ctx.incus()?.project {

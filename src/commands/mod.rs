@@ -27,6 +27,7 @@ use crate::cli::Global;
 use crate::error::Result;
 use crate::incus::{self, Incus, Instance};
 use crate::name::{ContainerName, ProjectName};
+use crate::output::{self, out};
 use crate::plan::{Plan, What};
 use crate::process::Runner;
 use crate::profile::Profiles;
@@ -164,12 +165,9 @@ impl Ctx {
     /// The plan as a script, or as JSON.
     pub fn print_plan(&self, plan: &Plan) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(plan).expect("plans serialise")
-            );
+            output::json(plan);
         } else {
-            print!("{}", plan.to_shell());
+            out!("{}", plan.to_shell());
         }
     }
 }

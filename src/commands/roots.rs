@@ -7,6 +7,7 @@ use crate::incus::{self, Incus, Instance};
 use crate::instance;
 use crate::lock;
 use crate::name::{ContainerName, StorePath};
+use crate::output::{self, outln};
 use crate::process::{Cmd, Runner};
 use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::BTreeSet;
@@ -24,12 +25,34 @@ pub struct Synced {
     pub origins: BTreeSet<String>,
 }
 
+/// The JSON of `roots sync`, and of each sync of `roots watch` (docs/json.md).
+#[derive(serde::Serialize)]
+pub(super) struct SyncReport<'a> {
+    pub containers: &'a [Synced],
+}
+
+/// The JSON of `gc`: the sync, and the collection that followed it.
+#[derive(serde::Serialize)]
+struct GcReport<'a> {
+    containers: &'a [Synced],
+    collect: &'a Cmd,
+}
+
 pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
+    let done = sync_all(ctx, cap)?;
+    if ctx.json {
+        output::json(&SyncReport { containers: &done });
+    }
+    Ok(())
+}
+
+/// One full sync of every container, reported on stderr.
+fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
     let layout = Layout::new();
     let containers = gather(&ctx.runner, &crate::incus::Incus::default())?;
     let done = full_sync(ctx, &layout, &containers, cap)?;
     report(ctx, &done, true);
-    Ok(())
+    Ok(done)
 }
 
 /// Every root of every container checked again, with every link in gcroots/auto.
@@ -45,14 +68,35 @@ pub(super) fn full_sync(
 /// `inx gc ARGS`: roots first, then the host's collection. A sync that fails stops it, since
 /// collecting without the roots is what loses builds.
 pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
-    sync(ctx, cap)?;
+    let done = sync_all(ctx, cap)?;
     let cmd = Cmd::new("nix-collect-garbage").args(args.iter().cloned());
+    let print_json = || {
+        output::json(&GcReport {
+            containers: &done,
+            collect: &cmd,
+        })
+    };
     if ctx.dry_run {
-        println!("{}", cmd.to_shell());
+        if ctx.json {
+            print_json();
+        } else {
+            outln!("{}", cmd.to_shell());
+        }
         return Ok(0);
     }
-    match ctx.runner.interactive(&cmd)? {
-        0 => Ok(0),
+    // With --json, stdout carries inx's JSON only: the collection's own report goes to stderr.
+    let code = if ctx.json {
+        ctx.runner.interactive_to_stderr(&cmd)?
+    } else {
+        ctx.runner.interactive(&cmd)?
+    };
+    match code {
+        0 => {
+            if ctx.json {
+                print_json();
+            }
+            Ok(0)
+        }
         code => Err(Error::new(
             Kind::Failed,
             format!("`{}` failed (exit code {code})", cmd.to_shell()),
@@ -227,13 +271,8 @@ pub(super) fn sync_with(
     Ok(done)
 }
 
+/// What a sync did, on stderr.
 pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(done).expect("changes serialise")
-        );
-    }
     for s in done {
         let c = &s.change;
         if let Some(why) = c.kept_unchecked.as_ref().filter(|_| c.total > 0) {

@@ -32,6 +32,10 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
             "the flake {} declares no containers in inxContainers",
             ctx.flake
         );
+        if ctx.json {
+            // Nothing to do is still a plan: --json always prints one document.
+            ctx.print_plan(&Plan::default());
+        }
         return Ok(());
     }
     let instances = incus::parse_list(&incus::checked(&list, listed?)?)?;

@@ -1,9 +1,10 @@
 //! `inx roots watch`: the long-running form of `inx roots sync` (see `roots`), fast enough
 //! to root a build before the host's next root query deletes its auto link.
 
-use super::roots::{full_sync, gather, report, sync_with, Synced};
+use super::roots::{full_sync, gather, report, sync_with, SyncReport, Synced};
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
+use crate::output;
 use crate::roots::{Container, Layout, Scope};
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
@@ -224,7 +225,13 @@ fn unclaimed(new: &BTreeSet<String>, result: &Result<Vec<Synced>>) -> BTreeSet<S
 
 fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
     match result {
-        Ok(done) => report(ctx, &done, false),
+        Ok(done) => {
+            report(ctx, &done, false);
+            // One document per sync, each on one line.
+            if ctx.json {
+                output::json_line(&SyncReport { containers: &done });
+            }
+        }
         Err(e) => eprintln!("roots: sync failed, will retry at the next event: {e}"),
     }
 }

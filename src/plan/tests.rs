@@ -345,7 +345,8 @@ fn plan_as_json() {
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
-    insta::assert_json_snapshot!(plan);
+    // As `--json` prints it.
+    insta::assert_json_snapshot!(crate::output::document(&plan));
 }
 
 #[test]

@@ -401,8 +401,10 @@ pub fn profile(name: &str) -> Option<(u32, String)> {
     Some((generation, system.display().to_string()))
 }
 
+/// The row of `name` in the JSON of `inx list` or `inx status`.
 pub fn row<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    list.as_array()
+    list["containers"]
+        .as_array()
         .and_then(|rows| rows.iter().find(|r| r["name"] == name))
         .unwrap_or_else(|| panic!("no row for {name} in {list:#}"))
 }

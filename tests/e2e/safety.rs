@@ -274,8 +274,9 @@ fn the_clients_current_project_holds_the_container_and_its_profile() {
     };
     fx.inx_with(&["up"], env).ok();
     let listed = incus(&["list", "--format", "json"]);
-    let instances: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(row(&instances, &web)["status"], "Running");
+    let instances: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let instance = instances.iter().find(|i| i["name"] == web.as_str());
+    assert_eq!(instance.expect("listed in the project")["status"], "Running");
     assert_eq!(status(&web), "absent", "nothing in the default project");
     assert!(
         dir.join("system").exists(),

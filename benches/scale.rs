@@ -8,9 +8,18 @@
 //! inx's own plan (`nix-env --set`, `incus create --empty` with the same config on stdin,
 //! `incus start`), run directly.
 //!
+//! It also compares inx with what users would do instead without it: the same system as an
+//! Incus image, imported and launched, at closure sizes of real systems (scale/peer.rs).
+//!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it is a smoke test: every scenario
-//! once with one or two containers, asserting what does not depend on timing (process counts,
-//! disk per container, that the raw side reached the same state as inx).
+//! once with one or two containers (the image comparison with a few MiB), asserting what does
+//! not depend on timing (process counts, disk per container, that the raw side reached the
+//! same state as inx, that the image's containers run the same system without the shared
+//! store).
+//!
+//! `INX_BENCH_ONLY` runs only some scenarios: a comma-separated list of `new` (`up` of new
+//! containers), `unchanged`, `list`, `update`, `disk`, `parallel` and `image` (the comparison
+//! with images). Unset, it runs them all. `INX_BENCH_RUNS` sets the runs per figure.
 
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
@@ -18,6 +27,8 @@ mod harness;
 
 #[path = "scale/bed.rs"]
 mod bed;
+#[path = "scale/peer.rs"]
+mod peer;
 #[path = "scale/report.rs"]
 mod report;
 
@@ -37,10 +48,55 @@ struct Settings {
     small: usize,
     medium: usize,
     large: Option<usize>,
+    /// MiB of inert files in the system compared with its image, one comparison each.
+    image_sizes: Vec<u64>,
+}
+
+/// The scenarios `INX_BENCH_ONLY` can name.
+const SCENARIOS: [&str; 7] = [
+    "new",
+    "unchanged",
+    "list",
+    "update",
+    "disk",
+    "parallel",
+    "image",
+];
+
+/// The scenarios to run: `INX_BENCH_ONLY`'s, or all. An unknown name stops the bench.
+fn chosen() -> Vec<&'static str> {
+    let Ok(only) = std::env::var("INX_BENCH_ONLY") else {
+        return SCENARIOS.to_vec();
+    };
+    let picked: Vec<&'static str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            SCENARIOS
+                .iter()
+                .copied()
+                .find(|s| *s == w)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "INX_BENCH_ONLY: no scenario {w:?}; the scenarios are {}",
+                        SCENARIOS.join(", ")
+                    )
+                })
+        })
+        .collect();
+    assert!(
+        !picked.is_empty(),
+        "INX_BENCH_ONLY is set but names no scenario; the scenarios are {}",
+        SCENARIOS.join(", ")
+    );
+    picked
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let only = chosen();
+    let want = |scenario: &str| only.contains(&scenario);
     let Some(_host) = harness::host("bench scale") else {
         return;
     };
@@ -57,6 +113,7 @@ fn main() {
             small: 1,
             medium: 20,
             large: Some(100),
+            image_sizes: vec![200, 1024],
         }
     } else {
         Settings {
@@ -66,6 +123,7 @@ fn main() {
             small: 1,
             medium: 2,
             large: None,
+            image_sizes: vec![4],
         }
     };
     let load_before = load();
@@ -85,24 +143,67 @@ fn main() {
         &["measurement", "inx", "raw", "inx/raw", "target"],
     );
 
-    up_new(&bed, &s, s.small, s.runs, &mut up, &mut steps);
+    if want("new") {
+        up_new(&bed, &s, s.small, s.runs, &mut up, &mut steps);
+    }
     let medium = names(s.medium);
-    up_new(&bed, &s, s.medium, s.runs, &mut up, &mut steps);
-    unchanged(&bed, &s, &medium, &mut checks);
-    list(&bed, &s, &medium, s.runs, &mut checks);
-    update(&bed, &s, &medium, &mut checks);
-    let disk_table = disk(&bed, &s, &medium);
-    let parallel_table = parallel(&bed, &s, &medium);
+    if want("new") {
+        up_new(&bed, &s, s.medium, s.runs, &mut up, &mut steps);
+    } else if ["unchanged", "list", "update", "disk", "parallel"]
+        .iter()
+        .any(|w| want(w))
+    {
+        start(&bed, &medium);
+    }
+    if want("unchanged") {
+        unchanged(&bed, &s, &medium, &mut checks);
+    }
+    if want("list") {
+        list(&bed, &s, &medium, s.runs, &mut checks);
+    }
+    if want("update") {
+        update(&bed, &s, &medium, &mut checks);
+    }
+    let disk_table = want("disk").then(|| disk(&bed, &s, &medium));
+    let parallel_table = want("parallel").then(|| parallel(&bed, &s, &medium));
     bed.clear(&medium);
     if let Some(large) = s.large {
         let all = names(large);
-        up_new(&bed, &s, large, s.runs_large, &mut up, &mut steps);
-        list(&bed, &s, &all, s.runs_large, &mut checks);
+        if want("new") {
+            up_new(&bed, &s, large, s.runs_large, &mut up, &mut steps);
+        } else if want("list") {
+            start(&bed, &all);
+        }
+        if want("list") {
+            list(&bed, &s, &all, s.runs_large, &mut checks);
+        }
         bed.clear(&all);
     }
+    let mut images = peer::Tables::new();
+    if want("image") {
+        let missing = peer::missing_tools();
+        if missing.is_empty() {
+            for size in &s.image_sizes {
+                peer::compare(&bed, &s, *size, &mut images);
+            }
+        } else {
+            harness::skip(
+                "bench scale: inx against an image",
+                &format!(
+                    "the image fixtures need {} (squashfs-tools, tar, xz-utils, openssl)",
+                    missing.join(", ")
+                ),
+            );
+        }
+    }
 
+    let scenarios = if only.len() == SCENARIOS.len() {
+        String::new()
+    } else {
+        format!("; scenarios: {}", only.join(", "))
+    };
     out.push_str(&format!(
-        "{} on {} (load average {} before, {} after; {} runs, {} for the largest size)\n\n",
+        "{} on {} (load average {} before, {} after; {} runs, {} for the largest size{scenarios})\n\n",
         today(),
         machine(),
         load_before,
@@ -110,7 +211,16 @@ fn main() {
         s.runs,
         s.runs_large
     ));
-    for t in [&up, &steps, &checks, &disk_table, &parallel_table] {
+    let tables = [
+        Some(&up),
+        Some(&steps),
+        Some(&checks),
+        disk_table.as_ref(),
+        parallel_table.as_ref(),
+        Some(&images.time),
+        Some(&images.disk),
+    ];
+    for t in tables.into_iter().flatten().filter(|t| !t.is_empty()) {
         out.push_str(&t.render());
         out.push('\n');
     }
@@ -123,6 +233,14 @@ fn main() {
     if !s.full {
         eprintln!("bench scale: smoke run passed (run `cargo bench --bench scale` for figures)");
     }
+}
+
+/// Brings these containers up with inx, untimed, for scenarios that need them running when
+/// `new` (which leaves them so) does not run.
+fn start(bed: &Bed, names: &[String]) {
+    eprintln!("bench: starting {} containers (untimed)", names.len());
+    bed.declare(names, "v1");
+    bed.inx(&["up"]).ok();
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -469,10 +587,14 @@ fn same_systems(a: &[String], b: &[String]) -> bool {
 /// Waits until the containers' inits have activated these systems (boot is asynchronous).
 fn wait_running(names: &[String], systems: &[String]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !same_systems(&running_systems(names), systems) {
+    loop {
+        let now = running_systems(names);
+        if same_systems(&now, systems) {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "containers did not come up with their systems within 60 s"
+            "containers did not come up with their systems within 60 s: {names:?} run {now:?}, expected {systems:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README's benchmark command: makes this machine a test host (Nix, Incus and their daemons, as
 # scripts/test.sh does; needs root on Debian 12), then runs `cargo bench --bench scale`. The
-# tables (Markdown) go to stdout, progress to stderr. INX_BENCH_RUNS sets the runs per figure.
+# tables (Markdown) go to stdout, progress to stderr. INX_BENCH_RUNS sets the runs per figure;
+# INX_BENCH_ONLY (say `image`, or `new,list`) runs only those scenarios (see benches/scale.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

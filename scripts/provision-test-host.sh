@@ -28,8 +28,9 @@ command -v nix >/dev/null || need_pkgs+=(nix-bin)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh && dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v mksquashfs >/dev/null || need_pkgs+=(squashfs-tools)
 command -v git >/dev/null || need_pkgs+=(git)
-# The image tests: xz for metadata tarballs, openssl for a test CA, Debian's python3 for a
-# small HTTPS server on loopback, and LXD 5.0 (what ChromeOS ships) beside Incus.
+# The image tests: xz for metadata tarballs, openssl for a test CA (and the bench's
+# pseudo-random payloads), Debian's python3 for a small HTTPS server on loopback, and LXD 5.0
+# (what ChromeOS ships) beside Incus.
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v update-ca-certificates >/dev/null || need_pkgs+=(ca-certificates)

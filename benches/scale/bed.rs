@@ -1,6 +1,9 @@
 //! The bench bed: the end-to-end fixture (a throw-away user flake with synthetic systems) with
 //! N containers named `bench-NNN`, the real inx binary, and the raw commands a user would type
-//! instead. Every instance it creates is deleted again, also when a scenario panics.
+//! instead. For the comparison with images it also has `bench-peer-1` and `-2`, launched from
+//! an image aliased `bench-peer`, and big store paths (payloads of realistic closure sizes).
+//! Every instance, image and big store path it makes is deleted again, also when a scenario
+//! panics.
 
 use super::harness::{output_with_input, Fixture, Run};
 use serde_json::Value;
@@ -17,10 +20,16 @@ pub const PREFIX: &str = "bench-";
 /// else's inx on the same host do not turn each other away (exit 9) mid-run.
 pub const PROFILES: &str = "/nix/var/nix/profiles/inx-bench";
 
+/// The instances launched from an image (the stock way), and that image's alias.
+pub const PEERS: [&str; 2] = ["bench-peer-1", "bench-peer-2"];
+pub const PEER_ALIAS: &str = "bench-peer";
+
 pub struct Bed {
     pub fx: Fixture,
     /// Every name this bed may have created, for the final clean-up.
     used: RefCell<BTreeSet<String>>,
+    /// Big store paths this bed built (see `build_big`), deleted again by `release_big`.
+    big: RefCell<Vec<String>>,
 }
 
 /// One step of an inx plan, as `inx --dry-run --json up` prints it.
@@ -49,7 +58,8 @@ impl Bed {
     /// Refuses to start when an instance with one of the bench's names exists: the bench
     /// deletes what it creates, and must never take someone else's instance for its own.
     pub fn new(max: usize) -> Self {
-        let mine: BTreeSet<String> = names(max).into_iter().collect();
+        let mut mine: BTreeSet<String> = names(max).into_iter().collect();
+        mine.extend(PEERS.iter().map(|p| p.to_string()));
         let clash: Vec<String> = existing()
             .into_iter()
             .filter(|n| mine.contains(n))
@@ -61,9 +71,24 @@ impl Bed {
             clash.join(", "),
             clash.join(" ")
         );
+        assert!(
+            !alias_exists(PEER_ALIAS),
+            "an image alias named like the bench's already exists: {PEER_ALIAS}. Remove it (for \
+             example `incus image delete {PEER_ALIAS}`) and run the bench again."
+        );
+        let fx = Fixture::new("bench");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["synthetic-image.nix", "synthetic-payload.nix"] {
+            std::fs::copy(
+                repo.join("tests/fixtures").join(file),
+                fx.user_dir().join(file),
+            )
+            .unwrap();
+        }
         Bed {
-            fx: Fixture::new("bench"),
+            fx,
             used: RefCell::default(),
+            big: RefCell::default(),
         }
     }
 
@@ -88,6 +113,87 @@ impl Bed {
             .map(|(n, e)| (n.as_str(), e.as_str()))
             .collect();
         self.fx.declare(&pairs);
+    }
+
+    /// Declares containers by raw `(name, expression)` pairs, with extra `let` bindings and
+    /// outputs (see `Fixture::write_flake_parts`).
+    pub fn declare_parts(&self, lets: &str, containers: &[(String, String)], outputs: &str) {
+        self.used
+            .borrow_mut()
+            .extend(containers.iter().map(|(n, _)| n.clone()));
+        let body: String = containers
+            .iter()
+            .map(|(n, e)| format!("        {n} = {e};\n"))
+            .collect();
+        self.fx.write_flake_parts(lets, &body, outputs);
+    }
+
+    /// Builds these installables (untimed unless the caller times it) with result links that
+    /// `release_big` removes. The caller notes with `note_big` which outputs are the bench's own
+    /// to delete (not, say, a metadata tarball that other tests build too).
+    pub fn build_big(&self, installables: &[String]) -> Vec<String> {
+        let dir = self.fx.path().join("big");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join(format!(
+            "result-{}",
+            std::fs::read_dir(&dir).unwrap().count()
+        ));
+        let out = checked(
+            Command::new("nix")
+                .args(NIX_FEATURES)
+                .args(["build", "--json", "--out-link"])
+                .arg(&link)
+                .args(installables),
+        );
+        build_outputs(&out.stdout)
+    }
+
+    /// Notes store paths that only the bench makes (held by `build_big` links) for
+    /// `release_big` to delete.
+    pub fn note_big(&self, paths: &[String]) {
+        let mut big = self.big.borrow_mut();
+        for p in paths {
+            if !big.contains(p) {
+                big.push(p.clone());
+            }
+        }
+    }
+
+    /// Removes the result links of `build_big` and deletes the big paths from the store (those
+    /// still alive, say held by someone else's root, stay and are named on stderr).
+    pub fn release_big(&self) {
+        let _ = std::fs::remove_dir_all(self.fx.path().join("big"));
+        let paths: Vec<String> = self.big.borrow_mut().drain(..).collect();
+        if paths.is_empty() {
+            return;
+        }
+        let out = Command::new("nix-store")
+            .arg("--delete")
+            .args(&paths)
+            .stdin(Stdio::null())
+            .output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!(
+                "bench: could not delete {} from the store: {}",
+                paths.join(" "),
+                out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_else(|e| e.to_string())
+            );
+        }
+    }
+
+    /// Deletes the image aliased `PEER_ALIAS`, if there is one; untimed.
+    pub fn drop_image(&self) {
+        if alias_exists(PEER_ALIAS) {
+            checked(Command::new("incus").args(["image", "delete", PEER_ALIAS]));
+        }
+    }
+
+    /// Notes instances made outside inx's plan (the image side) for the final clean-up.
+    pub fn note_instances(&self, names: &[&str]) {
+        self.used
+            .borrow_mut()
+            .extend(names.iter().map(|n| n.to_string()));
     }
 
     /// Builds the declared systems, untimed, so that neither side builds while timed. Result
@@ -195,6 +301,13 @@ impl Drop for Bed {
     fn drop(&mut self) {
         let used: Vec<String> = self.used.borrow().iter().cloned().collect();
         self.clear(&used);
+        if alias_exists(PEER_ALIAS) {
+            let _ = Command::new("incus")
+                .args(["image", "delete", PEER_ALIAS])
+                .stdin(Stdio::null())
+                .output();
+        }
+        self.release_big();
         let _ = std::fs::remove_file(Path::new(PROFILES).join(".lock"));
         let _ = std::fs::remove_dir(PROFILES);
     }
@@ -210,6 +323,17 @@ pub fn existing() -> Vec<String> {
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+/// Whether the current project has an image alias of this name.
+pub fn alias_exists(alias: &str) -> bool {
+    Command::new("incus")
+        .args(["query", &format!("/1.0/images/aliases/{alias}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The store paths `nix build --json` printed, in order.

@@ -278,7 +278,7 @@ fn destroy_removes_the_instance_and_its_profile_only() {
     assert_eq!(status(&a), "Running", "refused without --force");
     let plan = fx.inx(&["--dry-run", "destroy", "--force", &a]).ok().stdout;
     assert!(
-        plan.contains(&format!("incus delete --force {a}")),
+        plan.contains(&format!("incus --project default delete --force {a}")),
         "{plan}"
     );
     assert_eq!(status(&a), "Running", "a dry run deletes nothing");
@@ -428,7 +428,7 @@ fn dry_run_changes_nothing_and_an_interrupted_up_is_finished() {
     fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
     let plan = fx.inx(&["--dry-run", "up"]).ok().stdout;
     assert!(
-        plan.contains(&format!("incus create --empty {web}")),
+        plan.contains(&format!("incus --project default create --empty {web}")),
         "{plan}"
     );
     assert_eq!(status(&web), "absent");

@@ -17,11 +17,18 @@ macro_rules! host {
 }
 
 /// `inx --flake USER up` started as a shell starts a job: in a process group of its own, whose
-/// id is its pid, so a signal to the group is what Ctrl-C on a terminal sends.
-fn spawn_up(fx: &Fixture) -> Child {
+/// id is its pid, so a signal to the group is what Ctrl-C on a terminal sends. `path` goes
+/// first on its PATH.
+fn spawn_up(fx: &Fixture, path: Option<&Path>) -> Child {
     use std::os::unix::process::CommandExt;
-    Command::new(env!("CARGO_BIN_EXE_inx"))
-        .arg("--flake")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inx"));
+    if let Some(dir) = path {
+        cmd.env(
+            "PATH",
+            format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
+        );
+    }
+    cmd.arg("--flake")
         .arg(fx.user_dir())
         .arg("up")
         .stdin(Stdio::null())
@@ -64,14 +71,18 @@ fn build_roots_of(pid: u32) -> PathBuf {
 /// finishes by itself).
 fn wait_no_process(word: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while Command::new("pgrep")
-        .args(["-f", word])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < deadline, "{word} still busy");
+    loop {
+        let found = Command::new("pgrep")
+            .args(["-f", word])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .code();
+        match found {
+            Some(1) => return,
+            Some(0) => assert!(Instant::now() < deadline, "{word} still busy"),
+            other => panic!("pgrep -f {word:?} failed: {other:?}"),
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -119,9 +130,20 @@ fn ctrl_c_during_up_lets_running_steps_end_exits_130_and_up_again_converges() {
     let _host = host!("ctrl_c_during_up");
     let fx = Fixture::new("sigint");
     let names = declare_four(&fx, "sigint");
-    let mut child = spawn_up(&fx);
+    // `incus create` takes two seconds longer here, so Ctrl-C surely comes while it runs.
+    let slow = fx.path().join("slow-create");
+    std::fs::create_dir_all(&slow).unwrap();
+    write_script(
+        &slow.join("incus"),
+        &format!(
+            "case \" $* \" in *' create '*) sleep 2;; esac\nexec {} \"$@\"\n",
+            which("incus").display()
+        ),
+    );
+    let mut child = spawn_up(&fx, Some(&slow));
     let pid = child.id();
     let (mut reader, mut seen) = read_until(&mut child, "create the instance");
+    std::thread::sleep(Duration::from_millis(500));
     signal(&format!("-{pid}"), "-INT");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
@@ -140,7 +162,7 @@ fn ctrl_c_during_up_lets_running_steps_end_exits_130_and_up_again_converges() {
     );
     assert!(
         states.iter().any(|s| s == "Stopped"),
-        "the create that was running when Ctrl-C came ran to its end: {states:?}\n{seen}"
+        "the creates that were running when Ctrl-C came ran to their end: {states:?}\n{seen}"
     );
     assert!(!build_roots_of(pid).exists(), "build roots removed");
     converged(&fx, &names);
@@ -154,7 +176,7 @@ fn a_killed_up_is_finished_by_the_next_and_its_build_roots_are_swept() {
     let _host = host!("killed_up");
     let fx = Fixture::new("sigkill");
     let names = declare_four(&fx, "sigkill");
-    let mut child = spawn_up(&fx);
+    let mut child = spawn_up(&fx, None);
     let pid = child.id();
     let _ = read_until(&mut child, "create the instance");
     assert!(
@@ -165,7 +187,7 @@ fn a_killed_up_is_finished_by_the_next_and_its_build_roots_are_swept() {
     assert_eq!(child.wait().unwrap().code(), None, "killed");
     // The create that was running goes on by itself; the user's next `up` comes after it.
     for name in &names {
-        wait_no_process(&format!("--empty {name}"));
+        wait_no_process(&format!("create --empty {name}"));
     }
     assert!(build_roots_of(pid).is_dir(), "left by the killed inx");
     converged(&fx, &names);
@@ -188,17 +210,14 @@ fn a_gc_between_build_and_profile_cannot_take_the_new_system() {
     let bin = fx.path().join("gc-window");
     std::fs::create_dir_all(&bin).unwrap();
     let log = fx.path().join("deleted");
-    std::fs::write(
-        bin.join("nix-env"),
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do case $a in /nix/store/*) nix-store --delete \"$a\" >>{log} 2>&1 && echo DELETED >>{log};; esac; done\nexec {real} \"$@\"\n",
+    write_script(
+        &bin.join("nix-env"),
+        &format!(
+            "for a in \"$@\"; do case $a in /nix/store/*) nix-store --delete \"$a\" >>{log} 2>&1 && echo DELETED >>{log};; esac; done\nexec {real} \"$@\"\n",
             log = log.display(),
             real = real.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("nix-env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let run = fx.inx_with(&["up"], |c| {
         c.env("PATH", &path);
@@ -216,6 +235,13 @@ fn a_gc_between_build_and_profile_cannot_take_the_new_system() {
     let (_, system) = profile(&web).unwrap();
     assert!(system.ends_with(&version), "{system}");
     wait_active(&web, &system);
+}
+
+/// An executable `sh` script with this body.
+fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn which(program: &str) -> PathBuf {
@@ -276,7 +302,10 @@ fn the_clients_current_project_holds_the_container_and_its_profile() {
     let listed = incus(&["list", "--format", "json"]);
     let instances: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
     let instance = instances.iter().find(|i| i["name"] == web.as_str());
-    assert_eq!(instance.expect("listed in the project")["status"], "Running");
+    assert_eq!(
+        instance.expect("listed in the project")["status"],
+        "Running"
+    );
     assert_eq!(status(&web), "absent", "nothing in the default project");
     assert!(
         dir.join("system").exists(),

@@ -19,30 +19,7 @@ pub enum Backend {
     Lxd,
 }
 
-/// A remote as the client names it (`incus remote list`), without the trailing `:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteName(String);
-
-impl RemoteName {
-    /// Takes `NAME` or `NAME:`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let name = s.strip_suffix(':').unwrap_or(s);
-        let ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(RemoteName(name.to_string()))
-        } else {
-            Err(Error::input(format!("invalid remote name {s:?}"))
-                .with_hint("give a remote from `incus remote list` (or `lxc remote list`), as NAME or NAME:"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::name::RemoteName;
 
 /// A remote the client knows, from `remote list --format json`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

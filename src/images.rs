@@ -291,47 +291,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An image alias: letters, digits and `-_./`, in segments that are not `.` or `..` (it also
-/// names folders of a simplestreams tree).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Alias(String);
-
-impl Alias {
-    pub fn parse(s: &str) -> Result<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= 200
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-            && s.split('/')
-                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-        if ok {
-            Ok(Alias(s.to_string()))
-        } else {
-            Err(Error::input(format!("invalid image alias {s:?}")).with_hint(
-                "use letters, digits, '-', '_', '.' and '/' (as in nixos/web), with no empty, '.' or '..' parts",
-            ))
-        }
-    }
-
-    /// `nixos/NAME` for a container image, `nixos/NAME/vm` for a VM image.
-    pub fn default_for(name: &ContainerName, kind: ImageKind) -> Self {
-        match kind {
-            ImageKind::Container => Alias(format!("nixos/{name}")),
-            ImageKind::Vm => Alias(format!("nixos/{name}/vm")),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Alias {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::name::Alias;
 
 #[cfg(test)]
 mod tests {

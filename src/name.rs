@@ -4,34 +4,66 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// What one kind of name may hold. Every name inx takes from a user goes through `check`, so
+/// the rules are stated once each and the errors read alike.
+struct Rule {
+    /// "container name", "image alias", ...: how the error names it.
+    what: &'static str,
+    max: usize,
+    char_ok: fn(char) -> bool,
+    first_ok: fn(char) -> bool,
+    first_rule: &'static str,
+    /// A further rule on the whole name, with why it fails.
+    whole_ok: Option<(fn(&str) -> bool, &'static str)>,
+    hint: &'static str,
+}
+
+fn check(s: &str, rule: &Rule) -> Result<()> {
+    let why = if s.is_empty() || s.len() > rule.max {
+        Some(format!("it must be 1 to {} characters long", rule.max))
+    } else if !s.starts_with(rule.first_ok) {
+        Some(rule.first_rule.to_string())
+    } else if let Some(c) = s.chars().find(|c| !(rule.char_ok)(*c)) {
+        Some(format!("{c:?} is not allowed"))
+    } else {
+        rule.whole_ok
+            .filter(|(ok, _)| !ok(s))
+            .map(|(_, why)| why.to_string())
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::input(format!("invalid {} {s:?}: {why}", rule.what))
+            .with_hint(rule.hint)),
+    }
+}
+
+fn lower_digit_dash(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+fn word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
 /// A container name: also an Incus instance name, a host profile directory and the guest's
 /// hostname, so it follows the strictest of those rules.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ContainerName(String);
 
+const CONTAINER: Rule = Rule {
+    what: "container name",
+    max: 63,
+    char_ok: lower_digit_dash,
+    first_ok: |c| c.is_ascii_lowercase(),
+    first_rule: "it must start with a lowercase letter",
+    whole_ok: Some((|s| !s.ends_with('-'), "it must not end with '-'")),
+    hint: "use 1 to 63 lowercase letters, digits and '-', starting with a letter and not ending with '-'",
+};
+
 impl ContainerName {
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::input(format!("invalid container name {s:?}: {why}")).with_hint(
-                "use 1 to 63 lowercase letters, digits and '-', starting with a letter and not ending with '-'",
-            )
-        };
-        if s.is_empty() || s.len() > 63 {
-            return Err(bad("it must be 1 to 63 characters long"));
-        }
-        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(bad("it must start with a lowercase letter"));
-        }
-        if s.ends_with('-') {
-            return Err(bad("it must not end with '-'"));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(bad(&format!("{c:?} is not allowed")));
-        }
+        check(s, &CONTAINER)?;
         Ok(ContainerName(s.to_string()))
     }
 
@@ -46,23 +78,24 @@ impl fmt::Display for ContainerName {
     }
 }
 
-/// An Incus project name as given with `--project`.
+/// An Incus project name, from `--project` or the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectName(String);
 
+const PROJECT: Rule = Rule {
+    what: "Incus project name",
+    max: 63,
+    char_ok: word_char,
+    first_ok: |c| !matches!(c, '.' | '-'),
+    first_rule: "it must not start with '.' or '-'",
+    whole_ok: None,
+    hint: "use letters, digits, '-', '_' and '.', not starting with '.' or '-'",
+};
+
 impl ProjectName {
     pub fn parse(s: &str) -> Result<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= 63
-            && !s.starts_with(['.', '-'])
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(ProjectName(s.to_string()))
-        } else {
-            Err(Error::input(format!("invalid Incus project name {s:?}"))
-                .with_hint("use letters, digits, '-', '_' and '.', not starting with '.' or '-'"))
-        }
+        check(s, &PROJECT)?;
+        Ok(ProjectName(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,6 +104,77 @@ impl ProjectName {
 
     pub fn is_default(&self) -> bool {
         self.0 == "default"
+    }
+}
+
+/// A remote as the client names it (`incus remote list`), without the trailing `:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteName(String);
+
+const REMOTE: Rule = Rule {
+    what: "remote name",
+    max: 255,
+    char_ok: word_char,
+    first_ok: |_| true,
+    first_rule: "",
+    whole_ok: None,
+    hint: "give a remote from `incus remote list` (or `lxc remote list`), as NAME or NAME:",
+};
+
+impl RemoteName {
+    /// Takes `NAME` or `NAME:`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let name = s.strip_suffix(':').unwrap_or(s);
+        check(name, &REMOTE)?;
+        Ok(RemoteName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An image alias: letters, digits and `-_./`, in segments that are not `.` or `..` (it also
+/// names folders of a simplestreams tree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Alias(String);
+
+const ALIAS: Rule = Rule {
+    what: "image alias",
+    max: 200,
+    char_ok: |c| word_char(c) || c == '/',
+    first_ok: |_| true,
+    first_rule: "",
+    whole_ok: Some((
+        |s| s.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."),
+        "it has an empty, '.' or '..' part",
+    )),
+    hint: "use letters, digits, '-', '_', '.' and '/' (as in nixos/web), with no empty, '.' or '..' parts",
+};
+
+impl Alias {
+    pub fn parse(s: &str) -> Result<Self> {
+        check(s, &ALIAS)?;
+        Ok(Alias(s.to_string()))
+    }
+
+    /// `nixos/NAME` for a container image, `nixos/NAME/vm` for a VM image.
+    pub fn default_for(name: &ContainerName, kind: crate::images::ImageKind) -> Self {
+        match kind {
+            crate::images::ImageKind::Container => Alias(format!("nixos/{name}")),
+            crate::images::ImageKind::Vm => Alias(format!("nixos/{name}/vm")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

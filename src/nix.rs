@@ -217,8 +217,18 @@ fn parse_change(line: &str) -> Option<(&str, Option<VersionChange>, Option<f64>)
     }
 }
 
+/// The one way an evaluation's result is read: its output when it succeeded, else the failure
+/// explained (stdout may hold half-written JSON when evaluation fails: it is never read).
+pub fn evaluated(flake: &str, cmd: &Cmd, out: Result<Output>) -> Result<Output> {
+    let out = out?;
+    if !out.success() {
+        return Err(eval_failure(flake, cmd, &out));
+    }
+    Ok(out)
+}
+
 /// Explains a failed `nix eval` of the flake.
-pub fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
+fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
     let err = &out.stderr;
     if err.contains("does not provide attribute") {
         return Error::new(Kind::Eval, format!("the flake {flake} has no {OUTPUT} output"))

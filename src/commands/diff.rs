@@ -15,10 +15,7 @@ use std::path::Path;
 pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
     let names = parse_names(names)?;
     let eval = nix::eval_manifests(&ctx.flake, (!names.is_empty()).then_some(&names[..]));
-    let out = ctx.runner.capture(&eval)?;
-    if !out.success() {
-        return Err(nix::eval_failure(&ctx.flake, &eval, &out));
-    }
+    let out = ctx.evaluate(&eval)?;
     let manifests = manifest::parse_eval_output(&out.stdout)?;
 
     // A closure can only be compared once it exists: one build for all, as `up` does it.

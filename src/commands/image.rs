@@ -51,10 +51,7 @@ struct TreeVersion<'a> {
 fn gather(ctx: &Ctx, name: &str, kind: ImageKind) -> Result<ImageOutputs> {
     let name = ContainerName::parse(name)?;
     let cmd = images::eval_images(&ctx.flake, &name, kind);
-    let out = ctx.runner.capture(&cmd)?;
-    if !out.success() {
-        return Err(nix::eval_failure(&ctx.flake, &cmd, &out));
-    }
+    let out = ctx.evaluate(&cmd)?;
     images::parse_eval(&out.stdout, &name, kind)
 }
 

@@ -71,10 +71,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     let eval = nix::eval_names(&ctx.flake);
     let listing = ctx.incus()?.list();
     let (out, listed) = ctx.runner.capture_both(&eval, &listing);
-    let out = out?;
-    if !out.success() {
-        return Err(nix::eval_failure(&ctx.flake, &eval, &out));
-    }
+    let out = nix::evaluated(&ctx.flake, &eval, out)?;
     let declared: BTreeSet<String> = nix::parse_names(&out)?.into_iter().collect();
     let instances = incus::parse_list(&incus::checked(&listing, listed?)?)?;
 

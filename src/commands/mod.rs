@@ -101,6 +101,11 @@ impl Ctx {
         Ok(&self.scope()?.profiles)
     }
 
+    /// Runs an evaluation of the flake; its output, or the failure explained.
+    pub fn evaluate(&self, cmd: &crate::process::Cmd) -> Result<crate::process::Output> {
+        crate::nix::evaluated(&self.flake, cmd, self.runner.capture(cmd))
+    }
+
     /// The one listing of what Incus has.
     pub fn instances(&self) -> Result<BTreeMap<String, Instance>> {
         let cmd = self.incus()?.list();

@@ -21,11 +21,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     let eval = nix::eval_manifests(&ctx.flake, (!names.is_empty()).then_some(&names[..]));
     let (list, query) = (incus.list(), incus.server_info());
     let [out, listed, server] = ctx.runner.capture_all([&eval, &list, &query]);
-    let out = out?;
-    if !out.success() {
-        // stdout may hold half-written JSON when evaluation fails: never read it.
-        return Err(nix::eval_failure(&ctx.flake, &eval, &out));
-    }
+    let out = nix::evaluated(&ctx.flake, &eval, out)?;
     let manifests = manifest::parse_eval_output(&out.stdout)?;
     if manifests.is_empty() {
         eprintln!(
@@ -159,10 +155,7 @@ fn image_sources(
             continue;
         }
         let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
-        let out = ctx.runner.capture(&cmd)?;
-        if !out.success() {
-            return Err(nix::eval_failure(&ctx.flake, &cmd, &out));
-        }
+        let out = ctx.evaluate(&cmd)?;
         outputs.push(images::parse_eval(
             &out.stdout,
             &m.name,

@@ -14,9 +14,11 @@ struct Rule {
     first_ok: fn(char) -> bool,
     first_rule: &'static str,
     /// A further rule on the whole name, with why it fails.
-    whole_ok: Option<(fn(&str) -> bool, &'static str)>,
+    whole_ok: Option<WholeRule>,
     hint: &'static str,
 }
+
+type WholeRule = (fn(&str) -> bool, &'static str);
 
 fn check(s: &str, rule: &Rule) -> Result<()> {
     let why = if s.is_empty() || s.len() > rule.max {

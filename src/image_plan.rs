@@ -10,14 +10,14 @@ use crate::process::Cmd;
 
 /// Where and how the image goes.
 #[derive(Debug, Clone)]
-pub struct Target<'a> {
+pub struct Destination<'a> {
     pub backend: Backend,
     pub remote: Option<&'a RemoteName>,
     pub alias: &'a Alias,
     pub public: bool,
 }
 
-impl Target<'_> {
+impl Destination<'_> {
     pub fn server(&self) -> String {
         match self.remote {
             Some(r) => format!("remote {}", r.as_str()),
@@ -44,7 +44,7 @@ pub fn import(
     name: &ContainerName,
     files: &ImageFiles,
     existing: &[ServerImage],
-    target: &Target,
+    target: &Destination,
 ) -> Plan {
     let b = target.backend;
     let mut plan = Plan::default();
@@ -164,7 +164,7 @@ mod tests {
             &web,
             &files(),
             existing,
-            &Target {
+            &Destination {
                 backend,
                 remote: None,
                 alias: &alias,

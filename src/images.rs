@@ -62,14 +62,14 @@ impl ImageKind {
 /// `outPath` as that string.)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Output {
+pub struct StoreOutput {
     #[serde(rename = "drv")]
     pub drv_path: Option<String>,
     #[serde(rename = "path")]
     pub out_path: String,
 }
 
-impl Output {
+impl StoreOutput {
     pub fn built(&self) -> bool {
         Path::new(&self.out_path).exists()
     }
@@ -97,8 +97,8 @@ pub struct ImageOutputs {
     pub name: ContainerName,
     pub kind: ImageKind,
     pub properties: Properties,
-    pub metadata: Output,
-    pub root: Output,
+    pub metadata: StoreOutput,
+    pub root: StoreOutput,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,8 +112,8 @@ struct RawEval {
 #[serde(deny_unknown_fields)]
 struct RawImages {
     properties: Properties,
-    metadata: Output,
-    root: Output,
+    metadata: StoreOutput,
+    root: StoreOutput,
 }
 
 /// One `nix eval` of one container's image outputs of one kind, and nothing else.
@@ -182,7 +182,7 @@ impl ImageOutputs {
         [&self.metadata, &self.root]
             .into_iter()
             .filter(|o| !o.built())
-            .map(Output::realisable)
+            .map(StoreOutput::realisable)
             .collect()
     }
 

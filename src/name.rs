@@ -34,8 +34,9 @@ fn check(s: &str, rule: &Rule) -> Result<()> {
     };
     match why {
         None => Ok(()),
-        Some(why) => Err(Error::input(format!("invalid {} {s:?}: {why}", rule.what))
-            .with_hint(rule.hint)),
+        Some(why) => {
+            Err(Error::input(format!("invalid {} {s:?}: {why}", rule.what)).with_hint(rule.hint))
+        }
     }
 }
 

@@ -119,7 +119,7 @@ impl Plan {
 
 /// Everything known about one container that `up` should bring to its declared state.
 #[derive(Debug, Clone)]
-pub struct Target<'a> {
+pub struct Facts<'a> {
     pub manifest: &'a Manifest,
     pub spec: Spec,
     pub profile_dir: PathBuf,
@@ -179,7 +179,7 @@ fn run(container: &ContainerName, what: What, description: impl Into<String>, cm
 }
 
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-pub fn up(targets: &[Target], incus: &Incus, build_root: &std::path::Path) -> Result<Plan> {
+pub fn up(targets: &[Facts], incus: &Incus, build_root: &std::path::Path) -> Result<Plan> {
     for t in targets {
         if let Some(inst) = t.instance {
             if !instance::is_managed(inst) {
@@ -197,7 +197,7 @@ pub fn up(targets: &[Target], incus: &Incus, build_root: &std::path::Path) -> Re
     let mut plan = Plan::default();
     // Every system a profile is about to take is realised with a root, built or not: a path
     // that exists but nothing roots could be collected before `nix-env --set` holds it.
-    let deploy: Vec<&Target> = targets
+    let deploy: Vec<&Facts> = targets
         .iter()
         .filter(|t| t.image.is_none() && t.profile.system.as_ref() != Some(&t.manifest.toplevel))
         .collect();
@@ -258,7 +258,7 @@ pub fn up(targets: &[Target], incus: &Incus, build_root: &std::path::Path) -> Re
 /// The device that binds a container's host profile directory.
 const PROFILES_DEVICE: &str = "inx-profiles";
 
-fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
+fn plan_container(t: &Facts, incus: &Incus, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
 
@@ -351,7 +351,7 @@ fn plan_container(t: &Target, incus: &Incus, steps: &mut Vec<Step>) {
 /// A container that runs from its image: imported once, created from it, then only its
 /// settings are kept in line. A new system cannot be switched in from the host's store, so
 /// it is reported and left alone; `destroy` and `up` make the container again.
-fn plan_image_container(t: &Target, image: &ImageSource, incus: &Incus, plan: &mut Plan) {
+fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Incus, plan: &mut Plan) {
     let name = &t.manifest.name;
     let Some(inst) = t.instance else {
         let Some(files) = &image.files else {

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::backend::{self, Backend, Remote, RemoteName};
 use crate::error::{Error, Result};
-use crate::image_plan::{self, short, Target};
+use crate::image_plan::{self, short, Destination};
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};
@@ -181,7 +181,7 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
     let b = args.backend;
     let list = b.image_list(remote);
     let existing = backend::parse_images(&b.checked(&list, ctx.runner.capture(&list)?)?)?;
-    let target = Target {
+    let target = Destination {
         backend: b,
         remote,
         alias: &alias,
@@ -518,7 +518,7 @@ pub fn simplestreams(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::{Output, Properties};
+    use crate::images::{Properties, StoreOutput};
 
     #[test]
     fn import_text_for_a_container() {
@@ -532,11 +532,11 @@ mod tests {
                 architecture: "x86_64".into(),
                 description: "NixOS Xantusia 25.11 x86_64-linux".into(),
             },
-            metadata: Output {
+            metadata: StoreOutput {
                 drv_path: None,
                 out_path: "/nix/store/m".into(),
             },
-            root: Output {
+            root: StoreOutput {
                 drv_path: None,
                 out_path: "/nix/store/r".into(),
             },

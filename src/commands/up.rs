@@ -4,7 +4,7 @@ use crate::images::{self, ImageKind, ImageOutputs};
 use crate::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::manifest::{self, Manifest};
 use crate::name::ContainerName;
-use crate::plan::{self, ImageSource, Plan, Target, What};
+use crate::plan::{self, Facts, ImageSource, Plan, What};
 use crate::profile::Profiles;
 use crate::{backend, incus, nix};
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     // fails nothing else).
     let flake = ctx.flake_record();
     let profiles = ctx.profiles()?;
-    let targets = |shift: bool| -> Vec<Target> {
+    let targets = |shift: bool| -> Vec<Facts> {
         manifests
             .iter()
             .map(|m| target(profiles, m, &instances, &flake, shift, images.get(&m.name)))
@@ -76,7 +76,7 @@ fn target<'a>(
     flake: &str,
     shift: bool,
     image: Option<&ImageSource>,
-) -> Target<'a> {
+) -> Facts<'a> {
     let profile_dir = profiles.dir(&m.name);
     let instance = instances.get(m.name.as_str());
     let running_system = instance
@@ -94,7 +94,7 @@ fn target<'a>(
             instance::desired_from_image(m, flake, &fingerprint, &system)
         }
     };
-    Target {
+    Facts {
         manifest: m,
         spec,
         profile: profiles.read(&m.name),

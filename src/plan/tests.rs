@@ -49,8 +49,8 @@ fn target<'a>(
     inst: Option<&'a Instance>,
     profile: Option<(&str, u32)>,
     running: Option<&str>,
-) -> Target<'a> {
-    Target {
+) -> Facts<'a> {
+    Facts {
         manifest: m,
         spec: spec(m),
         profile_dir: format!("/nix/var/nix/profiles/inx/{}", m.name).into(),
@@ -66,7 +66,7 @@ fn target<'a>(
     }
 }
 
-fn shell(targets: &[Target]) -> String {
+fn shell(targets: &[Facts]) -> String {
     up(targets, &Incus::default(), BUILD_ROOT.as_ref())
         .unwrap()
         .to_shell()
@@ -150,7 +150,7 @@ fn stopped_container_is_started_with_its_new_system() {
 fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
-    let creates_dir = |t: Target| {
+    let creates_dir = |t: Facts| {
         up(&[t], &Incus::default(), BUILD_ROOT.as_ref())
             .unwrap()
             .steps

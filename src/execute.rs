@@ -5,7 +5,7 @@
 //! container's remaining steps; the other containers go on, and the command fails at the end.
 
 use crate::error::{Error, Kind, Result};
-use crate::incus::incus_failure;
+use crate::incus;
 use crate::name::ContainerName;
 use crate::plan::{Action, Plan, Step, What};
 use crate::process::{failure, Run};
@@ -120,7 +120,7 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
                 return Ok(());
             }
             Err(match (cmd.program.as_str(), step.what) {
-                ("incus", _) => incus_failure(cmd, &out),
+                ("incus" | "lxc", _) => incus::failure_of(cmd, &out),
                 (_, What::Build) => failure(Kind::Build, cmd, &out)
                     .with_hint("the build log is above; nothing was changed"),
                 _ => failure(Kind::Failed, cmd, &out),

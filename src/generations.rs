@@ -2,7 +2,7 @@
 //! rollback: point the profile at an earlier generation, and switch a running container to it.
 
 use crate::error::{Error, Result};
-use crate::incus::{Incus, Instance};
+use crate::incus::{Client, Instance};
 use crate::instance::KEY_SYSTEM;
 use crate::name::{ContainerName, StorePath};
 use crate::nix;
@@ -107,7 +107,7 @@ pub fn rollback_plan(
     current: Option<&Generation>,
     instance: &Instance,
     running: Option<&StorePath>,
-    incus: &Incus,
+    incus: &Client,
 ) -> Plan {
     let mut plan = Plan::default();
     let step = |what, description: String, action| Step {
@@ -236,7 +236,7 @@ mod tests {
     fn rollback_switches_a_running_container_and_repoints_and_records_a_stopped_one() {
         let gens = read(profile(3).path());
         let dir = Path::new("/nix/var/nix/profiles/inx/web");
-        let incus = Incus::default();
+        let incus = Client::default();
         let running = rollback_plan(
             &web(),
             dir,

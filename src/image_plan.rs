@@ -2,8 +2,8 @@
 //! steps out. Importing an image the server already has is a no-op; only its alias and
 //! visibility are brought in line.
 
-use crate::backend::{Backend, RemoteName, ServerImage};
 use crate::images::{Alias, ImageFiles};
+use crate::incus::{Client, RemoteName, ServerImage};
 use crate::name::ContainerName;
 use crate::plan::{Action, Plan, Step, What};
 use crate::process::Cmd;
@@ -11,7 +11,7 @@ use crate::process::Cmd;
 /// Where and how the image goes.
 #[derive(Debug, Clone)]
 pub struct Destination<'a> {
-    pub backend: Backend,
+    pub client: Client,
     pub remote: Option<&'a RemoteName>,
     pub alias: &'a Alias,
     pub public: bool,
@@ -21,7 +21,7 @@ impl Destination<'_> {
     pub fn server(&self) -> String {
         match self.remote {
             Some(r) => format!("remote {}", r.as_str()),
-            None => format!("the local {} server", self.backend.daemon()),
+            None => format!("the local {} server", self.client.backend.daemon()),
         }
     }
 }
@@ -46,7 +46,7 @@ pub fn import(
     existing: &[ServerImage],
     target: &Destination,
 ) -> Plan {
-    let b = target.backend;
+    let b = &target.client;
     let mut plan = Plan::default();
     let holder = existing.iter().find_map(|i| {
         i.aliases
@@ -128,8 +128,8 @@ pub fn short(fingerprint: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::ServerAlias;
     use crate::images::ImageKind;
+    use crate::incus::{Backend, ServerAlias};
 
     const FP: &str = "aafd3b080e960061a0fa9fcb977662b52b9f033d0d0041746e6cbe2ef4621c95";
     const OLD: &str = "0123456789ab0061a0fa9fcb977662b52b9f033d0d0041746e6cbe2ef4621c95";
@@ -165,7 +165,7 @@ mod tests {
             &files(),
             existing,
             &Destination {
-                backend,
+                client: Client::of(backend),
                 remote: None,
                 alias: &alias,
                 public,

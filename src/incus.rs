@@ -1,6 +1,10 @@
-//! The `incus` commands inx runs, as data, and how `incus list` and failures are read.
+//! The one client type: the commands inx gives the Incus client (`incus`) or LXD's (`lxc`), as
+//! data, and how their output and failures are read. The two clients agree on everything inx
+//! uses for images (`image list|import|alias`, `query`, `remote list`); containers are Incus's
+//! only. They differ in their name and their daemon's.
 
 use crate::error::{Error, Kind, Result};
+use crate::images::{Alias, ImageFiles};
 use crate::name::{ContainerName, ProjectName};
 use crate::process::{failure, Cmd, Output};
 use serde::Deserialize;
@@ -9,9 +13,36 @@ use std::collections::BTreeMap;
 pub type Config = BTreeMap<String, String>;
 pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
 
-/// Builds incus argv for one project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// Incus, through its client `incus`.
+    #[default]
+    Incus,
+    /// LXD (as on ChromeOS), through its client `lxc`.
+    Lxd,
+}
+
+impl Backend {
+    pub fn program(self) -> &'static str {
+        match self {
+            Backend::Incus => "incus",
+            Backend::Lxd => "lxc",
+        }
+    }
+
+    pub fn daemon(self) -> &'static str {
+        match self {
+            Backend::Incus => "Incus",
+            Backend::Lxd => "LXD",
+        }
+    }
+}
+
+/// Builds the argv of one client, for one project (`None`: the client's current one; inx
+/// settles it once per command, see `commands::Scope`).
 #[derive(Debug, Clone, Default)]
-pub struct Incus {
+pub struct Client {
+    pub backend: Backend,
     pub project: Option<ProjectName>,
 }
 
@@ -20,9 +51,17 @@ pub struct Incus {
 pub const GUEST_PATH: &str =
     "/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin";
 
-impl Incus {
+impl Client {
+    /// The client of this backend, for image commands (which name no project).
+    pub fn of(backend: Backend) -> Self {
+        Client {
+            backend,
+            project: None,
+        }
+    }
+
     fn cmd(&self) -> Cmd {
-        let cmd = Cmd::new("incus");
+        let cmd = Cmd::new(self.backend.program());
         match &self.project {
             Some(p) => cmd.args(["--project", p.as_str()]),
             None => cmd,
@@ -75,16 +114,6 @@ impl Incus {
             cmd = cmd.args(["--profile", p]);
         }
         cmd.stdin(config_json)
-    }
-
-    /// The images of the project, to see whether one is there already.
-    pub fn image_list(&self) -> Cmd {
-        self.cmd().args(["image", "list", "--format", "json"])
-    }
-
-    /// Imports a split image without an alias: instances are made from its fingerprint.
-    pub fn image_import(&self, metadata: &str, root: &str) -> Cmd {
-        self.cmd().args(["image", "import", metadata, root])
     }
 
     /// One call creates the instance from an image, with its whole config on stdin.
@@ -170,6 +199,98 @@ impl Incus {
         self.cmd()
             .args(["profile", "assign", name.as_str(), &profiles.join(",")])
     }
+
+    /// `REMOTE:` or, for the local server, nothing.
+    fn target(remote: Option<&RemoteName>) -> Option<String> {
+        remote.map(|r| format!("{}:", r.as_str()))
+    }
+
+    pub fn remote_list(&self) -> Cmd {
+        self.cmd().args(["remote", "list", "--format", "json"])
+    }
+
+    pub fn image_list(&self, remote: Option<&RemoteName>) -> Cmd {
+        self.cmd()
+            .args(["image", "list"])
+            .args(Self::target(remote))
+            .args(["--format", "json"])
+    }
+
+    /// One import of the split image, with its alias when no other image holds it. Neither
+    /// client may be asked to take an alias over on import (LXD has no `--reuse`), so then the
+    /// plan imports without it and moves the alias afterwards (`alias_retarget`).
+    pub fn image_import(
+        &self,
+        files: &ImageFiles,
+        remote: Option<&RemoteName>,
+        alias: Option<&Alias>,
+        public: bool,
+    ) -> Cmd {
+        let mut cmd = self
+            .cmd()
+            .args(["image", "import"])
+            .arg(files.metadata.display().to_string())
+            .arg(files.root.display().to_string())
+            .args(Self::target(remote));
+        if let Some(alias) = alias {
+            cmd = cmd.args(["--alias", alias.as_str()]);
+        }
+        if public {
+            cmd = cmd.arg("--public");
+        }
+        cmd
+    }
+
+    fn prefixed(remote: Option<&RemoteName>, what: &str) -> String {
+        match remote {
+            Some(r) => format!("{}:{what}", r.as_str()),
+            None => what.to_string(),
+        }
+    }
+
+    /// Points an existing alias at another image in one call, so the alias never names no
+    /// image. Neither client has a command for it (`image alias` has create, delete, list and
+    /// rename), so this goes through the API: PUT, which both take; LXD 5.0.2 hangs on PATCH of
+    /// an alias. PUT replaces the description too, so the alias's own is passed on.
+    pub fn alias_retarget(
+        &self,
+        remote: Option<&RemoteName>,
+        alias: &Alias,
+        fingerprint: &str,
+        description: &str,
+    ) -> Cmd {
+        let body = serde_json::json!({ "description": description, "target": fingerprint });
+        self.cmd()
+            .args(["query", "-X", "PUT"])
+            .arg(Self::prefixed(
+                remote,
+                &format!("/1.0/images/aliases/{}", alias.as_str()),
+            ))
+            .args(["--data".to_string(), body.to_string()])
+    }
+
+    pub fn alias_create(
+        &self,
+        remote: Option<&RemoteName>,
+        alias: &Alias,
+        fingerprint: &str,
+    ) -> Cmd {
+        self.cmd()
+            .args(["image", "alias", "create"])
+            .arg(Self::prefixed(remote, alias.as_str()))
+            .arg(fingerprint)
+    }
+
+    /// Makes an image that is already there public (both clients' `image edit` wants an editor).
+    pub fn make_public(&self, remote: Option<&RemoteName>, fingerprint: &str) -> Cmd {
+        self.cmd()
+            .args(["query", "-X", "PATCH", "--wait"])
+            .arg(Self::prefixed(
+                remote,
+                &format!("/1.0/images/{fingerprint}"),
+            ))
+            .args(["--data", r#"{"public":true}"#])
+    }
 }
 
 /// An instance as `incus list --format json` describes it (only the fields inx reads).
@@ -225,6 +346,62 @@ impl Instance {
     }
 }
 
+pub use crate::name::RemoteName;
+
+/// A remote the client knows, from `remote list --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Remote {
+    #[serde(rename = "Addr")]
+    pub addr: String,
+    #[serde(rename = "Protocol", default)]
+    pub protocol: String,
+    #[serde(rename = "Public", default)]
+    pub public: bool,
+}
+
+impl Remote {
+    /// Whether images can be pushed there: an Incus or LXD server, not a read-only
+    /// simplestreams or OCI registry.
+    pub fn is_server(&self) -> bool {
+        matches!(self.protocol.as_str(), "" | "incus" | "lxd")
+    }
+}
+
+/// An image a server has, from `image list --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerImage {
+    pub fingerprint: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub aliases: Vec<ServerAlias>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerAlias {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+pub fn parse_remotes(out: &Output) -> Result<BTreeMap<String, Remote>> {
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        Error::new(
+            Kind::Failed,
+            format!("cannot read the output of remote list: {e}"),
+        )
+    })
+}
+
+pub fn parse_images(out: &Output) -> Result<Vec<ServerImage>> {
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        Error::new(
+            Kind::Failed,
+            format!("cannot read the output of image list: {e}"),
+        )
+    })
+}
+
 pub fn parse_current_project(out: &Output) -> Result<ProjectName> {
     ProjectName::parse(out.stdout.trim()).map_err(|e| {
         Error::new(
@@ -259,13 +436,31 @@ pub fn parse_idmapped_mounts(out: &Output) -> bool {
         .is_some_and(|v| v == "true" || v == true)
 }
 
-/// Explains a failed incus command: a daemon that is down or refuses us gets its own exit code.
-pub fn incus_failure(cmd: &Cmd, out: &Output) -> Error {
+/// Explains a failed `incus` or `lxc` command: a daemon that is down or refuses us, or a
+/// server that does not trust this client, gets its own exit code and a hint naming the
+/// client that ran.
+pub fn failure_of(cmd: &Cmd, out: &Output) -> Error {
+    let backend = if cmd.program == Backend::Lxd.program() {
+        Backend::Lxd
+    } else {
+        Backend::Incus
+    };
+    let (daemon, program) = (backend.daemon(), backend.program());
     let err = out.stderr.to_lowercase();
+    let untrusted = ["not authorized", "forbidden", "not trusted"];
+    if untrusted.iter().any(|s| err.contains(s)) {
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} server refused: add this client as trusted there (`{program} config trust add` on the server, then `{program} remote add NAME https://HOST:8443 --token TOKEN` here)"
+        ));
+    }
     if err.contains("needed permissions") || err.contains("permission denied") {
-        return failure(Kind::Incus, cmd, out).with_hint(
-            "the Incus daemon refused access: run inx as root or as a member of the incus-admin group",
-        );
+        let group = match backend {
+            Backend::Incus => "incus-admin",
+            Backend::Lxd => "lxd",
+        };
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} daemon refused access: run inx as root or as a member of the {group} group"
+        ));
     }
     let down = [
         "doesn't appear to be started",
@@ -273,19 +468,23 @@ pub fn incus_failure(cmd: &Cmd, out: &Output) -> Error {
         "connection refused",
     ];
     if down.iter().any(|s| err.contains(s)) {
-        return failure(Kind::Incus, cmd, out).with_hint(
-            "the Incus daemon is not running: start it (systemctl start incus) and try again",
-        );
+        let unit = match backend {
+            Backend::Incus => "incus",
+            Backend::Lxd => "lxd",
+        };
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} daemon is not running: start it (systemctl start {unit}) and try again"
+        ));
     }
     failure(Kind::Failed, cmd, out)
 }
 
-/// A query's output when it succeeded, else the explained failure.
+/// A command's output when it succeeded, else the explained failure.
 pub fn checked(cmd: &Cmd, out: Output) -> Result<Output> {
     if out.success() {
         Ok(out)
     } else {
-        Err(incus_failure(cmd, &out))
+        Err(failure_of(cmd, &out))
     }
 }
 
@@ -315,7 +514,8 @@ mod tests {
 
     #[test]
     fn project_goes_first() {
-        let incus = Incus {
+        let incus = Client {
+            backend: Backend::Incus,
             project: Some(ProjectName::parse("lab").unwrap()),
         };
         assert_eq!(
@@ -338,7 +538,7 @@ mod tests {
                 "lab"
             ]
         );
-        assert!(Incus::default()
+        assert!(Client::default()
             .create_empty(&web, &[], "{}".into())
             .args
             .contains(&"--no-profiles".into()));
@@ -369,13 +569,13 @@ mod tests {
 
     #[test]
     fn daemon_down_and_permission_are_incus_errors() {
-        let cmd = Incus::default().list();
-        let down = incus_failure(&cmd, &out(1, "", "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)"));
+        let cmd = Client::default().list();
+        let down = failure_of(&cmd, &out(1, "", "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)"));
         assert_eq!(down.kind, Kind::Incus);
         insta::assert_snapshot!("daemon_down", down.to_string());
-        let denied = incus_failure(&cmd, &out(1, "", "Error: You don't have the needed permissions to talk to the incus daemon (socket path: /var/lib/incus/unix.socket)"));
+        let denied = failure_of(&cmd, &out(1, "", "Error: You don't have the needed permissions to talk to the incus daemon (socket path: /var/lib/incus/unix.socket)"));
         assert_eq!(denied.kind, Kind::Incus);
-        let other = incus_failure(&cmd, &out(1, "", "Error: Instance not found"));
+        let other = failure_of(&cmd, &out(1, "", "Error: Instance not found"));
         assert_eq!(other.kind, Kind::Failed);
     }
 
@@ -392,5 +592,95 @@ mod tests {
             ""
         )));
         assert!(!parse_idmapped_mounts(&out(0, "{}", "")));
+    }
+
+    use crate::images::ImageKind;
+
+    fn files() -> ImageFiles {
+        ImageFiles {
+            kind: ImageKind::Container,
+            metadata: "/nix/store/m/meta.tar.xz".into(),
+            root: "/nix/store/r/root.squashfs".into(),
+            fingerprint: "ab12".into(),
+        }
+    }
+
+    #[test]
+    fn both_clients_take_the_same_image_commands() {
+        let alias = Alias::parse("nixos/web").unwrap();
+        let remote = RemoteName::parse("pub:").unwrap();
+        assert_eq!(
+            Client::of(Backend::Incus).image_import(&files(), Some(&remote), Some(&alias), true).to_shell(),
+            "incus image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs pub: --alias nixos/web --public"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd).image_import(&files(), None, Some(&alias), false).to_shell(),
+            "lxc image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs --alias nixos/web"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd)
+                .image_list(Some(&remote))
+                .to_shell(),
+            "lxc image list pub: --format json"
+        );
+        assert_eq!(
+            Client::of(Backend::Incus)
+                .make_public(None, "ab12")
+                .to_shell(),
+            r#"incus query -X PATCH --wait /1.0/images/ab12 --data '{"public":true}'"#
+        );
+        assert_eq!(
+            Client::of(Backend::Incus)
+                .alias_create(Some(&remote), &alias, "ab12")
+                .to_shell(),
+            "incus image alias create pub:nixos/web ab12"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd)
+                .alias_retarget(Some(&remote), &alias, "ab12", "the web server")
+                .to_shell(),
+            r#"lxc query -X PUT pub:/1.0/images/aliases/nixos/web --data '{"description":"the web server","target":"ab12"}'"#
+        );
+    }
+
+    #[test]
+    fn remotes_and_images_are_read() {
+        let out = |s: &str| Output {
+            code: Some(0),
+            stdout: s.into(),
+            stderr: String::new(),
+        };
+        let remotes = parse_remotes(&out(
+            r#"{"images":{"Addr":"https://images.example","Protocol":"simplestreams","Public":true},
+                "local":{"Addr":"unix://","Protocol":"","Public":false,"Static":true}}"#,
+        ))
+        .unwrap();
+        assert!(!remotes["images"].is_server());
+        assert!(remotes["local"].is_server());
+        let images = parse_images(&out(
+            r#"[{"fingerprint":"ab12","public":true,"aliases":[{"name":"nixos/web","description":""}],"size":1}]"#,
+        ))
+        .unwrap();
+        assert_eq!(images[0].aliases[0].name, "nixos/web");
+        assert!(RemoteName::parse("bad name").is_err());
+        assert_eq!(RemoteName::parse("pub:").unwrap().as_str(), "pub");
+    }
+
+    #[test]
+    fn refusals_and_a_down_lxd_are_explained() {
+        let cmd = Client::of(Backend::Lxd).image_list(None);
+        let out = |e: &str| Output {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: e.into(),
+        };
+        let down = failure_of(
+            &cmd,
+            &out("Error: LXD unix socket \"/var/lib/lxd/unix.socket\" not accessible: dial unix: connect: connection refused"),
+        );
+        assert_eq!(down.kind, Kind::Incus);
+        assert!(down.hint.unwrap().contains("LXD daemon"));
+        let refused = failure_of(&cmd, &out("Error: not authorized"));
+        assert_eq!(refused.kind, Kind::Incus);
     }
 }

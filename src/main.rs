@@ -1,7 +1,6 @@
 // Data goes to stdout through `output` only: clippy.toml forbids print! and println!.
 #![deny(clippy::disallowed_macros)]
 
-mod backend;
 mod build_roots;
 mod cli;
 mod commands;

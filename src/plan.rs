@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Kind, Result};
 use crate::images::ImageFiles;
-use crate::incus::{Incus, Instance};
+use crate::incus::{Client, Instance};
 use crate::instance::{self, Diff, Spec, KEY_MANAGED, KEY_SYSTEM};
 use crate::manifest::Manifest;
 use crate::name::{ContainerName, StorePath};
@@ -179,7 +179,7 @@ fn run(container: &ContainerName, what: What, description: impl Into<String>, cm
 }
 
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-pub fn up(targets: &[Facts], incus: &Incus, build_root: &std::path::Path) -> Result<Plan> {
+pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Result<Plan> {
     for t in targets {
         if let Some(inst) = t.instance {
             if !instance::is_managed(inst) {
@@ -258,7 +258,7 @@ pub fn up(targets: &[Facts], incus: &Incus, build_root: &std::path::Path) -> Res
 /// The device that binds a container's host profile directory.
 const PROFILES_DEVICE: &str = "inx-profiles";
 
-fn plan_container(t: &Facts, incus: &Incus, steps: &mut Vec<Step>) {
+fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
 
@@ -351,7 +351,7 @@ fn plan_container(t: &Facts, incus: &Incus, steps: &mut Vec<Step>) {
 /// A container that runs from its image: imported once, created from it, then only its
 /// settings are kept in line. A new system cannot be switched in from the host's store, so
 /// it is reported and left alone; `destroy` and `up` make the container again.
-fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Incus, plan: &mut Plan) {
+fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Client, plan: &mut Plan) {
     let name = &t.manifest.name;
     let Some(inst) = t.instance else {
         let Some(files) = &image.files else {
@@ -368,10 +368,8 @@ fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Incus, plan: &mu
                     "import its image {}",
                     &files.fingerprint[..files.fingerprint.len().min(12)]
                 ),
-                incus.image_import(
-                    &files.metadata.display().to_string(),
-                    &files.root.display().to_string(),
-                ),
+                // No alias: the instance is made from the fingerprint.
+                incus.image_import(files, None, None, false),
             ));
         }
         plan.steps.push(run(
@@ -417,7 +415,7 @@ fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Incus, plan: &mu
 
 /// Steps that make the instance's config match; a system record is written last, after the
 /// switch it records succeeded.
-fn apply(name: &ContainerName, diff: &Diff, incus: &Incus, steps: &mut Vec<Step>) {
+fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step>) {
     for key in &diff.unset {
         steps.push(run(
             name,
@@ -478,7 +476,7 @@ pub fn lifecycle(
     op: Lifecycle,
     names: &[ContainerName],
     instances: &BTreeMap<String, Instance>,
-    incus: &Incus,
+    incus: &Client,
 ) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in names {
@@ -526,7 +524,7 @@ pub fn destroy(
     names: &[ContainerName],
     instances: &BTreeMap<String, Instance>,
     host_dirs: &BTreeMap<ContainerName, HostDirs>,
-    incus: &Incus,
+    incus: &Client,
 ) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in names {

@@ -1257,7 +1257,11 @@ fn up_from_image() {
     }
 
     let dry = bed.inx(&["--dry-run", "up", &decl]).ok();
-    assert!(dry.stdout.contains("incus create"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("incus --project default create"),
+        "{}",
+        dry.stdout
+    );
     assert_eq!(
         harness::status(&decl),
         "absent",

@@ -2,10 +2,10 @@
 //! outputs asked for, one build, then the files go where they are wanted.
 
 use super::Ctx;
-use crate::backend::{self, Backend, Remote, RemoteName};
 use crate::error::{Error, Result};
 use crate::image_plan::{self, short, Destination};
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
+use crate::incus::{self, Backend, Client, Remote, RemoteName};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};
 use crate::plan::{Action, Plan, Step, What};
@@ -124,9 +124,9 @@ fn alias_or_default(alias: Option<&str>, name: &str, kind: ImageKind) -> Result<
 }
 
 fn remotes(ctx: &Ctx, backend: Backend) -> Result<std::collections::BTreeMap<String, Remote>> {
-    let cmd = backend.remote_list();
-    let out = backend.checked(&cmd, ctx.runner.capture(&cmd)?)?;
-    backend::parse_remotes(&out)
+    let cmd = Client::of(backend).remote_list();
+    let out = incus::checked(&cmd, ctx.runner.capture(&cmd)?)?;
+    incus::parse_remotes(&out)
 }
 
 /// The remote, which the client must know and which must take images.
@@ -178,11 +178,11 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
     else {
         return Ok(None);
     };
-    let b = args.backend;
-    let list = b.image_list(remote);
-    let existing = backend::parse_images(&b.checked(&list, ctx.runner.capture(&list)?)?)?;
+    let client = Client::of(args.backend);
+    let list = client.image_list(remote);
+    let existing = incus::parse_images(&incus::checked(&list, ctx.runner.capture(&list)?)?)?;
     let target = Destination {
-        backend: b,
+        client,
         remote,
         alias: &alias,
         public: args.public,
@@ -198,37 +198,22 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
             if args.public { ", public" } else { "" }
         ));
     }
-    carry_out(ctx, &plan, b, &files)?;
+    carry_out(ctx, &plan, &files)?;
     Ok((!ctx.dry_run).then_some(files))
 }
 
-/// Runs a server plan, with failures explained for this backend.
-fn carry_out(ctx: &Ctx, plan: &Plan, b: Backend, files: &ImageFiles) -> Result<()> {
-    let print = || {
-        if ctx.json {
-            output::json(&ServerPlan { plan, image: files });
-        } else {
-            out!("{}", plan.to_shell());
+/// Runs a server plan with the one executor; its JSON carries the image's files.
+fn carry_out(ctx: &Ctx, plan: &Plan, files: &ImageFiles) -> Result<()> {
+    if !ctx.dry_run {
+        execute::execute(&ctx.runner, plan)?;
+        if !ctx.json {
+            return Ok(());
         }
-    };
-    if ctx.dry_run {
-        print();
-        return Ok(());
-    }
-    for step in &plan.steps {
-        ctx.runner.progress(format_args!(
-            "{}: {}",
-            step.container.as_ref().map(|c| c.as_str()).unwrap_or("inx"),
-            step.description
-        ));
-        let Action::Run(cmd) = &step.action else {
-            unreachable!("server plans only run commands")
-        };
-        let out = ctx.runner.change(cmd)?;
-        b.checked(cmd, out)?;
     }
     if ctx.json {
-        print();
+        output::json(&ServerPlan { plan, image: files });
+    } else {
+        out!("{}", plan.to_shell());
     }
     Ok(())
 }

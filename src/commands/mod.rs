@@ -25,7 +25,7 @@ pub use watch::watch as roots_watch;
 use crate::build_roots::{self, BuildRoots};
 use crate::cli::Global;
 use crate::error::Result;
-use crate::incus::{self, Incus, Instance};
+use crate::incus::{self, Client, Instance};
 use crate::name::{ContainerName, ProjectName};
 use crate::output::{self, out};
 use crate::plan::{Plan, What};
@@ -52,7 +52,7 @@ pub struct Ctx {
 /// use (after the command checked its input), from `--project` or the client's current project
 /// (`incus project switch`), so the instances and the profiles they boot always agree.
 pub struct Scope {
-    pub incus: Incus,
+    pub incus: Client,
     pub profiles: Profiles,
 }
 
@@ -85,7 +85,8 @@ impl Ctx {
             None => current_project(&self.runner)?,
         };
         let scope = Scope {
-            incus: Incus {
+            incus: Client {
+                backend: crate::incus::Backend::Incus,
                 project: Some(project.clone()),
             },
             profiles: Profiles::new(Some(project)),
@@ -93,7 +94,7 @@ impl Ctx {
         Ok(self.scope.get_or_init(|| scope))
     }
 
-    pub fn incus(&self) -> Result<&Incus> {
+    pub fn incus(&self) -> Result<&Client> {
         Ok(&self.scope()?.incus)
     }
 
@@ -180,7 +181,7 @@ impl Ctx {
 /// The client's current project. Without an `incus` there is no instance in any project, so
 /// the default one is as good as any (`diff` needs only the profiles).
 fn current_project(runner: &Runner) -> Result<ProjectName> {
-    let cmd = Incus::current_project();
+    let cmd = Client::current_project();
     match runner.capture(&cmd) {
         Err(e) if e.kind == crate::error::Kind::ToolMissing => ProjectName::parse("default"),
         Err(e) => Err(e),

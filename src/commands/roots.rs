@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
-use crate::incus::{self, Incus, Instance};
+use crate::incus::{self, Client, Instance};
 use crate::instance;
 use crate::lock;
 use crate::name::{ContainerName, StorePath};
@@ -49,7 +49,7 @@ pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
 /// One full sync of every container, reported on stderr.
 fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
     let layout = Layout::new();
-    let containers = gather(&ctx.runner, &crate::incus::Incus::default())?;
+    let containers = gather(&ctx.runner, &crate::incus::Client::default())?;
     let done = full_sync(ctx, &layout, &containers, cap)?;
     report(ctx, &done, true);
     Ok(done)
@@ -105,7 +105,7 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
 }
 
 /// The inx containers of every project, and where each one's filesystem can be read.
-pub(super) fn gather(runner: &Runner, incus: &Incus) -> Result<Vec<Container>> {
+pub(super) fn gather(runner: &Runner, incus: &Client) -> Result<Vec<Container>> {
     let cmd = incus.list_all_projects();
     let out = incus::checked(&cmd, runner.capture(&cmd)?)?;
     let list: Vec<Instance> = serde_json::from_str(&out.stdout).map_err(|e| {

@@ -6,7 +6,7 @@ use crate::manifest::{self, Manifest};
 use crate::name::ContainerName;
 use crate::plan::{self, Facts, ImageSource, Plan, What};
 use crate::profile::Profiles;
-use crate::{backend, incus, nix};
+use crate::{incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -177,9 +177,9 @@ fn image_sources(
                 .with_hint("the build log is above; nothing was changed"));
         }
     }
-    let list = ctx.incus()?.image_list();
+    let list = ctx.incus()?.image_list(None);
     let present: Vec<String> =
-        backend::parse_images(&incus::checked(&list, ctx.runner.capture(&list)?)?)?
+        incus::parse_images(&incus::checked(&list, ctx.runner.capture(&list)?)?)?
             .into_iter()
             .map(|i| i.fingerprint)
             .collect();

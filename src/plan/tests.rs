@@ -67,7 +67,7 @@ fn target<'a>(
 }
 
 fn shell(targets: &[Facts]) -> String {
-    up(targets, &Incus::default(), BUILD_ROOT.as_ref())
+    up(targets, &Client::default(), BUILD_ROOT.as_ref())
         .unwrap()
         .to_shell()
 }
@@ -84,7 +84,7 @@ fn nothing_changed_plans_nothing() {
     let inst = deployed(&m, "Running");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -99,7 +99,7 @@ fn changed_system_switches_in_place_without_restart() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -120,7 +120,7 @@ fn a_switch_that_failed_before_is_retried() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -135,7 +135,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -151,7 +151,7 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(&[t], &Incus::default(), BUILD_ROOT.as_ref())
+        up(&[t], &Client::default(), BUILD_ROOT.as_ref())
             .unwrap()
             .steps
             .iter()
@@ -176,7 +176,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), None, Some(OLD))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -198,7 +198,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let stopped = deployed(&new, "Stopped");
     let plan = up(
         &[target(&new, Some(&stopped), None, None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -220,7 +220,7 @@ fn live_config_change_does_not_restart() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -238,7 +238,7 @@ fn config_change_that_acts_at_start_restarts() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -252,7 +252,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -271,7 +271,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&other, None, None, None),
             target(&m, Some(&foreign), None, None),
         ],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap_err();
@@ -285,7 +285,7 @@ fn several_containers_share_one_build() {
     let b = manifest("b", NEW, IncusSettings::default());
     let plan = up(
         &[target(&a, None, None, None), target(&b, None, None, None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -316,7 +316,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -328,7 +328,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(&[unchanged], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[unchanged], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -341,7 +341,7 @@ fn plan_as_json() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -353,7 +353,7 @@ fn plan_as_json() {
 fn lifecycle_skips_what_is_already_so_and_refuses_strangers() {
     let m = manifest("web", NEW, IncusSettings::default());
     let instances = BTreeMap::from([("web".to_string(), deployed(&m, "Running"))]);
-    let incus = Incus::default();
+    let incus = Client::default();
     let start = lifecycle(Lifecycle::Start, &[name("web")], &instances, &incus).unwrap();
     assert!(start.steps.is_empty());
     let stop = lifecycle(Lifecycle::Stop, &[name("web")], &instances, &incus).unwrap();
@@ -392,11 +392,11 @@ fn destroy_removes_instance_and_profile_only() {
         (name("web"), dirs("web", true)),
         (name("db"), dirs("db", false)),
     ]);
-    let plan = destroy(&[name("web")], &instances, &dirs, &Incus::default()).unwrap();
+    let plan = destroy(&[name("web")], &instances, &dirs, &Client::default()).unwrap();
     assert!(plan.deletes_data());
     insta::assert_snapshot!(plan.to_shell());
     assert_eq!(
-        destroy(&[name("db")], &instances, &dirs, &Incus::default())
+        destroy(&[name("db")], &instances, &dirs, &Client::default())
             .unwrap_err()
             .kind,
         Kind::Input
@@ -408,7 +408,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
     let new = up(
         &[target(&m, None, None, None)],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -416,7 +416,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let inst = deployed(&m, "Running");
     let same = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -429,7 +429,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         .remove("shift");
     let fix = up(
         &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -444,7 +444,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let user_dev = manifest("web", NEW, settings);
     let add = up(
         &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Incus::default(),
+        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -472,12 +472,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t.clone()], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -503,7 +503,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], &Incus::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(

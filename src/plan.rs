@@ -96,9 +96,34 @@ impl Plan {
             out.push_str(&format!("# {name}: up to date\n"));
         }
         for note in &self.notes {
-            out.push_str(&format!("# note: {note}\n"));
+            // "then: ..." says what a dry run stopped before; other notes are remarks.
+            if note.starts_with("then: ") {
+                out.push_str(&format!("# {note}\n"));
+            } else {
+                out.push_str(&format!("# note: {note}\n"));
+            }
         }
         out
+    }
+
+    /// A plan of one build (none when there is nothing to realise): the outputs rooted at
+    /// `root` (see `build_roots`), the log shown.
+    pub fn building(
+        to_realise: &[String],
+        root: &std::path::Path,
+        container: Option<&ContainerName>,
+        description: impl FnOnce(usize) -> String,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        if !to_realise.is_empty() {
+            plan.steps.push(Step {
+                container: container.cloned(),
+                what: What::Build,
+                description: description(to_realise.len()),
+                action: Action::Run(nix::realise(to_realise, root)),
+            });
+        }
+        plan
     }
 
     /// Whether the plan deletes a root filesystem (then `destroy` wants confirmation).

@@ -1934,3 +1934,19 @@ fn roots_watch_json_prints_a_document_per_sync_one_per_line() {
         assert_eq!(doc, json!({ "schema": 1, "containers": [] }));
     }
 }
+
+/// `--dry-run diff` of a system that is not built yet prints the build as a plan, with what
+/// would come next, and builds nothing (it used to run the build).
+#[test]
+fn dry_run_diff_prints_the_build_and_builds_nothing() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let assert = sb.run(&["--dry-run", "diff"]).code(0);
+    let out = stdout_of(&assert);
+    assert!(
+        out.contains("# build 1 system\nnix-store --add-root "),
+        "{out}"
+    );
+    assert!(out.contains("# then: compare each closure"), "{out}");
+    assert_eq!(sb.call_verbs(), ["nix eval"], "nothing built");
+}

@@ -8,6 +8,7 @@ use crate::manifest;
 use crate::name::{ContainerName, StorePath};
 use crate::nix;
 use crate::output::{self, outln};
+use crate::plan::Plan;
 use crate::process::failure;
 use serde::Serialize;
 use std::path::Path;
@@ -24,14 +25,15 @@ pub fn diff(ctx: &Ctx, names: &[String]) -> Result<()> {
         .filter(|m| !Path::new(m.toplevel.as_str()).exists())
         .map(|m| m.drv_path.clone().unwrap_or_else(|| m.toplevel.to_string()))
         .collect();
-    if !to_build.is_empty() {
-        ctx.hold_build_roots()?;
-        let build = nix::realise(&to_build, &ctx.build_root());
-        let out = ctx.runner.show_stderr(&build)?;
-        if !out.success() {
-            return Err(failure(Kind::Build, &build, &out)
-                .with_hint("the build log is above; nothing was changed"));
-        }
+    let plan = Plan::building(&to_build, &ctx.build_root(), None, |n| match n {
+        1 => "build 1 system".to_string(),
+        n => format!("build {n} systems"),
+    });
+    if !ctx.build_first(
+        plan,
+        "compare each closure with the profile's (nix store diff-closures)",
+    )? {
+        return Ok(());
     }
 
     let text = !ctx.json;

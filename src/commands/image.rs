@@ -3,15 +3,15 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::execute;
 use crate::image_plan::{self, short, Destination};
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::incus::{self, Backend, Client, Remote, RemoteName};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};
-use crate::plan::{Action, Plan, Step, What};
+use crate::plan::Plan;
 use crate::simplestreams::{self, FileInfo, NewVersion, Outcome};
 use crate::staging::{self, Staging};
-use crate::{execute, nix};
 use serde::Serialize;
 use std::path::Path;
 
@@ -55,37 +55,17 @@ fn gather(ctx: &Ctx, name: &str, kind: ImageKind) -> Result<ImageOutputs> {
     images::parse_eval(&out.stdout, &name, kind)
 }
 
-fn build_plan(outputs: &ImageOutputs, root: &Path) -> Plan {
-    let mut plan = Plan::default();
-    let to_build = outputs.to_build();
-    if !to_build.is_empty() {
-        plan.steps.push(Step {
-            container: Some(outputs.name.clone()),
-            what: What::Build,
-            description: format!("build the {}", outputs.kind.describe()),
-            action: Action::Run(nix::realise(&to_build, root)),
-        });
-    }
-    plan
-}
-
 /// Builds what is missing and finds the files; `None` in a dry run that would have to build
 /// first (the plan is printed then).
 fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<ImageFiles>> {
-    let mut plan = build_plan(outputs, &ctx.build_root());
-    if !plan.steps.is_empty() {
-        if ctx.dry_run {
-            if ctx.json {
-                plan.notes.push(format!("then: {then}"));
-                ctx.print_plan(&plan);
-            } else {
-                ctx.print_plan(&plan);
-                outln!("# then: {then}");
-            }
-            return Ok(None);
-        }
-        ctx.hold_build_roots()?;
-        execute::execute(&ctx.runner, &plan)?;
+    let plan = Plan::building(
+        &outputs.to_build(),
+        &ctx.build_root(),
+        Some(&outputs.name),
+        |_| format!("build the {}", outputs.kind.describe()),
+    );
+    if !ctx.build_first(plan, then)? {
+        return Ok(None);
     }
     outputs.files().map(Some)
 }

@@ -168,6 +168,23 @@ impl Ctx {
         Ok(())
     }
 
+    /// A plan that must run before the rest of the command can be planned (a build whose
+    /// outputs are read next): carried out by the executor, or in a dry run printed with what
+    /// would come `then`, and `false` returned (the command ends there).
+    pub fn build_first(&self, mut plan: Plan, then: &str) -> Result<bool> {
+        if plan.steps.is_empty() {
+            return Ok(true);
+        }
+        if self.dry_run {
+            plan.notes.push(format!("then: {then}"));
+            self.print_plan(&plan);
+            return Ok(false);
+        }
+        self.hold_build_roots()?;
+        execute::execute(&self.runner, &plan)?;
+        Ok(true)
+    }
+
     /// The plan as a script, or as JSON.
     pub fn print_plan(&self, plan: &Plan) {
         if self.json {

@@ -166,16 +166,13 @@ fn image_sources(
         return Ok(sources);
     }
     let to_build: Vec<String> = outputs.iter().flat_map(|o| o.to_build()).collect();
-    if !to_build.is_empty() && !ctx.dry_run {
-        ctx.hold_build_roots()?;
-        let cmd = nix::realise(&to_build, &ctx.build_root());
-        ctx.runner
-            .progress(format_args!("build {} image output(s)", to_build.len()));
-        let out = ctx.runner.show_stderr(&cmd)?;
-        if !out.success() {
-            return Err(crate::process::failure(Kind::Build, &cmd, &out)
-                .with_hint("the build log is above; nothing was changed"));
-        }
+    // Their files are read to plan the import, so they are built first, by the executor (a
+    // dry run plans the build with the systems instead).
+    if !ctx.dry_run {
+        let plan = Plan::building(&to_build, &ctx.build_root(), None, |n| {
+            format!("build {n} image outputs")
+        });
+        ctx.build_first(plan, "import the images and create the containers")?;
     }
     let list = ctx.incus()?.image_list(None);
     let present: Vec<String> =

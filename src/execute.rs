@@ -108,13 +108,21 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             _ => Ok(()),
         },
         Action::RemoveRoots(dir) => remove_roots(dir, &crate::roots::Layout::new().lock_file()),
+        // The caller holds the roots lock: it decided these roots under it.
+        Action::WriteRoots { dir, index } => crate::roots::write(dir, index).map_err(|e| {
+            Error::new(
+                Kind::Failed,
+                format!("cannot write GC roots in {}: {e}", dir.display()),
+            )
+            .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root")
+        }),
         Action::Run(cmd) => {
-            // Build logs are long and the user wants to watch them; everything else is
-            // captured and shown only when it fails.
-            let out = if step.what == What::Build {
-                runner.show_stderr(cmd)?
-            } else {
-                runner.change(cmd)?
+            // Build and collection logs are long and the user wants to watch them; everything
+            // else is captured and shown only when it fails.
+            let out = match step.what {
+                What::Build => runner.show_stderr(cmd)?,
+                What::Collect => runner.show_all(cmd)?,
+                _ => runner.change(cmd)?,
             };
             if out.success() {
                 return Ok(());

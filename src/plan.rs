@@ -42,6 +42,10 @@ pub enum What {
     Import,
     Alias,
     Public,
+    /// A container's GC roots written (`roots sync`, `gc`, `roots watch`).
+    Roots,
+    /// The host's garbage collection (`gc`).
+    Collect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +57,11 @@ pub enum Action {
     /// A container's GC roots directory: inx's links and index in it, then the directory if
     /// that left it empty.
     RemoveRoots(PathBuf),
+    /// A container's GC roots directory made to hold exactly these roots (see `roots::write`).
+    WriteRoots {
+        dir: PathBuf,
+        index: crate::roots::Index,
+    },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -88,6 +97,7 @@ impl Plan {
                     let d = crate::process::quote(&p.display().to_string());
                     format!("rm -f {d}/r-* {d}/roots.json && rmdir {d}")
                 }
+                Action::WriteRoots { dir, index } => crate::roots::to_shell(dir, index),
             };
             out.push_str(&line);
             out.push('\n');

@@ -84,6 +84,8 @@ enum Mode {
     Capture,
     /// Capture stdout, pass stderr through live: builds, whose logs the user wants to see.
     ShowStderr,
+    /// Pass both through live, stdout onto stderr.
+    ShowAll,
 }
 
 /// What the executor needs from a process runner: `Runner` runs them; tests hand in a
@@ -93,6 +95,8 @@ pub trait Run: Sync {
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
     /// A step that changes something, never cut off (see `Runner::change`).
     fn change(&self, cmd: &Cmd) -> Result<Output>;
+    /// A command whose whole report the user watches (see `Runner::show_all`).
+    fn show_all(&self, cmd: &Cmd) -> Result<Output>;
     /// A progress line (not with -q).
     fn progress(&self, line: std::fmt::Arguments);
 }
@@ -103,6 +107,9 @@ impl Run for Runner {
     }
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         Runner::change(self, cmd)
+    }
+    fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::show_all(self, cmd)
     }
     fn progress(&self, line: std::fmt::Arguments) {
         Runner::progress(self, line)
@@ -162,6 +169,9 @@ impl Run for Recorder {
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         self.answer("change", cmd)
     }
+    fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("show_all", cmd)
+    }
     fn progress(&self, _: std::fmt::Arguments) {}
 }
 
@@ -200,27 +210,20 @@ impl Runner {
 
     /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
     pub fn interactive(&self, cmd: &Cmd) -> Result<i32> {
-        self.attached(cmd, false)
-    }
-
-    /// As `interactive`, with the command's stdout sent to stderr, so that inx's own stdout
-    /// carries nothing but its JSON.
-    pub fn interactive_to_stderr(&self, cmd: &Cmd) -> Result<i32> {
-        self.attached(cmd, true)
-    }
-
-    fn attached(&self, cmd: &Cmd, stdout_to_stderr: bool) -> Result<i32> {
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
-        let mut expr = duct::cmd(program, &cmd.args).unchecked();
-        if stdout_to_stderr {
-            expr = expr.stdout_to_stderr();
-        }
-        let status = expr
+        let status = duct::cmd(program, &cmd.args)
+            .unchecked()
             .run()
             .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?
             .status;
         Ok(exit_code_of(status))
+    }
+
+    /// Everything the command says goes to inx's stderr as it comes (a collection's report):
+    /// inx's own stdout carries nothing but its data.
+    pub fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::ShowAll, false)?)
     }
 
     /// Runs a long-lived command and hands each line of its stdout to `each` as it comes;
@@ -272,7 +275,11 @@ impl Runner {
         crate::interrupt::check()?;
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
-        let mut expr = duct::cmd(program, &cmd.args).unchecked().stdout_capture();
+        let mut expr = duct::cmd(program, &cmd.args).unchecked();
+        expr = match mode {
+            Mode::ShowAll => expr.stdout_to_stderr(),
+            _ => expr.stdout_capture(),
+        };
         if detach && crate::interrupt::installed() {
             // Out of the terminal's process group: Ctrl-C is for inx, which lets this end.
             expr = expr.before_spawn(|c| {

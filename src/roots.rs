@@ -277,6 +277,27 @@ pub fn write(dir: &Path, index: &Index) -> io::Result<()> {
     Ok(())
 }
 
+/// What `write` does, as a script a user could read: the links, then the index (an empty
+/// index removes them all).
+pub fn to_shell(dir: &Path, index: &Index) -> String {
+    let q = |p: &Path| crate::process::quote(&p.display().to_string());
+    let d = q(dir);
+    if index.roots.is_empty() {
+        return format!("rm -f {d}/{LINK_PREFIX}* {d}/{INDEX} && rmdir {d}");
+    }
+    let mut lines = vec![format!("mkdir -p {d}")];
+    for (origin, path) in &index.roots {
+        lines.push(format!(
+            "ln -sfn {} {}",
+            path.as_str(),
+            q(&dir.join(link_name(origin)))
+        ));
+    }
+    let json = serde_json::to_string_pretty(index).expect("an index serialises");
+    lines.push(format!("cat >{d}/{INDEX} <<'INX_EOF'\n{json}\nINX_EOF"));
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

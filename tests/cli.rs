@@ -1290,7 +1290,7 @@ fn roots_sync_drops_only_its_own_roots_of_containers_that_are_gone() {
 }
 
 #[test]
-fn roots_sync_dry_run_writes_nothing() {
+fn roots_sync_dry_run_prints_the_plan_and_writes_nothing() {
     let sb = Sandbox::new();
     sb.respond("incus", "list", "[]", "", 0);
     let gone = roots(&sb).join("gone");
@@ -1300,8 +1300,15 @@ fn roots_sync_dry_run_writes_nothing() {
         json!({ "roots": { "/root/result": format!("/nix/store/{HASH}-built") } }).to_string(),
     )
     .unwrap();
-    sb.run(&["--dry-run", "roots", "sync"]).code(0);
+    let assert = sb.run(&["--dry-run", "roots", "sync"]).code(0);
     assert!(gone.join("roots.json").exists());
+    // The plan: the gone container's roots removed, as a script.
+    let plan = stdout_of(&assert);
+    let dir = gone.display();
+    assert_eq!(
+        plan,
+        format!("# gone: 0 new, 1 dropped; would keep 0 builds\nrm -f {dir}/r-* {dir}/roots.json && rmdir {dir}\n")
+    );
 }
 
 #[test]

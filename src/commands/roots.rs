@@ -3,11 +3,13 @@
 
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
+use crate::execute;
 use crate::incus::{self, Client, Instance};
 use crate::instance;
 use crate::lock;
 use crate::name::{ContainerName, StorePath};
-use crate::output::{self, outln};
+use crate::output::{self, out, outln};
+use crate::plan::{Action, Plan, Step, What};
 use crate::process::{Cmd, Runner};
 use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::BTreeSet;
@@ -50,8 +52,18 @@ pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
 fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
     let layout = Layout::new();
     let containers = gather(&ctx.runner, &crate::incus::Client::default())?;
-    let done = full_sync(ctx, &layout, &containers, cap)?;
+    let (done, plan) = sync_planned(
+        ctx,
+        &layout,
+        &containers,
+        &BTreeSet::new(),
+        Scope::Full,
+        cap,
+    )?;
     report(ctx, &done, true);
+    if ctx.dry_run && !ctx.json {
+        outln!("{}", plan.to_shell().trim_end());
+    }
     Ok(done)
 }
 
@@ -70,38 +82,31 @@ pub(super) fn full_sync(
 pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
     let done = sync_all(ctx, cap)?;
     let cmd = Cmd::new("nix-collect-garbage").args(args.iter().cloned());
-    let print_json = || {
+    // Its own plan, run once the sync's is done and the roots lock is free again: a watcher
+    // must be able to root new builds while the collection runs.
+    let collect = Plan {
+        steps: vec![Step {
+            container: None,
+            what: What::Collect,
+            description: "collect garbage".to_string(),
+            action: Action::Run(cmd.clone()),
+        }],
+        ..Plan::default()
+    };
+    if ctx.dry_run {
+        if !ctx.json {
+            out!("{}", collect.to_shell());
+        }
+    } else {
+        execute::execute(&ctx.runner, &collect)?;
+    }
+    if ctx.json {
         output::json(&GcReport {
             containers: &done,
             collect: &cmd,
-        })
-    };
-    if ctx.dry_run {
-        if ctx.json {
-            print_json();
-        } else {
-            outln!("{}", cmd.to_shell());
-        }
-        return Ok(0);
+        });
     }
-    // With --json, stdout carries inx's JSON only: the collection's own report goes to stderr.
-    let code = if ctx.json {
-        ctx.runner.interactive_to_stderr(&cmd)?
-    } else {
-        ctx.runner.interactive(&cmd)?
-    };
-    match code {
-        0 => {
-            if ctx.json {
-                print_json();
-            }
-            Ok(0)
-        }
-        code => Err(Error::new(
-            Kind::Failed,
-            format!("`{}` failed (exit code {code})", cmd.to_shell()),
-        )),
-    }
+    Ok(0)
 }
 
 /// The inx containers of every project, and where each one's filesystem can be read.
@@ -183,6 +188,19 @@ pub(super) fn sync_with(
     scope: Scope,
     cap: usize,
 ) -> Result<Vec<Synced>> {
+    sync_planned(ctx, layout, containers, extra, scope, cap).map(|(done, _)| done)
+}
+
+/// A sync: its roots decided under the roots lock and written by the executor, as one plan
+/// (returned too: a dry run prints it).
+fn sync_planned(
+    ctx: &Ctx,
+    layout: &Layout,
+    containers: &[Container],
+    extra: &BTreeSet<String>,
+    scope: Scope,
+    cap: usize,
+) -> Result<(Vec<Synced>, Plan)> {
     let _lock = if ctx.dry_run {
         None
     } else {
@@ -194,17 +212,15 @@ pub(super) fn sync_with(
     }
     let host_has = |p: &StorePath| Path::new(p.as_str()).symlink_metadata().is_ok();
     let mut done = Vec::new();
-    let write = |dir: &Path, next: &roots::Index| -> Result<()> {
-        if ctx.dry_run {
-            return Ok(());
-        }
-        roots::write(dir, next).map_err(|e| {
-            Error::new(
-                Kind::Failed,
-                format!("cannot write GC roots in {}: {e}", dir.display()),
-            )
-            .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root")
-        })
+    // Decided under the lock, written by the executor while the lock is still held.
+    let mut plan = Plan::default();
+    let mut write = |name: &ContainerName, dir: PathBuf, next: roots::Index, change: &Change| {
+        plan.steps.push(Step {
+            container: Some(name.clone()),
+            what: What::Roots,
+            description: describe(change, ctx.dry_run),
+            action: Action::WriteRoots { dir, index: next },
+        });
     };
     for c in containers.iter().filter(|c| c.managed) {
         let dir = layout.dir(&c.project, &c.name);
@@ -227,7 +243,7 @@ pub(super) fn sync_with(
             .filter(|r| *r == c.volume || is_own_root(r, &c.volume));
         let (next, change) = roots::decide(&old, root, &origins, scope, &host_has, cap);
         if next != old {
-            write(&dir, &next)?;
+            write(&c.name, dir, next.clone(), &change);
         }
         done.push(Synced {
             project: c.project.clone(),
@@ -257,18 +273,34 @@ pub(super) fn sync_with(
             );
             continue;
         };
-        write(&dir, &roots::Index::default())?;
+        let change = Change {
+            removed: old.roots.into_keys().collect(),
+            ..Change::default()
+        };
+        write(&name, dir, roots::Index::default(), &change);
         done.push(Synced {
             project,
             name,
-            change: Change {
-                removed: old.roots.into_keys().collect(),
-                ..Change::default()
-            },
+            change,
             origins: BTreeSet::new(),
         });
     }
-    Ok(done)
+    if !ctx.dry_run {
+        execute::execute(&ctx.runner, &plan)?;
+    }
+    Ok((done, plan))
+}
+
+/// A step's description: what changes in a container's roots.
+fn describe(c: &Change, dry_run: bool) -> String {
+    let verb = if dry_run { "would keep" } else { "keeps" };
+    format!(
+        "{} new, {} dropped; {verb} {} build{}",
+        c.added.len(),
+        c.removed.len(),
+        c.total,
+        if c.total == 1 { "" } else { "s" }
+    )
 }
 
 /// What a sync did, on stderr.
@@ -286,14 +318,11 @@ pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
         }
         let verb = if ctx.dry_run { "would keep" } else { "keeps" };
         if !c.added.is_empty() || !c.removed.is_empty() {
-            ctx.runner.progress(format_args!(
-                "{}: {} new, {} dropped; {verb} {} build{}",
-                s.name,
-                c.added.len(),
-                c.removed.len(),
-                c.total,
-                if c.total == 1 { "" } else { "s" }
-            ));
+            // The executor printed the step as it ran it; a dry run runs none.
+            if ctx.dry_run {
+                ctx.runner
+                    .progress(format_args!("{}: {}", s.name, describe(c, true)));
+            }
         } else if summary {
             ctx.runner.progress(format_args!(
                 "{}: {verb} {} build{}",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// `kind` names the suite in the messages ("end-to-end", "flake"); `line` is what the list gets.
 pub fn record(kind: &str, test: &str, line: &str, why: &str) {
-    if std::env::var_os("CI").is_some() {
+    if in_ci(std::env::var_os("CI").as_deref()) {
         panic!("{kind} test {test} cannot run in CI: {why}");
     }
     eprintln!(
@@ -24,4 +24,21 @@ pub fn record(kind: &str, test: &str, line: &str, why: &str) {
     if let Err(e) = written {
         eprintln!("*** cannot record the skip in {}: {e}", file.display());
     }
+}
+
+/// CI systems set `CI` to `true` (or `1`); `CI=false`, `CI=0` or an empty `CI` is a user's
+/// shell saying it is not CI.
+pub fn in_ci(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !matches!(v.to_str(), Some("" | "0" | "false" | "no")))
+}
+
+#[test]
+fn ci_means_a_ci_value_not_just_a_set_variable() {
+    use std::ffi::OsStr;
+    assert!(in_ci(Some(OsStr::new("true"))));
+    assert!(in_ci(Some(OsStr::new("1"))));
+    assert!(!in_ci(Some(OsStr::new("false"))));
+    assert!(!in_ci(Some(OsStr::new("0"))));
+    assert!(!in_ci(Some(OsStr::new(""))));
+    assert!(!in_ci(None));
 }

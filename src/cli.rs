@@ -1,6 +1,6 @@
 //! Command-line interface: what users type. Parsing only; `commands` does the work.
 
-use crate::incus::Backend;
+use crate::clients::incus::Backend;
 use clap::error::ErrorKind;
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;

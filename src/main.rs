@@ -1,30 +1,20 @@
 // Data goes to stdout through `output` only: clippy.toml forbids print! and println!.
 #![deny(clippy::disallowed_macros)]
 
-mod build_roots;
 mod cli;
+mod clients;
 mod commands;
-mod confine;
+mod containers;
 mod error;
 mod execute;
-mod generations;
-mod image_plan;
 mod images;
-mod incus;
-mod instance;
-mod interrupt;
-mod lock;
-mod manifest;
 mod name;
-mod nix;
 mod output;
 mod plan;
-mod process;
-mod profile;
 mod roots;
-mod simplestreams;
-mod staging;
 mod utc;
+
+use execute::interrupt;
 
 use clap::CommandFactory;
 use cli::{Cli, Command, ImageCommand, RootsCommand};

@@ -3,13 +3,13 @@
 //! With `--json`, one document with every container (docs/json.md).
 
 use super::{parse_names, Ctx};
+use crate::clients::nix;
+use crate::containers::manifest;
 use crate::error::{Kind, Result};
-use crate::manifest;
+use crate::execute::process::failure;
 use crate::name::{ContainerName, StorePath};
-use crate::nix;
 use crate::output::{self, outln};
 use crate::plan::Plan;
-use crate::process::failure;
 use serde::Serialize;
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 use super::Ctx;
+use crate::containers::instance::is_managed;
 use crate::error::{Error, Result};
-use crate::instance::is_managed;
 use crate::name::ContainerName;
 use crate::output::outln;
 use crate::plan::unmanaged_error;

@@ -1,9 +1,9 @@
 //! `inx generations NAME` and `inx rollback NAME [--to N]`.
 
 use super::Ctx;
+use crate::containers::generations::{self, Generation};
+use crate::containers::instance;
 use crate::error::{Error, Result};
-use crate::generations::{self, Generation};
-use crate::instance;
 use crate::name::ContainerName;
 use crate::output::{self, outln};
 use crate::plan::unmanaged_error;

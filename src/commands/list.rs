@@ -1,11 +1,11 @@
 use super::{parse_names, Ctx};
+use crate::clients::incus::Instance;
+use crate::clients::{incus, nix};
+use crate::containers::instance::{self, is_managed};
+use crate::containers::profile::Profiles;
 use crate::error::{Error, Result};
-use crate::incus::Instance;
-use crate::instance::{self, is_managed};
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, out};
-use crate::profile::Profiles;
-use crate::{incus, nix};
 use serde::Serialize;
 use std::collections::BTreeSet;
 

@@ -22,16 +22,16 @@ pub use roots::{gc, sync as roots_sync};
 pub use up::up;
 pub use watch::watch as roots_watch;
 
-use crate::build_roots::{self, BuildRoots};
 use crate::cli::Global;
+use crate::clients::incus::{self, Client, Instance};
+use crate::containers::profile::Profiles;
 use crate::error::Result;
-use crate::incus::{self, Client, Instance};
+use crate::execute::process::Runner;
+use crate::execute::{self, lock};
 use crate::name::{ContainerName, ProjectName};
 use crate::output::{self, out};
 use crate::plan::{Plan, What};
-use crate::process::Runner;
-use crate::profile::Profiles;
-use crate::{execute, lock};
+use crate::roots::build_roots::{self, BuildRoots};
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,7 +86,7 @@ impl Ctx {
         };
         let scope = Scope {
             incus: Client {
-                backend: crate::incus::Backend::Incus,
+                backend: crate::clients::incus::Backend::Incus,
                 project: Some(project.clone()),
             },
             profiles: Profiles::new(Some(project)),
@@ -103,8 +103,11 @@ impl Ctx {
     }
 
     /// Runs an evaluation of the flake; its output, or the failure explained.
-    pub fn evaluate(&self, cmd: &crate::process::Cmd) -> Result<crate::process::Output> {
-        crate::nix::evaluated(&self.flake, cmd, self.runner.capture(cmd))
+    pub fn evaluate(
+        &self,
+        cmd: &crate::execute::process::Cmd,
+    ) -> Result<crate::execute::process::Output> {
+        crate::clients::nix::evaluated(&self.flake, cmd, self.runner.capture(cmd))
     }
 
     /// The one listing of what Incus has.

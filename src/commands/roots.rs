@@ -2,15 +2,15 @@
 //! collection (see `roots` for how; `watch` is the long-running form).
 
 use super::Ctx;
+use crate::clients::incus::{self, Client, Instance};
+use crate::containers::instance;
 use crate::error::{Error, Kind, Result};
 use crate::execute;
-use crate::incus::{self, Client, Instance};
-use crate::instance;
-use crate::lock;
+use crate::execute::lock;
+use crate::execute::process::{Cmd, Runner};
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, out, outln};
 use crate::plan::{Action, Plan, Step, What};
-use crate::process::{Cmd, Runner};
 use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
 /// One full sync of every container, reported on stderr.
 fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
     let layout = Layout::new();
-    let containers = gather(&ctx.runner, &crate::incus::Client::default())?;
+    let containers = gather(&ctx.runner, &crate::clients::incus::Client::default())?;
     let (done, plan) = sync_planned(
         ctx,
         &layout,

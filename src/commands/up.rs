@@ -1,12 +1,12 @@
 use super::{parse_names, Ctx};
+use crate::clients::{incus, nix};
+use crate::containers::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
+use crate::containers::manifest::{self, Manifest};
+use crate::containers::profile::Profiles;
 use crate::error::{Error, Kind, Result};
 use crate::images::{self, ImageKind, ImageOutputs};
-use crate::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
-use crate::manifest::{self, Manifest};
 use crate::name::ContainerName;
 use crate::plan::{self, Facts, ImageSource, Plan, What};
-use crate::profile::Profiles;
-use crate::{incus, nix};
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -45,7 +45,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     // One good listing and a full sync before anything else, so that the first build is
     // rooted the moment it appears. Incus may still be starting (at boot): wait for it.
     let mut containers = loop {
-        match gather(&ctx.runner, &crate::incus::Client::default()) {
+        match gather(&ctx.runner, &crate::clients::incus::Client::default()) {
             Ok(found) => break found,
             Err(e) => eprintln!("roots: cannot list containers yet: {e}"),
         }
@@ -88,7 +88,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
                 }
                 Step::List => decide.take([Event::Listed(gather(
                     &ctx.runner,
-                    &crate::incus::Client::default(),
+                    &crate::clients::incus::Client::default(),
                 ))]),
                 Step::Full(listed, links) => {
                     if let Some(list) = listed {
@@ -240,7 +240,7 @@ fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
 fn lister(ctx: &Ctx, events: mpsc::Sender<Event>) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
     let runner = ctx.runner;
-    let incus = crate::incus::Client::default();
+    let incus = crate::clients::incus::Client::default();
     std::thread::spawn(move || {
         while rx.recv().is_ok() {
             while rx.try_recv().is_ok() {}
@@ -320,7 +320,7 @@ fn auto_event(
 /// asks for a full sync, since events may have been missed.
 fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
     let runner = ctx.runner;
-    let cmd = crate::incus::Client::default().monitor_lifecycle();
+    let cmd = crate::clients::incus::Client::default().monitor_lifecycle();
     std::thread::spawn(move || {
         let mut wait = 1;
         loop {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::manifest::{ConfigValue, IncusSettings};
+use crate::containers::manifest::{ConfigValue, IncusSettings};
 use std::path::Path;
 
 const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";

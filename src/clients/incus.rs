@@ -1,0 +1,686 @@
+//! The one client type: the commands inx gives the Incus client (`incus`) or LXD's (`lxc`), as
+//! data, and how their output and failures are read. The two clients agree on everything inx
+//! uses for images (`image list|import|alias`, `query`, `remote list`); containers are Incus's
+//! only. They differ in their name and their daemon's.
+
+use crate::error::{Error, Kind, Result};
+use crate::execute::process::{failure, Cmd, Output};
+use crate::images::{Alias, ImageFiles};
+use crate::name::{ContainerName, ProjectName};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub type Config = BTreeMap<String, String>;
+pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// Incus, through its client `incus`.
+    #[default]
+    Incus,
+    /// LXD (as on ChromeOS), through its client `lxc`.
+    Lxd,
+}
+
+impl Backend {
+    pub fn program(self) -> &'static str {
+        match self {
+            Backend::Incus => "incus",
+            Backend::Lxd => "lxc",
+        }
+    }
+
+    pub fn daemon(self) -> &'static str {
+        match self {
+            Backend::Incus => "Incus",
+            Backend::Lxd => "LXD",
+        }
+    }
+}
+
+/// Builds the argv of one client, for one project (`None`: the client's current one; inx
+/// settles it once per command, see `commands::Scope`).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub backend: Backend,
+    pub project: Option<ProjectName>,
+}
+
+/// Where `incus exec` looks for programs: NixOS keeps everything under these, and `incus exec`
+/// gives a PATH without them.
+pub const GUEST_PATH: &str =
+    "/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin";
+
+impl Client {
+    /// The client of this backend, for image commands (which name no project).
+    pub fn of(backend: Backend) -> Self {
+        Client {
+            backend,
+            project: None,
+        }
+    }
+
+    fn cmd(&self) -> Cmd {
+        let cmd = Cmd::new(self.backend.program());
+        match &self.project {
+            Some(p) => cmd.args(["--project", p.as_str()]),
+            None => cmd,
+        }
+    }
+
+    /// The client's current project (`incus project switch`): read from its own config, no
+    /// call to the server.
+    pub fn current_project() -> Cmd {
+        Cmd::new("incus").args(["project", "get-current"])
+    }
+
+    /// All instances of the project with config, devices and state, in one call.
+    pub fn list(&self) -> Cmd {
+        self.cmd().args(["list", "--format", "json"])
+    }
+
+    /// Every project's instances: GC roots are the whole host's business.
+    pub fn list_all_projects(&self) -> Cmd {
+        Cmd::new("incus").args(["list", "--all-projects", "--format", "json"])
+    }
+
+    /// Instance lifecycle events of every project, one JSON object per line, until stopped.
+    pub fn monitor_lifecycle(&self) -> Cmd {
+        Cmd::new("incus").args([
+            "monitor",
+            "--all-projects",
+            "--type=lifecycle",
+            "--format=json",
+        ])
+    }
+
+    /// The server's description, for kernel features.
+    pub fn server_info(&self) -> Cmd {
+        Cmd::new("incus").args(["query", "/1.0"])
+    }
+
+    /// One call creates the instance with its whole config: no image, no unpacking.
+    pub fn create_empty(
+        &self,
+        name: &ContainerName,
+        profiles: &[String],
+        config_json: String,
+    ) -> Cmd {
+        let mut cmd = self.cmd().args(["create", "--empty", name.as_str()]);
+        if profiles.is_empty() {
+            cmd = cmd.arg("--no-profiles");
+        }
+        for p in profiles {
+            cmd = cmd.args(["--profile", p]);
+        }
+        cmd.stdin(config_json)
+    }
+
+    /// One call creates the instance from an image, with its whole config on stdin.
+    pub fn create_from_image(
+        &self,
+        fingerprint: &str,
+        name: &ContainerName,
+        profiles: &[String],
+        config_json: String,
+    ) -> Cmd {
+        let mut cmd = self.cmd().args(["create", fingerprint, name.as_str()]);
+        if profiles.is_empty() {
+            cmd = cmd.arg("--no-profiles");
+        }
+        for p in profiles {
+            cmd = cmd.args(["--profile", p]);
+        }
+        cmd.stdin(config_json)
+    }
+
+    pub fn start(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["start", name.as_str()])
+    }
+
+    pub fn stop(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["stop", name.as_str()])
+    }
+
+    pub fn restart(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["restart", name.as_str()])
+    }
+
+    /// Deletes the instance and its root filesystem, stopping it first if it runs.
+    pub fn delete(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["delete", "--force", name.as_str()])
+    }
+
+    pub fn exec(&self, name: &ContainerName, argv: &[String]) -> Cmd {
+        self.cmd()
+            .args([
+                "exec",
+                name.as_str(),
+                "--env",
+                &format!("PATH={GUEST_PATH}"),
+                "--",
+            ])
+            .args(argv.iter().cloned())
+    }
+
+    pub fn config_set(&self, name: &ContainerName, values: &Config) -> Cmd {
+        self.cmd()
+            .args(["config", "set", name.as_str()])
+            .args(values.iter().map(|(k, v)| format!("{k}={v}")))
+    }
+
+    pub fn config_unset(&self, name: &ContainerName, key: &str) -> Cmd {
+        self.cmd().args(["config", "unset", name.as_str(), key])
+    }
+
+    pub fn device_add(
+        &self,
+        name: &ContainerName,
+        device: &str,
+        props: &BTreeMap<String, String>,
+    ) -> Cmd {
+        let kind = props.get("type").map(String::as_str).unwrap_or("none");
+        self.cmd()
+            .args(["config", "device", "add", name.as_str(), device, kind])
+            .args(
+                props
+                    .iter()
+                    .filter(|(k, _)| *k != "type")
+                    .map(|(k, v)| format!("{k}={v}")),
+            )
+    }
+
+    pub fn device_remove(&self, name: &ContainerName, device: &str) -> Cmd {
+        self.cmd()
+            .args(["config", "device", "remove", name.as_str(), device])
+    }
+
+    pub fn profile_assign(&self, name: &ContainerName, profiles: &[String]) -> Cmd {
+        self.cmd()
+            .args(["profile", "assign", name.as_str(), &profiles.join(",")])
+    }
+
+    /// `REMOTE:` or, for the local server, nothing.
+    fn target(remote: Option<&RemoteName>) -> Option<String> {
+        remote.map(|r| format!("{}:", r.as_str()))
+    }
+
+    pub fn remote_list(&self) -> Cmd {
+        self.cmd().args(["remote", "list", "--format", "json"])
+    }
+
+    pub fn image_list(&self, remote: Option<&RemoteName>) -> Cmd {
+        self.cmd()
+            .args(["image", "list"])
+            .args(Self::target(remote))
+            .args(["--format", "json"])
+    }
+
+    /// One import of the split image, with its alias when no other image holds it. Neither
+    /// client may be asked to take an alias over on import (LXD has no `--reuse`), so then the
+    /// plan imports without it and moves the alias afterwards (`alias_retarget`).
+    pub fn image_import(
+        &self,
+        files: &ImageFiles,
+        remote: Option<&RemoteName>,
+        alias: Option<&Alias>,
+        public: bool,
+    ) -> Cmd {
+        let mut cmd = self
+            .cmd()
+            .args(["image", "import"])
+            .arg(files.metadata.display().to_string())
+            .arg(files.root.display().to_string())
+            .args(Self::target(remote));
+        if let Some(alias) = alias {
+            cmd = cmd.args(["--alias", alias.as_str()]);
+        }
+        if public {
+            cmd = cmd.arg("--public");
+        }
+        cmd
+    }
+
+    fn prefixed(remote: Option<&RemoteName>, what: &str) -> String {
+        match remote {
+            Some(r) => format!("{}:{what}", r.as_str()),
+            None => what.to_string(),
+        }
+    }
+
+    /// Points an existing alias at another image in one call, so the alias never names no
+    /// image. Neither client has a command for it (`image alias` has create, delete, list and
+    /// rename), so this goes through the API: PUT, which both take; LXD 5.0.2 hangs on PATCH of
+    /// an alias. PUT replaces the description too, so the alias's own is passed on.
+    pub fn alias_retarget(
+        &self,
+        remote: Option<&RemoteName>,
+        alias: &Alias,
+        fingerprint: &str,
+        description: &str,
+    ) -> Cmd {
+        let body = serde_json::json!({ "description": description, "target": fingerprint });
+        self.cmd()
+            .args(["query", "-X", "PUT"])
+            .arg(Self::prefixed(
+                remote,
+                &format!("/1.0/images/aliases/{}", alias.as_str()),
+            ))
+            .args(["--data".to_string(), body.to_string()])
+    }
+
+    pub fn alias_create(
+        &self,
+        remote: Option<&RemoteName>,
+        alias: &Alias,
+        fingerprint: &str,
+    ) -> Cmd {
+        self.cmd()
+            .args(["image", "alias", "create"])
+            .arg(Self::prefixed(remote, alias.as_str()))
+            .arg(fingerprint)
+    }
+
+    /// Makes an image that is already there public (both clients' `image edit` wants an editor).
+    pub fn make_public(&self, remote: Option<&RemoteName>, fingerprint: &str) -> Cmd {
+        self.cmd()
+            .args(["query", "-X", "PATCH", "--wait"])
+            .arg(Self::prefixed(
+                remote,
+                &format!("/1.0/images/{fingerprint}"),
+            ))
+            .args(["--data", r#"{"public":true}"#])
+    }
+}
+
+/// An instance as `incus list --format json` describes it (only the fields inx reads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    pub status: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub config: Config,
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub devices: Devices,
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    pub state: Option<InstanceState>,
+    #[serde(default = "default_project")]
+    pub project: String,
+}
+
+/// An instance that is being created is listed with `null` for its config, devices and
+/// profiles.
+fn null_is_empty<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+fn default_project() -> String {
+    "default".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InstanceState {
+    #[serde(default)]
+    pub pid: i64,
+}
+
+impl Instance {
+    pub fn running(&self) -> bool {
+        self.status == "Running"
+    }
+
+    /// The host PID of the container's init, while it runs.
+    pub fn init_pid(&self) -> Option<u32> {
+        self.state
+            .as_ref()
+            .and_then(|s| u32::try_from(s.pid).ok())
+            .filter(|p| *p > 0)
+    }
+}
+
+pub use crate::name::RemoteName;
+
+/// A remote the client knows, from `remote list --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Remote {
+    #[serde(rename = "Addr")]
+    pub addr: String,
+    #[serde(rename = "Protocol", default)]
+    pub protocol: String,
+    #[serde(rename = "Public", default)]
+    pub public: bool,
+}
+
+impl Remote {
+    /// Whether images can be pushed there: an Incus or LXD server, not a read-only
+    /// simplestreams or OCI registry.
+    pub fn is_server(&self) -> bool {
+        matches!(self.protocol.as_str(), "" | "incus" | "lxd")
+    }
+}
+
+/// An image a server has, from `image list --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerImage {
+    pub fingerprint: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub aliases: Vec<ServerAlias>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerAlias {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+pub fn parse_remotes(out: &Output) -> Result<BTreeMap<String, Remote>> {
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        Error::new(
+            Kind::Failed,
+            format!("cannot read the output of remote list: {e}"),
+        )
+    })
+}
+
+pub fn parse_images(out: &Output) -> Result<Vec<ServerImage>> {
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        Error::new(
+            Kind::Failed,
+            format!("cannot read the output of image list: {e}"),
+        )
+    })
+}
+
+pub fn parse_current_project(out: &Output) -> Result<ProjectName> {
+    ProjectName::parse(out.stdout.trim()).map_err(|e| {
+        Error::new(
+            Kind::Incus,
+            format!(
+                "cannot read the client's current project from `incus project get-current`: {}",
+                e.message
+            ),
+        )
+        .with_hint("pass --project NAME")
+    })
+}
+
+pub fn parse_list(out: &Output) -> Result<BTreeMap<String, Instance>> {
+    let list: Vec<Instance> = serde_json::from_str(&out.stdout).map_err(|e| {
+        Error::new(
+            Kind::Incus,
+            format!("cannot read the output of incus list: {e}"),
+        )
+    })?;
+    Ok(list.into_iter().map(|i| (i.name.clone(), i)).collect())
+}
+
+/// Whether the server can shift mounts with idmapped mounts (`shift=true` on disk devices).
+pub fn parse_idmapped_mounts(out: &Output) -> bool {
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/environment/kernel_features/idmapped_mounts")
+                .cloned()
+        })
+        .is_some_and(|v| v == "true" || v == true)
+}
+
+/// Explains a failed `incus` or `lxc` command: a daemon that is down or refuses us, or a
+/// server that does not trust this client, gets its own exit code and a hint naming the
+/// client that ran.
+pub fn failure_of(cmd: &Cmd, out: &Output) -> Error {
+    let backend = if cmd.program == Backend::Lxd.program() {
+        Backend::Lxd
+    } else {
+        Backend::Incus
+    };
+    let (daemon, program) = (backend.daemon(), backend.program());
+    let err = out.stderr.to_lowercase();
+    let untrusted = ["not authorized", "forbidden", "not trusted"];
+    if untrusted.iter().any(|s| err.contains(s)) {
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} server refused: add this client as trusted there (`{program} config trust add` on the server, then `{program} remote add NAME https://HOST:8443 --token TOKEN` here)"
+        ));
+    }
+    if err.contains("needed permissions") || err.contains("permission denied") {
+        let group = match backend {
+            Backend::Incus => "incus-admin",
+            Backend::Lxd => "lxd",
+        };
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} daemon refused access: run inx as root or as a member of the {group} group"
+        ));
+    }
+    let down = [
+        "doesn't appear to be started",
+        "failed to connect",
+        "connection refused",
+    ];
+    if down.iter().any(|s| err.contains(s)) {
+        let unit = match backend {
+            Backend::Incus => "incus",
+            Backend::Lxd => "lxd",
+        };
+        return failure(Kind::Incus, cmd, out).with_hint(format!(
+            "the {daemon} daemon is not running: start it (systemctl start {unit}) and try again"
+        ));
+    }
+    failure(Kind::Failed, cmd, out)
+}
+
+/// A command's output when it succeeded, else the explained failure.
+pub fn checked(cmd: &Cmd, out: Output) -> Result<Output> {
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(failure_of(cmd, &out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn an_instance_being_created_lists_with_nulls() {
+        let list = r#"[{"name":"web","status":"Stopped","type":"container","config":null,
+            "devices":null,"profiles":null,"state":null,"project":"lab"}]"#;
+        let parsed = parse_list(&out(0, list, "")).unwrap();
+        let web = &parsed["web"];
+        assert!(web.config.is_empty() && web.devices.is_empty() && web.profiles.is_empty());
+        assert_eq!(web.project, "lab");
+        let defaults = parse_list(&out(0, r#"[{"name":"db","status":"Running"}]"#, "")).unwrap();
+        assert_eq!(defaults["db"].project, "default");
+    }
+
+    #[test]
+    fn project_goes_first() {
+        let incus = Client {
+            backend: Backend::Incus,
+            project: Some(ProjectName::parse("lab").unwrap()),
+        };
+        assert_eq!(
+            incus.list().to_shell(),
+            "incus --project lab list --format json"
+        );
+        let web = ContainerName::parse("web").unwrap();
+        let profiles = vec!["default".to_string(), "lab".to_string()];
+        assert_eq!(
+            incus.create_empty(&web, &profiles, "{}".into()).args,
+            [
+                "--project",
+                "lab",
+                "create",
+                "--empty",
+                "web",
+                "--profile",
+                "default",
+                "--profile",
+                "lab"
+            ]
+        );
+        assert!(Client::default()
+            .create_empty(&web, &[], "{}".into())
+            .args
+            .contains(&"--no-profiles".into()));
+    }
+
+    #[test]
+    fn parses_list() {
+        let json = r#"[{"name":"web","status":"Running","type":"container","config":{"user.inx.schema":"1"},
+            "devices":{},"profiles":["default"],"state":{"pid":4242,"status":"Running"},"extra":1},
+            {"name":"db","status":"Stopped","type":"container","config":{},"devices":{},"profiles":[],"state":{"pid":0}}]"#;
+        let list = parse_list(&out(0, json, "")).unwrap();
+        assert_eq!(list["web"].init_pid(), Some(4242));
+        assert!(list["web"].running());
+        assert_eq!(list["db"].init_pid(), None);
+    }
+
+    #[test]
+    fn an_instance_in_error_does_not_spoil_the_listing() {
+        let json = r#"[{"name":"broken","status":"Error","type":"container","config":null,
+            "devices":null,"profiles":null,"state":null},
+            {"name":"web","status":"Running","type":"container","config":{"user.inx.schema":"1"},
+            "devices":{},"profiles":["default"],"state":{"pid":4242}}]"#;
+        let list = parse_list(&out(0, json, "")).unwrap();
+        assert!(list["broken"].config.is_empty() && list["broken"].devices.is_empty());
+        assert!(!list["broken"].running());
+        assert_eq!(list["web"].init_pid(), Some(4242));
+    }
+
+    #[test]
+    fn daemon_down_and_permission_are_incus_errors() {
+        let cmd = Client::default().list();
+        let down = failure_of(&cmd, &out(1, "", "Error: The incus daemon doesn't appear to be started (socket path: /var/lib/incus/unix.socket)"));
+        assert_eq!(down.kind, Kind::Incus);
+        insta::assert_snapshot!("daemon_down", down.to_string());
+        let denied = failure_of(&cmd, &out(1, "", "Error: You don't have the needed permissions to talk to the incus daemon (socket path: /var/lib/incus/unix.socket)"));
+        assert_eq!(denied.kind, Kind::Incus);
+        let other = failure_of(&cmd, &out(1, "", "Error: Instance not found"));
+        assert_eq!(other.kind, Kind::Failed);
+    }
+
+    #[test]
+    fn idmapped_mounts() {
+        assert!(parse_idmapped_mounts(&out(
+            0,
+            r#"{"environment":{"kernel_features":{"idmapped_mounts":"true"}}}"#,
+            ""
+        )));
+        assert!(!parse_idmapped_mounts(&out(
+            0,
+            r#"{"environment":{"kernel_features":{"idmapped_mounts":"false"}}}"#,
+            ""
+        )));
+        assert!(!parse_idmapped_mounts(&out(0, "{}", "")));
+    }
+
+    use crate::images::ImageKind;
+
+    fn files() -> ImageFiles {
+        ImageFiles {
+            kind: ImageKind::Container,
+            metadata: "/nix/store/m/meta.tar.xz".into(),
+            root: "/nix/store/r/root.squashfs".into(),
+            fingerprint: "ab12".into(),
+        }
+    }
+
+    #[test]
+    fn both_clients_take_the_same_image_commands() {
+        let alias = Alias::parse("nixos/web").unwrap();
+        let remote = RemoteName::parse("pub:").unwrap();
+        assert_eq!(
+            Client::of(Backend::Incus).image_import(&files(), Some(&remote), Some(&alias), true).to_shell(),
+            "incus image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs pub: --alias nixos/web --public"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd).image_import(&files(), None, Some(&alias), false).to_shell(),
+            "lxc image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs --alias nixos/web"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd)
+                .image_list(Some(&remote))
+                .to_shell(),
+            "lxc image list pub: --format json"
+        );
+        assert_eq!(
+            Client::of(Backend::Incus)
+                .make_public(None, "ab12")
+                .to_shell(),
+            r#"incus query -X PATCH --wait /1.0/images/ab12 --data '{"public":true}'"#
+        );
+        assert_eq!(
+            Client::of(Backend::Incus)
+                .alias_create(Some(&remote), &alias, "ab12")
+                .to_shell(),
+            "incus image alias create pub:nixos/web ab12"
+        );
+        assert_eq!(
+            Client::of(Backend::Lxd)
+                .alias_retarget(Some(&remote), &alias, "ab12", "the web server")
+                .to_shell(),
+            r#"lxc query -X PUT pub:/1.0/images/aliases/nixos/web --data '{"description":"the web server","target":"ab12"}'"#
+        );
+    }
+
+    #[test]
+    fn remotes_and_images_are_read() {
+        let out = |s: &str| Output {
+            code: Some(0),
+            stdout: s.into(),
+            stderr: String::new(),
+        };
+        let remotes = parse_remotes(&out(
+            r#"{"images":{"Addr":"https://images.example","Protocol":"simplestreams","Public":true},
+                "local":{"Addr":"unix://","Protocol":"","Public":false,"Static":true}}"#,
+        ))
+        .unwrap();
+        assert!(!remotes["images"].is_server());
+        assert!(remotes["local"].is_server());
+        let images = parse_images(&out(
+            r#"[{"fingerprint":"ab12","public":true,"aliases":[{"name":"nixos/web","description":""}],"size":1}]"#,
+        ))
+        .unwrap();
+        assert_eq!(images[0].aliases[0].name, "nixos/web");
+        assert!(RemoteName::parse("bad name").is_err());
+        assert_eq!(RemoteName::parse("pub:").unwrap().as_str(), "pub");
+    }
+
+    #[test]
+    fn refusals_and_a_down_lxd_are_explained() {
+        let cmd = Client::of(Backend::Lxd).image_list(None);
+        let out = |e: &str| Output {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: e.into(),
+        };
+        let down = failure_of(
+            &cmd,
+            &out("Error: LXD unix socket \"/var/lib/lxd/unix.socket\" not accessible: dial unix: connect: connection refused"),
+        );
+        assert_eq!(down.kind, Kind::Incus);
+        assert!(down.hint.unwrap().contains("LXD daemon"));
+        let refused = failure_of(&cmd, &out("Error: not authorized"));
+        assert_eq!(refused.kind, Kind::Incus);
+    }
+}

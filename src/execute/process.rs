@@ -1,0 +1,449 @@
+//! The one module that starts processes. Everything else builds `Cmd` values (argv as data) and
+//! hands them here, so what inx runs can be printed, recorded and tested without running it.
+
+use crate::error::{Error, Kind, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    pub stdin: Option<String>,
+}
+
+impl Cmd {
+    pub fn new(program: &str) -> Self {
+        Cmd {
+            program: program.to_string(),
+            args: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<String>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// The command as a line a user can paste into a POSIX shell.
+    pub fn to_shell(&self) -> String {
+        let words: Vec<String> = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|w| quote(w))
+            .collect();
+        let line = words.join(" ");
+        match &self.stdin {
+            None => line,
+            Some(input) => {
+                let body = input.strip_suffix('\n').unwrap_or(input);
+                format!("{line} <<'INX_EOF'\n{body}\nINX_EOF")
+            }
+        }
+    }
+}
+
+pub fn quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("{word:?}"))
+}
+
+#[derive(Debug)]
+pub struct Output {
+    /// `None` when the process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How a command's streams are wired.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Capture stdout and stderr: queries, and steps whose errors we explain ourselves.
+    Capture,
+    /// Capture stdout, pass stderr through live: builds, whose logs the user wants to see.
+    ShowStderr,
+    /// Pass both through live, stdout onto stderr.
+    ShowAll,
+}
+
+/// What the executor needs from a process runner: `Runner` runs them; tests hand in a
+/// `Recorder` that answers from a script and keeps what it was asked.
+pub trait Run: Sync {
+    /// A build, its log passed through.
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
+    /// A step that changes something, never cut off (see `Runner::change`).
+    fn change(&self, cmd: &Cmd) -> Result<Output>;
+    /// A command whose whole report the user watches (see `Runner::show_all`).
+    fn show_all(&self, cmd: &Cmd) -> Result<Output>;
+    /// A progress line (not with -q).
+    fn progress(&self, line: std::fmt::Arguments);
+}
+
+impl Run for Runner {
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::show_stderr(self, cmd)
+    }
+    fn change(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::change(self, cmd)
+    }
+    fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::show_all(self, cmd)
+    }
+    fn progress(&self, line: std::fmt::Arguments) {
+        Runner::progress(self, line)
+    }
+}
+
+/// A `Run` for unit tests: every command succeeds with empty output unless `fail` said
+/// otherwise for its program and first argument; `calls` lists what ran, with how.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Recorder {
+    failing: std::collections::BTreeMap<(String, String), i32>,
+    pub calls: std::sync::Mutex<Vec<(&'static str, Cmd)>>,
+}
+
+#[cfg(test)]
+impl Recorder {
+    pub fn fail(mut self, program: &str, first_arg: &str, code: i32) -> Self {
+        self.failing
+            .insert((program.to_string(), first_arg.to_string()), code);
+        self
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .map(|(how, c)| format!("{how}: {}", c.to_shell()))
+            .collect()
+    }
+
+    fn answer(&self, how: &'static str, cmd: &Cmd) -> Result<Output> {
+        self.calls.lock().unwrap().push((how, cmd.clone()));
+        let first = cmd.args.first().cloned().unwrap_or_default();
+        let code = self
+            .failing
+            .get(&(cmd.program.clone(), first))
+            .copied()
+            .unwrap_or(0);
+        Ok(Output {
+            code: Some(code),
+            stdout: String::new(),
+            stderr: if code == 0 {
+                String::new()
+            } else {
+                "refused\n".into()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+impl Run for Recorder {
+    fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("show_stderr", cmd)
+    }
+    fn change(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("change", cmd)
+    }
+    fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("show_all", cmd)
+    }
+    fn progress(&self, _: std::fmt::Arguments) {}
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Runner {
+    /// How often -v was given: from one on, every command is printed as it runs.
+    pub verbose: u8,
+    /// -q: no progress lines.
+    pub quiet: bool,
+}
+
+impl Runner {
+    /// A progress line on stderr (a step as it starts, or that something needs no change),
+    /// unless -q. Errors and warnings do not come through here: they always print.
+    pub fn progress(&self, line: std::fmt::Arguments) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A query, or a build: safe to cut off, so Ctrl-C reaches it (it stays in the terminal's
+    /// process group) and inx then ends as interrupted.
+    pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::Capture, false)?)
+    }
+
+    pub fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::ShowStderr, false)?)
+    }
+
+    /// A step that changes something (an instance, a profile): Ctrl-C never reaches it, so it
+    /// always runs to its end (see `interrupt`).
+    pub fn change(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::Capture, true)?)
+    }
+
+    /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
+    pub fn interactive(&self, cmd: &Cmd) -> Result<i32> {
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let status = duct::cmd(program, &cmd.args)
+            .unchecked()
+            .run()
+            .map_err(|e| Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program)))?
+            .status;
+        Ok(exit_code_of(status))
+    }
+
+    /// Everything the command says goes to inx's stderr as it comes (a collection's report):
+    /// inx's own stdout carries nothing but its data.
+    pub fn show_all(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, Mode::ShowAll, false)?)
+    }
+
+    /// Runs a long-lived command and hands each line of its stdout to `each` as it comes;
+    /// returns how it ended, with its stderr.
+    pub fn stream_lines(&self, cmd: &Cmd, mut each: impl FnMut(&str)) -> Result<Output> {
+        use std::io::BufRead;
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let cannot = |e: std::io::Error| {
+            Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program))
+        };
+        let reader = duct::cmd(program, &cmd.args)
+            .unchecked()
+            .stdin_null()
+            .stderr_capture()
+            .reader()
+            .map_err(cannot)?;
+        let mut lines = std::io::BufReader::new(&reader);
+        let mut line = String::new();
+        while lines.read_line(&mut line).map_err(cannot)? > 0 {
+            each(line.trim_end());
+            line.clear();
+        }
+        let out = reader
+            .try_wait()
+            .map_err(cannot)?
+            .expect("the output ended, so the process did");
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs two independent queries at the same time (an evaluation and an instance listing
+    /// take about as long as each other) and returns both results, each as `capture` would.
+    pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
+        let [first, second] = self.capture_all([a, b]);
+        (first, second)
+    }
+
+    /// Runs independent queries at the same time; each result as `capture` would give it.
+    pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
+        let started = cmds.map(|c| (c, self.start(c, Mode::Capture, false)));
+        started.map(|(c, handle)| handle.and_then(|h| finish(c, h)))
+    }
+
+    fn start(&self, cmd: &Cmd, mode: Mode, detach: bool) -> Result<duct::Handle> {
+        crate::execute::interrupt::check()?;
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let mut expr = duct::cmd(program, &cmd.args).unchecked();
+        expr = match mode {
+            Mode::ShowAll => expr.stdout_to_stderr(),
+            _ => expr.stdout_capture(),
+        };
+        if detach && crate::execute::interrupt::installed() {
+            // Out of the terminal's process group: Ctrl-C is for inx, which lets this end.
+            expr = expr.before_spawn(|c| {
+                std::os::unix::process::CommandExt::process_group(c, 0);
+                Ok(())
+            });
+        }
+        if let Mode::Capture = mode {
+            expr = expr.stderr_capture();
+        }
+        expr = match &cmd.stdin {
+            Some(input) => expr.stdin_bytes(input.as_bytes().to_vec()),
+            None => expr.stdin_null(),
+        };
+        expr.start().map_err(|e| cannot_run(cmd, e))
+    }
+
+    fn trace(&self, cmd: &Cmd) {
+        if self.verbose > 0 {
+            eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
+        }
+    }
+}
+
+fn finish(cmd: &Cmd, handle: duct::Handle) -> Result<Output> {
+    let out = handle.into_output().map_err(|e| cannot_run(cmd, e))?;
+    Ok(Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+fn cannot_run(cmd: &Cmd, e: std::io::Error) -> Error {
+    Error::new(Kind::Failed, format!("cannot run {}: {e}", cmd.program))
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn resolve(program: &str) -> Result<PathBuf> {
+    which::which(program).map_err(|_| {
+        let hint = match program {
+            "incus" => "install Incus (https://linuxcontainers.org/incus/) and start its daemon; on NixOS set virtualisation.incus.enable = true",
+            "nix" | "nix-env" | "nix-store" => "install Nix (2.8 or newer) and start nix-daemon",
+            "lxc" => "install LXD (its client is `lxc`), or leave out --backend lxd to use Incus",
+            _ => "install it or put it on PATH",
+        };
+        Error::new(Kind::ToolMissing, format!("`{program}` is not installed (not found on PATH)")).with_hint(hint)
+    })
+}
+
+/// A failed command as an error: what ran, how it ended, and the end of what it said.
+pub fn failure(kind: Kind, cmd: &Cmd, out: &Output) -> Error {
+    let status = match out.code {
+        Some(code) => format!("exit code {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    let tail = tail(&out.stderr, 15);
+    let line = cmd.to_shell();
+    let line = line.lines().next().unwrap_or_default();
+    let mut message = format!("`{line}` failed ({status})");
+    if !tail.is_empty() {
+        message.push_str(":\n");
+        message.push_str(&tail);
+    }
+    Error::new(kind, message)
+}
+
+/// The last `n` non-empty lines, indented.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_rendering_quotes_and_heredocs() {
+        let cmd = Cmd::new("incus").args(["config", "set", "web", "raw.lxc=lxc.init.cmd = /x"]);
+        assert_eq!(
+            cmd.to_shell(),
+            "incus config set web 'raw.lxc=lxc.init.cmd = /x'"
+        );
+        let with_input = Cmd::new("incus")
+            .args(["create", "--empty", "web"])
+            .stdin("{\"a\":1}\n");
+        assert_eq!(
+            with_input.to_shell(),
+            "incus create --empty web <<'INX_EOF'\n{\"a\":1}\nINX_EOF"
+        );
+    }
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        assert_eq!(tail("a\n\nb\nc\n", 2), "  b\n  c");
+        assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn streams_lines_as_they_come() {
+        let mut seen = Vec::new();
+        let out = Runner::default()
+            .stream_lines(
+                &Cmd::new("sh").args(["-c", "echo one; echo two; echo bad >&2; exit 4"]),
+                |l| seen.push(l.to_string()),
+            )
+            .unwrap();
+        assert_eq!(seen, ["one", "two"]);
+        assert_eq!((out.code, out.stderr.as_str()), (Some(4), "bad\n"));
+    }
+
+    #[test]
+    fn missing_program_is_tool_missing() {
+        let e = Runner::default()
+            .capture(&Cmd::new("inx-no-such-program-xyz"))
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::ToolMissing);
+    }
+
+    #[test]
+    fn both_run_at_once_and_keep_their_own_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display();
+        // Each waits (up to 5 s) for the other's mark: one after the other, both would fail.
+        let meet = |me: &str, other: &str| {
+            Cmd::new("sh").args([
+                "-c",
+                &format!("touch {d}/{me}; i=0; while [ ! -e {d}/{other} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; echo {me}; [ -e {d}/{other} ]"),
+            ])
+        };
+        let (a, b) = Runner::default().capture_both(&meet("a", "b"), &meet("b", "a"));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.success() && b.success(), "{a:?} {b:?}");
+        assert_eq!((a.stdout.as_str(), b.stdout.as_str()), ("a\n", "b\n"));
+        let (missing, ok) =
+            Runner::default().capture_both(&Cmd::new("inx-no-such-program-xyz"), &Cmd::new("true"));
+        assert_eq!(missing.unwrap_err().kind, Kind::ToolMissing);
+        assert!(ok.unwrap().success());
+    }
+
+    #[test]
+    fn captures_output_and_exit_code() {
+        let out = Runner::default()
+            .capture(
+                &Cmd::new("sh")
+                    .args(["-c", "read x; echo out $x; echo err >&2; exit 3"])
+                    .stdin("in\n"),
+            )
+            .unwrap();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "out in\n", "err\n")
+        );
+    }
+}

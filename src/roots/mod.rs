@@ -1,0 +1,476 @@
+//! GC roots for what containers build.
+//!
+//! A build made inside a container through the host daemon leaves
+//! `gcroots/auto/<hash> -> /path/in/the/container/result`. The host cannot resolve that path,
+//! so its next GC (or root query) deletes the link and collects the result. inx resolves each
+//! such path inside each of its containers (see `confine`) and keeps what it finds as a direct
+//! root, `gcroots/inx/NAME/r-<hash of the path>`, with an index (`roots.json`) of where each
+//! came from, so it can tell when the container's link is gone even after the auto link is.
+//! Nothing here writes outside `gcroots/inx`, and only links named `r-*` are ever removed.
+
+pub mod build_roots;
+pub mod confine;
+
+use crate::name::{ContainerName, StorePath};
+use confine::Resolved;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+const INDEX: &str = "roots.json";
+const LINK_PREFIX: &str = "r-";
+
+/// Nix's state directory (`NIX_STATE_DIR`, as Nix reads it), `/nix/var/nix` by default.
+pub fn nix_state_dir() -> PathBuf {
+    std::env::var_os("NIX_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/var/nix"))
+}
+
+/// Where inx keeps roots, and where Nix keeps the links it calls indirect roots.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub base: PathBuf,
+    pub auto: PathBuf,
+}
+
+/// One inx container as far as roots go. `root` is where its filesystem can be read now;
+/// `None` means it cannot be (then its roots are kept as they are).
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub project: String,
+    pub name: ContainerName,
+    pub root: Option<PathBuf>,
+    /// Its storage volume's root filesystem as the host sees it (if the pool shows it).
+    pub volume: PathBuf,
+    /// Whether it carries inx's marker now; an instance without it gets no new roots but
+    /// keeps the ones it has.
+    pub managed: bool,
+}
+
+/// What a container's roots are: the path inside the container each came from, and the
+/// store path it led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub roots: BTreeMap<String, StorePath>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub total: usize,
+    /// Roots not made because the container reached the cap.
+    pub over_cap: usize,
+    /// Why roots were kept without being checked, if they were.
+    pub kept_unchecked: Option<String>,
+}
+
+impl Layout {
+    pub fn new() -> Self {
+        let gcroots = nix_state_dir().join("gcroots");
+        Layout {
+            base: gcroots.join("inx"),
+            auto: gcroots.join("auto"),
+        }
+    }
+
+    /// `inx/NAME` for the default project, `inx/.projects/PROJECT/NAME` for others, as the
+    /// profiles are laid out.
+    pub fn dir(&self, project: &str, name: &ContainerName) -> PathBuf {
+        if project == "default" {
+            self.base.join(name.as_str())
+        } else {
+            self.base
+                .join(".projects")
+                .join(project)
+                .join(name.as_str())
+        }
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.base.join(".lock")
+    }
+
+    /// The paths Nix was asked to keep (the targets of `gcroots/auto`), read as they are now.
+    pub fn auto_origins(&self) -> BTreeSet<String> {
+        let Ok(entries) = std::fs::read_dir(&self.auto) else {
+            return BTreeSet::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|t| t.to_str().map(str::to_string))
+            .filter(|t| t.starts_with('/'))
+            .collect()
+    }
+
+    /// Every container that has a roots directory, as (project, name).
+    pub fn known(&self) -> Vec<(String, ContainerName)> {
+        let mut found = Vec::new();
+        let names = |dir: &Path| -> Vec<ContainerName> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| ContainerName::parse(e.file_name().to_str()?).ok())
+                .collect()
+        };
+        for name in names(&self.base) {
+            found.push(("default".to_string(), name));
+        }
+        let projects = self.base.join(".projects");
+        for project in std::fs::read_dir(&projects).into_iter().flatten().flatten() {
+            let Some(p) = project.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            for name in names(&project.path()) {
+                found.push((p.clone(), name));
+            }
+        }
+        found
+    }
+}
+
+/// How much a sync looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every root is checked again, and every candidate.
+    Full,
+    /// Only the candidates (links that just appeared): the fast path of the watcher, which
+    /// must root a build before the host's next root query deletes its link.
+    NewOnly,
+}
+
+/// Decides a container's roots: each candidate path is resolved inside its root. A root stays
+/// while its path still leads to a store path the host has; "cannot tell" keeps it; the cap
+/// keeps old roots before new ones.
+pub fn decide(
+    old: &Index,
+    root: Option<&Path>,
+    candidates: &BTreeSet<String>,
+    scope: Scope,
+    host_has: &dyn Fn(&StorePath) -> bool,
+    cap: usize,
+) -> (Index, Change) {
+    let mut change = Change::default();
+    let Some(root) = root else {
+        change.total = old.roots.len();
+        change.kept_unchecked = Some("its filesystem cannot be read now".into());
+        return (old.clone(), change);
+    };
+    // The fast path starts from what is known and only adds or moves roots.
+    let (mut found, to_check): (BTreeMap<String, StorePath>, BTreeSet<&String>) = match scope {
+        Scope::Full => (
+            BTreeMap::new(),
+            old.roots.keys().chain(candidates).collect(),
+        ),
+        Scope::NewOnly => (old.roots.clone(), candidates.iter().collect()),
+    };
+    let mut unknown = Vec::new();
+    for origin in to_check {
+        match confine::resolve(root, origin) {
+            Resolved::Store(path) if host_has(&path) => {
+                found.insert(origin.clone(), path);
+            }
+            Resolved::Store(_) | Resolved::Not(_) => {}
+            Resolved::Unknown(why) => {
+                if let Some(path) = old.roots.get(origin) {
+                    found.insert(origin.clone(), path.clone());
+                    unknown.push(why);
+                }
+            }
+        }
+    }
+    let (kept, new): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|(origin, _)| old.roots.contains_key(origin));
+    let mut next = Index::default();
+    for (origin, path) in kept.into_iter().chain(new) {
+        if next.roots.len() >= cap {
+            change.over_cap += 1;
+            continue;
+        }
+        next.roots.insert(origin, path);
+    }
+    for (origin, path) in &next.roots {
+        if old.roots.get(origin) != Some(path) {
+            change.added.push(origin.clone());
+        }
+    }
+    for origin in old.roots.keys() {
+        if !next.roots.contains_key(origin) {
+            change.removed.push(origin.clone());
+        }
+    }
+    change.total = next.roots.len();
+    if !unknown.is_empty() {
+        change.kept_unchecked = Some(unknown.join("; "));
+    }
+    (next, change)
+}
+
+/// The link's name: a hash of the path it came from, so the same path always has the same one.
+pub fn link_name(origin: &str) -> String {
+    // FNV-1a, 64 bits: stable across versions and platforms, which std's hasher is not.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in origin.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{LINK_PREFIX}{h:016x}")
+}
+
+/// Reads a container's index; a missing one is empty. A damaged one is an error, so the
+/// caller keeps that container's roots rather than guess.
+pub fn read_index(dir: &Path) -> io::Result<Index> {
+    match std::fs::read_to_string(dir.join(INDEX)) {
+        Ok(text) => serde_json::from_str(&text).map_err(io::Error::other),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the directory hold exactly `index`'s links: new ones first, then the index, then
+/// the removals, so a crash leaves extra roots, never missing ones. Links named `r-*` that the
+/// index does not list (left by an interrupted run) are ours and go too.
+pub fn write(dir: &Path, index: &Index) -> io::Result<()> {
+    let wanted: BTreeMap<String, &StorePath> = index
+        .roots
+        .iter()
+        .map(|(origin, path)| (link_name(origin), path))
+        .collect();
+    if !wanted.is_empty() {
+        std::fs::create_dir_all(dir)?;
+    }
+    for (link, path) in &wanted {
+        let at = dir.join(link);
+        if std::fs::read_link(&at).ok().as_deref() == Some(Path::new(path.as_str())) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{link}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(path.as_str(), &tmp)?;
+        std::fs::rename(&tmp, &at)?;
+    }
+    if wanted.is_empty() {
+        match std::fs::remove_file(dir.join(INDEX)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    } else {
+        let tmp = dir.join(format!(".{INDEX}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(index)?)?;
+        std::fs::rename(&tmp, dir.join(INDEX))?;
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.starts_with(LINK_PREFIX) && entry.file_type().is_ok_and(|t| t.is_symlink());
+        if ours && !wanted.contains_key(name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    if wanted.is_empty() {
+        // Only when nothing else is in it: inx never removes what it did not make.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
+/// What `write` does, as a script a user could read: the links, then the index (an empty
+/// index removes them all).
+pub fn to_shell(dir: &Path, index: &Index) -> String {
+    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    let d = q(dir);
+    if index.roots.is_empty() {
+        return format!("rm -f {d}/{LINK_PREFIX}* {d}/{INDEX} && rmdir {d}");
+    }
+    let mut lines = vec![format!("mkdir -p {d}")];
+    for (origin, path) in &index.roots {
+        lines.push(format!(
+            "ln -sfn {} {}",
+            path.as_str(),
+            q(&dir.join(link_name(origin)))
+        ));
+    }
+    let json = serde_json::to_string_pretty(index).expect("an index serialises");
+    lines.push(format!("cat >{d}/{INDEX} <<'INX_EOF'\n{json}\nINX_EOF"));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const A: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a";
+    const B: &str = "/nix/store/1123456789abcdfghijklmnpqrsvwxyz-b";
+
+    fn sp(s: &str) -> StorePath {
+        StorePath::parse(s).unwrap()
+    }
+
+    fn container_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("nix/store")).unwrap();
+        std::fs::create_dir_all(root.path().join("root")).unwrap();
+        root
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn roots_follow_the_containers_links() {
+        let root = container_root();
+        symlink(A, root.path().join("root/result")).unwrap();
+        symlink("/etc/shadow", root.path().join("root/evil")).unwrap();
+        let all = |_: &StorePath| true;
+        let candidates = set(&["/root/result", "/root/evil", "/nowhere"]);
+
+        let (first, change) = decide(
+            &Index::default(),
+            Some(root.path()),
+            &candidates,
+            Scope::Full,
+            &all,
+            10,
+        );
+        assert_eq!(
+            first.roots,
+            BTreeMap::from([("/root/result".into(), sp(A))])
+        );
+        assert_eq!(change.added, vec!["/root/result"]);
+
+        // The auto link is gone (the host deleted it as stale): the index still knows.
+        let (again, change) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        assert_eq!(again, first);
+        assert!(change.added.is_empty() && change.removed.is_empty());
+
+        // A new build moved the link: the root moves with it.
+        std::fs::remove_file(root.path().join("root/result")).unwrap();
+        symlink(B, root.path().join("root/result")).unwrap();
+        let (moved, _) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        assert_eq!(moved.roots["/root/result"], sp(B));
+
+        // The watcher's fast path adds and moves, and never drops: a link it was not told
+        // about is left to the next full sync.
+        symlink(A, root.path().join("root/other")).unwrap();
+        let (fast, change) = decide(
+            &first,
+            Some(root.path()),
+            &set(&["/root/other", "/root/result", "/nowhere"]),
+            Scope::NewOnly,
+            &all,
+            10,
+        );
+        assert_eq!(fast.roots["/root/other"], sp(A));
+        assert_eq!(fast.roots["/root/result"], sp(B), "a rebuilt result moves");
+        assert_eq!(change.added, vec!["/root/other", "/root/result"]);
+        std::fs::remove_file(root.path().join("root/other")).unwrap();
+        let (fast, _) = decide(
+            &fast,
+            Some(root.path()),
+            &set(&["/root/x"]),
+            Scope::NewOnly,
+            &all,
+            10,
+        );
+        assert!(
+            fast.roots.contains_key("/root/other"),
+            "the fast path dropped a root"
+        );
+
+        // `rm result`: the root goes.
+        std::fs::remove_file(root.path().join("root/result")).unwrap();
+        let (gone, change) = decide(&moved, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        assert!(gone.roots.is_empty());
+        assert_eq!(change.removed, vec!["/root/result"]);
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_kept() {
+        let old = Index {
+            roots: BTreeMap::from([("/root/result".into(), sp(A))]),
+        };
+        let all = |_: &StorePath| true;
+        let (next, change) = decide(&old, None, &set(&["/x"]), Scope::Full, &all, 10);
+        assert_eq!(next, old);
+        assert!(change.kept_unchecked.is_some());
+        let (next, _) = decide(
+            &old,
+            Some(Path::new("/nonexistent")),
+            &set(&[]),
+            Scope::Full,
+            &all,
+            10,
+        );
+        assert_eq!(next, old);
+    }
+
+    #[test]
+    fn paths_the_host_lacks_are_not_rooted_and_the_cap_keeps_old_roots() {
+        let root = container_root();
+        symlink(A, root.path().join("root/a")).unwrap();
+        symlink(B, root.path().join("root/b")).unwrap();
+        let only_a = |p: &StorePath| p.as_str() == A;
+        let (next, _) = decide(
+            &Index::default(),
+            Some(root.path()),
+            &set(&["/root/a", "/root/b"]),
+            Scope::Full,
+            &only_a,
+            10,
+        );
+        assert_eq!(next.roots.keys().collect::<Vec<_>>(), ["/root/a"]);
+
+        let all = |_: &StorePath| true;
+        let old = Index {
+            roots: BTreeMap::from([("/root/b".into(), sp(B))]),
+        };
+        let (capped, change) = decide(
+            &old,
+            Some(root.path()),
+            &set(&["/root/a"]),
+            Scope::Full,
+            &all,
+            1,
+        );
+        assert_eq!(capped, old);
+        assert_eq!(change.over_cap, 1);
+    }
+
+    #[test]
+    fn write_makes_the_links_and_removes_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("web");
+        let index = Index {
+            roots: BTreeMap::from([("/root/result".into(), sp(A))]),
+        };
+        write(&d, &index).unwrap();
+        let link = d.join(link_name("/root/result"));
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(A));
+        assert_eq!(read_index(&d).unwrap(), index);
+
+        symlink(B, d.join("someone-elses")).unwrap();
+        symlink(B, d.join("r-0000000000000000")).unwrap();
+        write(&d, &Index::default()).unwrap();
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert!(std::fs::symlink_metadata(d.join("someone-elses")).is_ok());
+        assert!(std::fs::symlink_metadata(d.join("r-0000000000000000")).is_err());
+        std::fs::remove_file(d.join("someone-elses")).unwrap();
+        write(&d, &Index::default()).unwrap();
+        assert!(!d.exists());
+    }
+
+    #[test]
+    fn link_names_are_stable() {
+        assert_eq!(link_name("/result"), link_name("/result"));
+        assert_ne!(link_name("/result"), link_name("/result2"));
+        assert_eq!(link_name("").len(), 18);
+    }
+}

@@ -81,7 +81,7 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     }
     let target = generations::choose(&gens, to, &name)?;
     let running = instance::running_system(inst);
-    let plan = generations::rollback_plan(
+    let plan = crate::plan::rollback(
         &name,
         &ctx.profiles()?.dir(&name),
         &target,

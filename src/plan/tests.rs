@@ -1,5 +1,11 @@
 use super::*;
+use crate::clients::incus::{Client, Instance};
+use crate::containers::instance::{self, Spec};
+use crate::containers::manifest::Manifest;
 use crate::containers::manifest::{ConfigValue, IncusSettings};
+use crate::containers::profile::ProfileState;
+use crate::name::StorePath;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";

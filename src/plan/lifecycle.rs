@@ -1,0 +1,117 @@
+//! The plans of `inx start|stop|restart` and `inx destroy`: only managed instances, only
+//! what is needed.
+
+use super::{missing_error, run, step, unmanaged_error, Action, Plan, What};
+use crate::clients::incus::{Client, Instance};
+use crate::containers::instance;
+use crate::error::{Error, Result};
+use crate::name::ContainerName;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// The plan of `inx start|stop|restart`: only managed instances, only what is needed.
+pub fn lifecycle(
+    op: Lifecycle,
+    names: &[ContainerName],
+    instances: &BTreeMap<String, Instance>,
+    incus: &Client,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for name in names {
+        let inst = instances
+            .get(name.as_str())
+            .ok_or_else(|| missing_error(name))?;
+        if !instance::is_managed(inst) {
+            return Err(unmanaged_error(name.as_str()));
+        }
+        let running = inst.running();
+        match (op, running) {
+            (Lifecycle::Start, false) => {
+                plan.steps
+                    .push(run(name, What::Start, "start", incus.start(name)))
+            }
+            (Lifecycle::Stop, true) => {
+                plan.steps
+                    .push(run(name, What::Stop, "stop", incus.stop(name)))
+            }
+            (Lifecycle::Restart, true) => {
+                plan.steps
+                    .push(run(name, What::Restart, "restart", incus.restart(name)))
+            }
+            (Lifecycle::Restart, false) => plan.steps.push(run(
+                name,
+                What::Start,
+                "start (it was stopped)",
+                incus.start(name),
+            )),
+            _ => plan.unchanged.push(name.clone()),
+        }
+    }
+    Ok(plan)
+}
+
+/// Where a container keeps things on the host, and whether each exists.
+#[derive(Debug, Clone)]
+pub struct HostDirs {
+    pub profile: (PathBuf, bool),
+    pub roots: (PathBuf, bool),
+}
+
+/// The plan of `inx destroy`: the instance, its host profile and its GC roots, nothing else.
+pub fn destroy(
+    names: &[ContainerName],
+    instances: &BTreeMap<String, Instance>,
+    host_dirs: &BTreeMap<ContainerName, HostDirs>,
+    incus: &Client,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for name in names {
+        let inst = instances.get(name.as_str());
+        if let Some(inst) = inst {
+            if !instance::is_managed(inst) {
+                return Err(unmanaged_error(name.as_str()));
+            }
+        }
+        let HostDirs {
+            profile: (dir, exists),
+            roots: (roots, has_roots),
+        } = &host_dirs[name];
+        if inst.is_none() && !exists && !has_roots {
+            return Err(Error::input(format!(
+                "there is no container named {name} to destroy"
+            )));
+        }
+        if inst.is_some() {
+            plan.steps.push(run(
+                name,
+                What::Delete,
+                "delete the instance and its root filesystem",
+                incus.delete(name),
+            ));
+        }
+        if *exists {
+            plan.steps.push(step(
+                name,
+                What::RemoveProfile,
+                "remove the host profile and its generations",
+                Action::RemoveDir(dir.clone()),
+            ));
+        }
+        if *has_roots {
+            plan.steps.push(step(
+                name,
+                What::RemoveRoots,
+                "remove its GC roots (what it built can be collected)",
+                Action::RemoveRoots(roots.clone()),
+            ));
+        }
+    }
+    Ok(plan)
+}

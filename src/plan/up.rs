@@ -1,0 +1,329 @@
+//! The plan of `inx up`: each declared container brought to its declared state, one build for
+//! all of them first.
+
+use super::{run, step, unmanaged_error, Action, Plan, Step, What};
+use crate::clients::incus::{Client, Instance};
+use crate::clients::nix;
+use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
+use crate::containers::manifest::Manifest;
+use crate::containers::profile::ProfileState;
+use crate::error::{Error, Result};
+use crate::images::ImageFiles;
+use crate::name::{ContainerName, StorePath};
+use std::path::PathBuf;
+
+/// Everything known about one container that `up` should bring to its declared state.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub manifest: &'a Manifest,
+    pub spec: Spec,
+    pub profile_dir: PathBuf,
+    /// Whether the profile directory exists (a new container's does not yet).
+    pub profile_dir_exists: bool,
+    pub profile: ProfileState,
+    pub instance: Option<&'a Instance>,
+    /// What the container runs now: read through its init's root, or the recorded key.
+    pub running_system: Option<StorePath>,
+    /// Whether the declared system is already in the store.
+    pub built: bool,
+    /// Set when the container runs from its image instead of the shared store.
+    pub image: Option<ImageSource>,
+}
+
+/// The image a container runs from.
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    /// The built files; `None` when they are not built yet (a dry run) or not needed (the
+    /// instance exists).
+    pub files: Option<ImageFiles>,
+    /// What to realise for them (a dry run that would build them).
+    pub to_build: Vec<String>,
+    /// Whether the server has the image already.
+    pub present: bool,
+}
+
+/// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
+pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Result<Plan> {
+    for t in targets {
+        if let Some(inst) = t.instance {
+            if !instance::is_managed(inst) {
+                return Err(unmanaged_error(inst.name.as_str()));
+            }
+            if inst.kind != "container" {
+                return Err(Error::input(format!(
+                    "{} is an Incus {}, not a container; inx up only manages containers",
+                    inst.name, inst.kind
+                )));
+            }
+        }
+    }
+
+    let mut plan = Plan::default();
+    // Every system a profile is about to take is realised with a root, built or not: a path
+    // that exists but nothing roots could be collected before `nix-env --set` holds it.
+    let deploy: Vec<&Facts> = targets
+        .iter()
+        .filter(|t| t.image.is_none() && t.profile.system.as_ref() != Some(&t.manifest.toplevel))
+        .collect();
+    let unbuilt = deploy.iter().filter(|t| !t.built).count();
+    let mut to_realise: Vec<String> = deploy
+        .iter()
+        .map(|t| match (&t.manifest.drv_path, t.built) {
+            (Some(drv), false) => drv.clone(),
+            _ => t.manifest.toplevel.to_string(),
+        })
+        .collect();
+    let images: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.image.as_ref())
+        .flat_map(|i| i.to_build.iter().cloned())
+        .collect();
+    to_realise.extend(images.iter().cloned());
+    if !to_realise.is_empty() {
+        let systems = |n: usize| match n {
+            1 => "1 system".to_string(),
+            n => format!("{n} systems"),
+        };
+        let mut description = match (unbuilt, deploy.len() - unbuilt) {
+            (0, n) => format!(
+                "keep {} from the GC until the profiles hold them",
+                systems(n)
+            ),
+            (b, 0) => format!("build {}", systems(b)),
+            (b, n) => format!("build {} (and keep {n} built ones from the GC)", systems(b)),
+        };
+        if deploy.is_empty() {
+            description = format!("build {} image outputs", images.len());
+        } else if !images.is_empty() {
+            description.push_str(&format!(", and {} image outputs", images.len()));
+        }
+        plan.steps.push(Step {
+            container: None,
+            what: What::Build,
+            description,
+            action: Action::Run(nix::realise(&to_realise, build_root)),
+        });
+    }
+
+    for t in targets {
+        let before = plan.steps.len();
+        if let Some(image) = &t.image {
+            plan_image_container(t, image, incus, &mut plan);
+        } else {
+            plan_container(t, incus, &mut plan.steps);
+        }
+        if plan.steps.len() == before {
+            plan.unchanged.push(t.manifest.name.clone());
+        }
+    }
+    Ok(plan)
+}
+
+/// The device that binds a container's host profile directory.
+const PROFILES_DEVICE: &str = "inx-profiles";
+
+fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
+    let name = &t.manifest.name;
+    let system = &t.manifest.toplevel;
+
+    if t.profile.system.as_ref() != Some(system) {
+        let next = t.profile.generation.map_or(1, |g| g + 1);
+        if !t.profile_dir_exists {
+            steps.push(step(
+                name,
+                What::Profile,
+                "create the host profile directory",
+                Action::CreateDir(t.profile_dir.clone()),
+            ));
+        }
+        steps.push(run(
+            name,
+            What::Profile,
+            format!(
+                "point the host profile at {} (generation {next})",
+                system.base_name()
+            ),
+            nix::set_profile(&t.profile_dir.join("system"), system),
+        ));
+    }
+
+    let Some(inst) = t.instance else {
+        steps.push(run(
+            name,
+            What::Create,
+            "create the instance (empty root filesystem, shared store)",
+            incus.create_empty(name, &t.spec.profiles, instance::create_input(&t.spec)),
+        ));
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    };
+
+    let diff = instance::diff(&t.spec, inst);
+    if !inst.running() {
+        apply(name, &diff, incus, steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    }
+    if diff.needs_restart() {
+        steps.push(run(
+            name,
+            What::Stop,
+            "stop: a changed setting takes effect only at start",
+            incus.stop(name),
+        ));
+        apply(name, &diff, incus, steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    }
+    // The profile directory was removed on the host while the container ran, which still
+    // has the removed one bound (empty): bind the new one in its place, before a switch runs
+    // from it.
+    if !t.profile_dir_exists && !diff.remove_devices.iter().any(|d| d == PROFILES_DEVICE) {
+        if let Some(props) = t.spec.devices.get(PROFILES_DEVICE) {
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("remove device {PROFILES_DEVICE}: its directory was removed on the host"),
+                incus.device_remove(name, PROFILES_DEVICE),
+            ));
+            steps.push(run(
+                name,
+                What::Devices,
+                format!("add device {PROFILES_DEVICE}: bind the new profile directory"),
+                incus.device_add(name, PROFILES_DEVICE, props),
+            ));
+        }
+    }
+    if t.running_system.as_ref() != Some(system) {
+        let switch = incus.exec(
+            name,
+            &[
+                "/nix/var/nix/profiles/system/bin/switch-to-configuration".to_string(),
+                "switch".to_string(),
+            ],
+        );
+        steps.push(run(
+            name,
+            What::Switch,
+            format!("switch to {} in place", system.base_name()),
+            switch,
+        ));
+    }
+    apply(name, &diff, incus, steps);
+}
+
+/// A container that runs from its image: imported once, created from it, then only its
+/// settings are kept in line. A new system cannot be switched in from the host's store, so
+/// it is reported and left alone; `destroy` and `up` make the container again.
+fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Client, plan: &mut Plan) {
+    let name = &t.manifest.name;
+    let Some(inst) = t.instance else {
+        let Some(files) = &image.files else {
+            plan.notes.push(format!(
+                "{name}: after the build, import its image and create the instance from it"
+            ));
+            return;
+        };
+        if !image.present {
+            plan.steps.push(run(
+                name,
+                What::Import,
+                format!(
+                    "import its image {}",
+                    &files.fingerprint[..files.fingerprint.len().min(12)]
+                ),
+                // No alias: the instance is made from the fingerprint.
+                incus.image_import(files, None, None, false),
+            ));
+        }
+        plan.steps.push(run(
+            name,
+            What::Create,
+            "create the instance from its image (no shared store)",
+            incus.create_from_image(
+                &files.fingerprint,
+                name,
+                &t.spec.profiles,
+                instance::create_input(&t.spec),
+            ),
+        ));
+        plan.steps
+            .push(run(name, What::Start, "start", incus.start(name)));
+        return;
+    };
+    let diff = instance::diff(&t.spec, inst);
+    let mut steps = Vec::new();
+    if !inst.running() {
+        apply(name, &diff, incus, &mut steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+    } else if diff.needs_restart() {
+        steps.push(run(
+            name,
+            What::Stop,
+            "stop: a changed setting takes effect only at start",
+            incus.stop(name),
+        ));
+        apply(name, &diff, incus, &mut steps);
+        steps.push(run(name, What::Start, "start", incus.start(name)));
+    } else {
+        apply(name, &diff, incus, &mut steps);
+    }
+    plan.steps.extend(steps);
+    let recorded = inst.config.get(KEY_SYSTEM).map(String::as_str);
+    if recorded != Some(t.manifest.toplevel.as_str()) {
+        plan.notes.push(format!(
+            "{name} runs from an image of an older system; inx does not replace its root filesystem: `inx destroy {name}` and `inx up {name}` make it again from the new image"
+        ));
+    }
+}
+
+/// Steps that make the instance's config match; a system record is written last, after the
+/// switch it records succeeded.
+fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step>) {
+    for key in &diff.unset {
+        steps.push(run(
+            name,
+            What::Config,
+            format!("unset {key}"),
+            incus.config_unset(name, key),
+        ));
+    }
+    for device in &diff.remove_devices {
+        steps.push(run(
+            name,
+            What::Devices,
+            format!("remove device {device}"),
+            incus.device_remove(name, device),
+        ));
+    }
+    for (device, props) in &diff.add_devices {
+        steps.push(run(
+            name,
+            What::Devices,
+            format!("add device {device}"),
+            incus.device_add(name, device, props),
+        ));
+    }
+    if let Some(profiles) = &diff.profiles {
+        steps.push(run(
+            name,
+            What::Profiles,
+            format!("assign profiles {}", profiles.join(",")),
+            incus.profile_assign(name, profiles),
+        ));
+    }
+    if !diff.set.is_empty() {
+        let keys: Vec<&str> = diff.set.keys().map(String::as_str).collect();
+        let what = if keys == [KEY_SYSTEM] {
+            "record the deployed system".to_string()
+        } else {
+            format!("set {}", keys.join(", "))
+        };
+        steps.push(run(
+            name,
+            What::Config,
+            what,
+            incus.config_set(name, &diff.set),
+        ));
+    }
+}

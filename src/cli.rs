@@ -242,6 +242,14 @@ pub enum ImageCommand {
         name: String,
         #[arg(long, help = IMAGE_VM)]
         vm: bool,
+        /// A folder whose links `metadata` and `rootfs` (or `disk`) keep the files from the
+        /// host's GC, as `nix build`'s `result` does; made if missing, its links replaced by
+        /// the next build.
+        #[arg(long, value_name = "DIR", default_value = "result-image")]
+        out_link: std::path::PathBuf,
+        /// No links: the files may be collected by the host's next GC.
+        #[arg(long, conflicts_with = "out_link")]
+        no_link: bool,
     },
     /// Import the image into the local server, or into REMOTE: (a remote the client knows).
     ///

@@ -103,7 +103,12 @@ fn run(cli: &Cli) -> error::Result<i32> {
 fn run_image(ctx: &Ctx, image: &cli::Image) -> error::Result<()> {
     use commands::image::{self, ImportArgs};
     match &image.command {
-        ImageCommand::Build { name, vm } => image::build(ctx, name, *vm),
+        ImageCommand::Build {
+            name,
+            vm,
+            out_link,
+            no_link,
+        } => image::build(ctx, name, *vm, (!no_link).then_some(out_link.as_path())),
         ImageCommand::Import {
             name,
             target,

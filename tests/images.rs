@@ -180,9 +180,19 @@ impl Bed {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `inx image build NAME`: (metadata, rootfs, fingerprint).
+    /// `inx image build NAME`: (metadata, rootfs, fingerprint); the links that keep the
+    /// files go to this test's folder `result-image-NAME`.
     fn build(&self, name: &str) -> (PathBuf, PathBuf, String) {
-        let run = self.inx(&["image", "build", name]).ok();
+        let links = self.dir(&format!("result-image-{name}"));
+        let run = self
+            .inx(&[
+                "image",
+                "build",
+                name,
+                "--out-link",
+                links.to_str().unwrap(),
+            ])
+            .ok();
         let field = |key: &str| {
             run.stdout
                 .lines()
@@ -354,6 +364,24 @@ fn build_import_twice_and_launch() {
     assert!(meta.to_string_lossy().ends_with(".tar.xz") && meta.is_file());
     assert!(root.to_string_lossy().ends_with(".squashfs") && root.is_file());
     assert_eq!(fp, sha256_of(&[&meta, &root]));
+    // The files are handed over with links that are GC roots, as `nix build`'s result is.
+    let links = bed.dir("result-image-web");
+    let roots = must("nix-store", &["--gc", "--print-roots"], &[]);
+    for (link, file) in [("metadata", &meta), ("rootfs", &root)] {
+        let at = links.join(link);
+        let target = std::fs::read_link(&at).unwrap();
+        assert!(
+            file.starts_with(&target),
+            "{} -> {}",
+            at.display(),
+            target.display()
+        );
+        assert!(
+            roots.contains(&format!("{} -> {}", at.display(), target.display())),
+            "{} is a GC root:\n{roots}",
+            at.display()
+        );
+    }
     bed.image("incus", &fp);
 
     let first = bed

@@ -98,11 +98,17 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
 fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
     match &step.action {
         Action::CreateDir(path) => std::fs::create_dir_all(path).map_err(|e| {
-            Error::new(
+            let err = Error::new(
                 Kind::Failed,
                 format!("cannot create {}: {e}", path.display()),
-            )
-            .with_hint("inx keeps host profiles under /nix/var/nix/profiles/inx: run it as root")
+            );
+            if path.starts_with("/nix/var") {
+                err.with_hint(
+                    "inx keeps host profiles under /nix/var/nix/profiles/inx: run it as root",
+                )
+            } else {
+                err
+            }
         }),
         Action::RemoveDir(path) => match std::fs::remove_dir_all(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::new(

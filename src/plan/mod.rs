@@ -50,6 +50,8 @@ pub enum What {
     Roots,
     /// The host's garbage collection (`gc`).
     Collect,
+    /// A link that keeps a build from the GC for the user (`image build --out-link`).
+    Link,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

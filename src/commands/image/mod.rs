@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::clients::incus::{self, Backend, Client, Remote, RemoteName};
+use crate::clients::nix;
 use crate::error::{Error, Result};
 use crate::execute;
 use crate::images::simplestreams::{self, FileInfo, NewVersion, Outcome};
@@ -11,7 +12,7 @@ use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};
 use crate::plan::image::{self as image_plan, short, Destination};
-use crate::plan::Plan;
+use crate::plan::{Action, Plan, Step, What};
 use serde::Serialize;
 use std::path::Path;
 
@@ -19,6 +20,8 @@ use std::path::Path;
 #[derive(Serialize)]
 struct Built<'a> {
     image: &'a ImageFiles,
+    /// The folder whose links keep the files, or null with --no-link.
+    out_link: Option<String>,
 }
 
 /// The JSON of `image import` and `image publish`: the plan, and the image it puts there.
@@ -70,19 +73,93 @@ fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<I
     outputs.files().map(Some)
 }
 
-pub fn build(ctx: &Ctx, name: &str, vm: bool) -> Result<()> {
+/// `inx image build`: the files, rooted by links in `out_link` (handed to the user, as `nix
+/// build`'s `result`), and where they are.
+pub fn build(ctx: &Ctx, name: &str, vm: bool, out_link: Option<&Path>) -> Result<()> {
     let outputs = gather(ctx, name, ImageKind::from_vm_flag(vm))?;
-    let Some(files) = built_files(ctx, &outputs, "print where the files are")? else {
+    if let Some(dir) = out_link {
+        link_folder_is_free(dir)?;
+    }
+    let mut plan = Plan::building(
+        &outputs.to_build(),
+        &ctx.build_root(),
+        Some(&outputs.name),
+        |_| format!("build the {}", outputs.kind.describe()),
+    );
+    if let Some(dir) = out_link {
+        plan.steps.extend(link_steps(&outputs, dir));
+    }
+    if ctx.dry_run {
+        plan.notes
+            .push("then: print where the files are".to_string());
+        ctx.print_plan(&plan);
         return Ok(());
-    };
+    }
+    if plan.steps.iter().any(|s| s.what == What::Build) {
+        ctx.hold_build_roots()?;
+    }
+    execute::execute(&ctx.runner, &plan)?;
+    let files = outputs.files()?;
     if ctx.json {
-        output::json(&Built { image: &files });
+        output::json(&Built {
+            image: &files,
+            out_link: out_link.map(|d| d.display().to_string()),
+        });
     } else {
         outln!("metadata    {}", files.metadata.display());
         outln!("rootfs      {}", files.root.display());
         outln!("fingerprint {}", files.fingerprint);
+        if let Some(dir) = out_link {
+            ctx.runner.progress(format_args!(
+                "{}: links keep the files from the host's GC; remove it to let them go",
+                dir.display()
+            ));
+        }
     }
     Ok(())
+}
+
+/// The folder for the links must be a folder (or not exist yet): a `result` link from `nix
+/// build` would point into the store, where nothing can be added.
+fn link_folder_is_free(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::input(format!(
+            "{} exists and is not a folder (a `nix build` result?)",
+            dir.display()
+        ))
+        .with_hint("pass --out-link with another folder, or --no-link")),
+    }
+}
+
+/// The folder, then a root for each output: `nix-store --add-root` of a path that exists only
+/// links and registers it, as `nix build --out-link` does.
+fn link_steps(outputs: &ImageOutputs, dir: &Path) -> Vec<Step> {
+    let step = |what, description: String, action| Step {
+        container: Some(outputs.name.clone()),
+        what,
+        description,
+        action,
+    };
+    let mut steps = vec![step(
+        What::Link,
+        format!("make {}", dir.display()),
+        Action::CreateDir(dir.to_path_buf()),
+    )];
+    let root_name = match outputs.kind {
+        ImageKind::Container => "rootfs",
+        ImageKind::Vm => "disk",
+    };
+    for (link, out) in [("metadata", &outputs.metadata), (root_name, &outputs.root)] {
+        let at = dir.join(link);
+        steps.push(step(
+            What::Link,
+            format!("keep the {link} output from the GC as {}", at.display()),
+            Action::Run(nix::realise(std::slice::from_ref(&out.out_path), &at)),
+        ));
+    }
+    steps
 }
 
 pub struct ImportArgs<'a> {

@@ -1,0 +1,128 @@
+//! `inx image export`: the files in a folder, with how to import them by hand.
+
+use super::*;
+
+/// The JSON of `image export`.
+#[derive(Serialize)]
+struct Exported<'a> {
+    dir: String,
+    files: [&'a str; 4],
+    image: &'a ImageFiles,
+}
+
+/// The text that goes with exported files.
+fn import_text(outputs: &ImageOutputs, files: &ImageFiles, alias: &Alias) -> String {
+    let root = root_file_name(files.kind);
+    let name = &outputs.name;
+    let flags = launch_flags(files.kind);
+    let kind = match files.kind {
+        ImageKind::Container => "container",
+        ImageKind::Vm => "virtual machine",
+    };
+    format!(
+        "NixOS image of the inx container {name} ({kind}), {description}.\n\
+         Fingerprint: {fp}\n\
+         \n\
+         Copy this folder to the other host, then in it:\n\
+         \n\
+         With Incus:\n\
+         \x20 incus image import metadata.tar.xz {root} --alias {alias}\n\
+         \x20 incus launch {alias} {name}{flags}\n\
+         \n\
+         With LXD (for example in ChromeOS's termina VM, where the client is lxc):\n\
+         \x20 lxc image import metadata.tar.xz {root} --alias {alias}\n\
+         \x20 lxc launch {alias} {name}{flags}\n\
+         \n\
+         The import prints the fingerprint; it must be the one above (so is\n\
+         `cat metadata.tar.xz {root} | sha256sum`). SHA256SUMS has each file's hash.\n",
+        description = outputs.properties.description,
+        fp = files.fingerprint,
+    )
+}
+
+pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
+    let outputs = gather(ctx, name, ImageKind::from_vm_flag(vm))?;
+    staging::free_target(dir)?;
+    let Some(files) = built_files(ctx, &outputs, &format!("write {}", dir.display()))? else {
+        return Ok(());
+    };
+    let root = root_file_name(files.kind);
+    let exported = Exported {
+        dir: dir.display().to_string(),
+        files: ["metadata.tar.xz", root, "SHA256SUMS", "IMPORT.txt"],
+        image: &files,
+    };
+    if ctx.dry_run {
+        if ctx.json {
+            output::json(&exported);
+        } else {
+            outln!(
+                "# write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let alias = Alias::default_for(&outputs.name, outputs.kind);
+    let staged = Staging::beside(dir)?;
+    staged.copy(&files.metadata, "metadata.tar.xz")?;
+    staged.copy(&files.root, root)?;
+    let sums = format!(
+        "{}  metadata.tar.xz\n{}  {root}\n",
+        images::sha256_file(&files.metadata)?,
+        images::sha256_file(&files.root)?
+    );
+    staged.write("SHA256SUMS", sums.as_bytes())?;
+    staged.write(
+        "IMPORT.txt",
+        import_text(&outputs, &files, &alias).as_bytes(),
+    )?;
+    staged.commit_as(dir)?;
+    eprintln!(
+        "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
+        dir.display()
+    );
+    if ctx.json {
+        output::json(&exported);
+    } else {
+        outln!("{}", dir.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::{Properties, StoreOutput};
+
+    #[test]
+    fn import_text_for_a_container() {
+        let outputs = ImageOutputs {
+            name: ContainerName::parse("web").unwrap(),
+            kind: ImageKind::Container,
+            properties: Properties {
+                os: "nixos".into(),
+                release: "25.11".into(),
+                variant: "default".into(),
+                architecture: "x86_64".into(),
+                description: "NixOS Xantusia 25.11 x86_64-linux".into(),
+            },
+            metadata: StoreOutput {
+                drv_path: None,
+                out_path: "/nix/store/m".into(),
+            },
+            root: StoreOutput {
+                drv_path: None,
+                out_path: "/nix/store/r".into(),
+            },
+        };
+        let files = ImageFiles {
+            kind: ImageKind::Container,
+            metadata: "/nix/store/m/tarball/x.tar.xz".into(),
+            root: "/nix/store/r/x.squashfs".into(),
+            fingerprint: "aafd3b080e96".into(),
+        };
+        let alias = Alias::default_for(&outputs.name, outputs.kind);
+        insta::assert_snapshot!(import_text(&outputs, &files, &alias));
+    }
+}

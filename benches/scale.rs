@@ -374,6 +374,9 @@ fn raw_up(
             "switch" => "switch",
             // inx's own record of what it deployed: not something a user types.
             "config" => continue,
+            // inx roots the built systems until their profiles hold them (`nix-store
+            // --add-root`); the raw side's `nix build` built them and a user would not.
+            "build" => continue,
             other => panic!("a raw up does not expect a {other} step"),
         };
         *by.entry(kind).or_default() += timed(|| run_step(step));

@@ -121,15 +121,22 @@ impl Run for Runner {
 #[cfg(test)]
 #[derive(Default)]
 pub struct Recorder {
-    failing: std::collections::BTreeMap<(String, String), i32>,
+    failing: std::collections::BTreeMap<(String, String), (i32, String)>,
     pub calls: std::sync::Mutex<Vec<(&'static str, Cmd)>>,
 }
 
 #[cfg(test)]
 impl Recorder {
-    pub fn fail(mut self, program: &str, first_arg: &str, code: i32) -> Self {
-        self.failing
-            .insert((program.to_string(), first_arg.to_string()), code);
+    pub fn fail(self, program: &str, first_arg: &str, code: i32) -> Self {
+        self.fail_with(program, first_arg, code, "refused\n")
+    }
+
+    /// As `fail`, saying `stderr`.
+    pub fn fail_with(mut self, program: &str, first_arg: &str, code: i32, stderr: &str) -> Self {
+        self.failing.insert(
+            (program.to_string(), first_arg.to_string()),
+            (code, stderr.to_string()),
+        );
         self
     }
 
@@ -144,19 +151,15 @@ impl Recorder {
     fn answer(&self, how: &'static str, cmd: &Cmd) -> Result<Output> {
         self.calls.lock().unwrap().push((how, cmd.clone()));
         let first = cmd.args.first().cloned().unwrap_or_default();
-        let code = self
+        let (code, stderr) = self
             .failing
             .get(&(cmd.program.clone(), first))
-            .copied()
-            .unwrap_or(0);
+            .cloned()
+            .unwrap_or_default();
         Ok(Output {
             code: Some(code),
             stdout: String::new(),
-            stderr: if code == 0 {
-                String::new()
-            } else {
-                "refused\n".into()
-            },
+            stderr,
         })
     }
 }

@@ -228,6 +228,7 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             _ => Ok(()),
         },
         Action::RemoveRoots(dir) => remove_roots(dir, &crate::roots::Layout::new().lock_file()),
+        Action::WriteFolder(folder) => crate::images::staging::write(folder),
         // The caller holds the roots lock: it decided these roots under it.
         Action::WriteRoots { dir, index } => crate::roots::write(dir, index).map_err(|e| {
             Error::new(

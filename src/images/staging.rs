@@ -123,6 +123,114 @@ impl Drop for Staging {
     }
 }
 
+/// A folder to write, as a plan's step (`Action::WriteFolder`): made whole (staged beside it,
+/// then renamed into place) or added to (staged inside it, then each of `publish` renamed into
+/// place in order, so readers of its index files, which go last, never see a half-written
+/// entry).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Folder {
+    pub dir: PathBuf,
+    pub new: bool,
+    pub files: Vec<FolderFile>,
+    /// For a folder added to: what is renamed into place, in order.
+    pub publish: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FolderFile {
+    /// Relative to the folder.
+    pub path: String,
+    #[serde(flatten)]
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// A copy of this file (from the store: the copy is made writable).
+    Copy(PathBuf),
+    Text(String),
+    /// `sha256sum` lines of these files of the folder (hashed when written, not planned).
+    Sha256Sums(Vec<String>),
+}
+
+/// Carries out a `Folder`: nothing is half-written, and a failure (or Ctrl-C) leaves nothing.
+pub fn write(folder: &Folder) -> Result<()> {
+    let staged = if folder.new {
+        Staging::beside(&folder.dir)?
+    } else {
+        Staging::inside(&folder.dir)?
+    };
+    for file in &folder.files {
+        match &file.content {
+            Content::Copy(from) => staged.copy(from, &file.path)?,
+            Content::Text(text) => staged.write(&file.path, text.as_bytes())?,
+            Content::Sha256Sums(of) => {
+                let mut sums = String::new();
+                for rel in of {
+                    let hash = crate::images::sha256_file(&staged.path(rel))?;
+                    sums.push_str(&format!("{hash}  {rel}\n"));
+                }
+                staged.write(&file.path, sums.as_bytes())?
+            }
+        }
+    }
+    if folder.new {
+        return staged.commit_as(&folder.dir);
+    }
+    for rel in &folder.publish {
+        staged.move_out(rel, &folder.dir.join(rel))?;
+    }
+    Ok(())
+}
+
+/// What `write` does, as a script a user could read.
+pub fn to_shell(folder: &Folder) -> String {
+    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    let stage = if folder.new {
+        let parent = folder.dir.parent().unwrap_or(Path::new("."));
+        format!("stage=$(mktemp -d {}/.inx-tmp-XXXXXX)", q(parent))
+    } else {
+        format!("stage=$(mktemp -d {}/.inx-tmp-XXXXXX)", q(&folder.dir))
+    };
+    let mut lines = vec![stage];
+    for file in &folder.files {
+        let at = format!("\"$stage\"/{}", crate::execute::process::quote(&file.path));
+        let dir = Path::new(&file.path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            lines.push(format!("mkdir -p \"$stage\"/{}", q(dir)));
+        }
+        lines.push(match &file.content {
+            Content::Copy(from) => format!("cp {} {at}", q(from)),
+            Content::Text(text) => {
+                format!("cat >{at} <<'INX_EOF'\n{}\nINX_EOF", text.trim_end())
+            }
+            Content::Sha256Sums(of) => format!(
+                "(cd \"$stage\" && sha256sum {}) >{at}",
+                of.iter()
+                    .map(|f| crate::execute::process::quote(f))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        });
+    }
+    if folder.new {
+        lines.push(format!("mv \"$stage\" {}", q(&folder.dir)));
+    } else {
+        for rel in &folder.publish {
+            lines.push(format!(
+                "mv \"$stage\"/{} {}",
+                crate::execute::process::quote(rel),
+                q(&folder.dir.join(rel))
+            ));
+        }
+        lines.push("rm -rf \"$stage\"".to_string());
+    }
+    lines.join("\n")
+}
+
 /// Whether `dir` is missing or an empty folder (a target a staged folder can replace).
 pub fn free_target(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()) {
@@ -181,6 +289,64 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(tmp.path().join("a/b")).unwrap().count(),
             1
+        );
+    }
+
+    fn file(path: &str, content: Content) -> FolderFile {
+        FolderFile {
+            path: path.to_string(),
+            content,
+        }
+    }
+
+    /// A new folder gets its copies, texts and sums, all at once; a folder added to gets the
+    /// new parts, and nothing of the staging is left in it.
+    #[test]
+    fn a_folder_is_written_whole_or_added_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::write(&src, "abc").unwrap();
+        let dir = tmp.path().join("out/new");
+        let folder = Folder {
+            dir: dir.clone(),
+            new: true,
+            files: vec![
+                file("a/copy", Content::Copy(src.clone())),
+                file("text", Content::Text("hi\n".into())),
+                file("SUMS", Content::Sha256Sums(vec!["a/copy".into()])),
+            ],
+            publish: Vec::new(),
+        };
+        write(&folder).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("a/copy")).unwrap(), "abc");
+        assert_eq!(std::fs::read_to_string(dir.join("text")).unwrap(), "hi\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("SUMS")).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  a/copy\n"
+        );
+        let added = Folder {
+            dir: dir.clone(),
+            new: false,
+            files: vec![
+                file("v2/copy", Content::Copy(src)),
+                file("text", Content::Text("v2\n".into())),
+            ],
+            publish: vec!["v2".into(), "text".into()],
+        };
+        write(&added).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("text")).unwrap(), "v2\n");
+        assert!(dir.join("v2/copy").is_file() && dir.join("a/copy").is_file());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "staging left behind: {left:?}");
+        let script = to_shell(&added);
+        assert!(
+            script.contains("cp ") && script.ends_with("rm -rf \"$stage\""),
+            "{script}"
         );
     }
 }

@@ -52,6 +52,8 @@ pub enum What {
     Collect,
     /// A link that keeps a build from the GC for the user (`image build --out-link`).
     Link,
+    /// Image files written to a folder (`image export`, `image simplestreams`).
+    Write,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +70,8 @@ pub enum Action {
         dir: PathBuf,
         index: crate::roots::Index,
     },
+    /// Image files written into a folder, nothing half-written (see `staging::Folder`).
+    WriteFolder(crate::images::staging::Folder),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -107,6 +111,7 @@ impl Plan {
                     format!("rm -f {d}/r-* {d}/roots.json && rmdir {d}")
                 }
                 Action::WriteRoots { dir, index } => crate::roots::to_shell(dir, index),
+                Action::WriteFolder(folder) => crate::images::staging::to_shell(folder),
             };
             out.push_str(&line);
             out.push('\n');

@@ -1,6 +1,7 @@
 //! `inx image export`: the files in a folder, with how to import them by hand.
 
 use super::*;
+use crate::images::staging::{Content, Folder, FolderFile};
 
 /// The JSON of `image export`.
 #[derive(Serialize)]
@@ -52,32 +53,51 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         files: ["metadata.tar.xz", root, "SHA256SUMS", "IMPORT.txt"],
         image: &files,
     };
+    let alias = Alias::default_for(&outputs.name, outputs.kind);
+    let text = |path: &str, text: String| FolderFile {
+        path: path.to_string(),
+        content: Content::Text(text),
+    };
+    let copy = |path: &str, from: &Path| FolderFile {
+        path: path.to_string(),
+        content: Content::Copy(from.to_path_buf()),
+    };
+    let folder = Folder {
+        dir: dir.to_path_buf(),
+        new: true,
+        files: vec![
+            copy("metadata.tar.xz", &files.metadata),
+            copy(root, &files.root),
+            FolderFile {
+                path: "SHA256SUMS".to_string(),
+                content: Content::Sha256Sums(vec!["metadata.tar.xz".into(), root.into()]),
+            },
+            text("IMPORT.txt", import_text(&outputs, &files, &alias)),
+        ],
+        publish: Vec::new(),
+    };
+    let plan = Plan {
+        steps: vec![Step {
+            container: Some(outputs.name.clone()),
+            what: What::Write,
+            description: format!(
+                "write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
+                dir.display()
+            ),
+            action: Action::WriteFolder(folder),
+        }],
+        ..Plan::default()
+    };
+    // A dry run's JSON is the document the export prints (docs/json.md); its text, the plan.
     if ctx.dry_run {
         if ctx.json {
             output::json(&exported);
         } else {
-            outln!(
-                "# write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",
-                dir.display()
-            );
+            ctx.print_plan(&plan);
         }
         return Ok(());
     }
-    let alias = Alias::default_for(&outputs.name, outputs.kind);
-    let staged = Staging::beside(dir)?;
-    staged.copy(&files.metadata, "metadata.tar.xz")?;
-    staged.copy(&files.root, root)?;
-    let sums = format!(
-        "{}  metadata.tar.xz\n{}  {root}\n",
-        images::sha256_file(&files.metadata)?,
-        images::sha256_file(&files.root)?
-    );
-    staged.write("SHA256SUMS", sums.as_bytes())?;
-    staged.write(
-        "IMPORT.txt",
-        import_text(&outputs, &files, &alias).as_bytes(),
-    )?;
-    staged.commit_as(dir)?;
+    execute::execute(&ctx.runner, &plan)?;
     eprintln!(
         "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
         dir.display()

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::images::simplestreams::{self, FileInfo, NewVersion, Outcome};
+use crate::images::staging::{Content, Folder, FolderFile};
 
 /// The JSON of `image simplestreams`.
 #[derive(Serialize)]
@@ -87,47 +88,63 @@ pub fn simplestreams(
         }
         Outcome::Added(added) => added,
     };
-    if ctx.dry_run && ctx.json {
-        report(&added.product, &added.version, true);
-        return Ok(());
-    }
-    if ctx.dry_run {
-        outln!(
-            "# add version {} of {} to {} ({}/{}, {}/{})",
-            added.version,
-            added.product,
-            dir.display(),
-            added.dir,
-            added.metadata_file,
-            added.dir,
-            added.root_file
-        );
-        return Ok(());
-    }
     let pretty =
         |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("JSON serialises") + "\n";
+    let file = |path: String, content: Content| FolderFile { path, content };
     // A new tree is staged whole beside the target; an existing one gets the new version's
     // folder first and its two JSON files last, each by rename, so readers never see a
     // version whose files are missing.
-    let staged = if fresh {
-        Staging::beside(dir)?
-    } else {
-        Staging::inside(dir)?
+    let folder = Folder {
+        dir: dir.to_path_buf(),
+        new: fresh,
+        files: vec![
+            file(
+                format!("{}/{}", added.dir, added.metadata_file),
+                Content::Copy(files.metadata.clone()),
+            ),
+            file(
+                format!("{}/{}", added.dir, added.root_file),
+                Content::Copy(files.root.clone()),
+            ),
+            file(
+                simplestreams::IMAGES.to_string(),
+                Content::Text(pretty(&added.images)),
+            ),
+            file(
+                simplestreams::INDEX.to_string(),
+                Content::Text(pretty(&added.index)),
+            ),
+        ],
+        publish: vec![
+            added.dir.clone(),
+            simplestreams::IMAGES.to_string(),
+            simplestreams::INDEX.to_string(),
+        ],
     };
-    staged.copy(
-        &files.metadata,
-        &format!("{}/{}", added.dir, added.metadata_file),
-    )?;
-    staged.copy(&files.root, &format!("{}/{}", added.dir, added.root_file))?;
-    staged.write(simplestreams::IMAGES, pretty(&added.images).as_bytes())?;
-    staged.write(simplestreams::INDEX, pretty(&added.index).as_bytes())?;
-    if fresh {
-        staged.commit_as(dir)?;
-    } else {
-        staged.move_out(&added.dir, &dir.join(&added.dir))?;
-        staged.move_out(simplestreams::IMAGES, &dir.join(simplestreams::IMAGES))?;
-        staged.move_out(simplestreams::INDEX, &dir.join(simplestreams::INDEX))?;
+    let plan = Plan {
+        steps: vec![Step {
+            container: Some(outputs.name.clone()),
+            what: What::Write,
+            description: format!(
+                "add version {} of {} to {}",
+                added.version,
+                added.product,
+                dir.display()
+            ),
+            action: Action::WriteFolder(folder),
+        }],
+        ..Plan::default()
+    };
+    // A dry run's JSON is the document the command prints (docs/json.md); its text, the plan.
+    if ctx.dry_run {
+        if ctx.json {
+            report(&added.product, &added.version, true);
+        } else {
+            ctx.print_plan(&plan);
+        }
+        return Ok(());
     }
+    execute::execute(&ctx.runner, &plan)?;
     eprintln!(
         "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
         dir.display(),

@@ -594,27 +594,9 @@ fn a_project_keeps_its_containers_and_profiles_apart() {
     let fx = Fixture::new("project");
     let web = fx.name("web");
     let project = "inx-e2e";
-    let incus = |args: &[&str]| {
-        std::process::Command::new("incus")
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let incus = |args: &[&str]| incus_with(None, args);
     // A leftover of an earlier, failed run goes first.
-    incus(&["--project", project, "delete", "--force", &web]);
-    if !incus(&["project", "show", project]).status.success() {
-        let made = incus(&[
-            "project",
-            "create",
-            project,
-            "-c",
-            "features.profiles=false",
-            "-c",
-            "features.images=false",
-        ]);
-        assert!(made.status.success(), "{made:?}");
-    }
+    test_project(project, &web, None);
     let dir = Path::new(PROFILES)
         .join(".projects")
         .join(project)

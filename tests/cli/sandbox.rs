@@ -320,6 +320,10 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// What `up` runs before it plans, in `up_order`: the project read, then the evaluation with
+/// the listing and the server query beside it.
+pub const UP_GATHERING: [&str; 4] = ["incus project", "incus list", "incus query", "nix eval"];
+
 /// `up`'s calls with its gathering in a fixed order: the project (read first), then the
 /// evaluation, the listing and the server query, which run at the same time (sorted here).
 pub fn up_order(mut v: Vec<String>) -> Vec<String> {

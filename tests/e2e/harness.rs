@@ -426,3 +426,37 @@ pub fn output_with_input(cmd: &mut Command, input: &str) -> Output {
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// `incus ARGS`, with the client config in `conf` when given (a test's own, so that `incus
+/// project switch` there touches nothing else on the host).
+pub fn incus_with(conf: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("incus");
+    if let Some(conf) = conf {
+        cmd.env("INCUS_CONF", conf);
+    }
+    cmd.args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// An Incus project for a test (made if missing, with the default project's profiles and
+/// images), without the instance `leftover` that an earlier, failed run may have left.
+pub fn test_project(project: &str, leftover: &str, conf: Option<&Path>) {
+    incus_with(conf, &["--project", project, "delete", "--force", leftover]);
+    if !incus_with(conf, &["project", "show", project])
+        .status
+        .success()
+    {
+        let made = incus_with(
+            conf,
+            &[
+                "project",
+                "create",
+                project,
+                "-c",
+                "features.profiles=false",
+                "-c",
+                "features.images=false",
+            ],
+        );
+        assert!(made.status.success(), "{made:?}");
+    }
+}

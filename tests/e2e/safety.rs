@@ -265,27 +265,8 @@ fn the_clients_current_project_holds_the_container_and_its_profile() {
     let project = "inx-e2e-current";
     let conf = fx.path().join("incus-client");
     std::fs::create_dir_all(&conf).unwrap();
-    let incus = |args: &[&str]| {
-        Command::new("incus")
-            .env("INCUS_CONF", &conf)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    incus(&["--project", project, "delete", "--force", &web]);
-    if !incus(&["project", "show", project]).status.success() {
-        let made = incus(&[
-            "project",
-            "create",
-            project,
-            "-c",
-            "features.profiles=false",
-            "-c",
-            "features.images=false",
-        ]);
-        assert!(made.status.success(), "{made:?}");
-    }
+    let incus = |args: &[&str]| incus_with(Some(&conf), args);
+    test_project(project, &web, Some(&conf));
     let switched = incus(&["project", "switch", project]);
     assert!(switched.status.success(), "{switched:?}");
     let dir = Path::new(PROFILES)

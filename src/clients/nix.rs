@@ -256,6 +256,16 @@ fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
         "is not a flake",
         "cannot find flake",
     ];
+    // No flake.nix in the folder nor above it: the usual first run in a folder of one's own.
+    if err.contains("could not find a flake.nix file") {
+        return Error::new(
+            Kind::Eval,
+            format!("there is no flake here: {flake} has no flake.nix, nor has any folder above it"),
+        )
+        .with_hint(
+            "start one with `nix flake init -t inx` (inx's template; the host module puts `inx` in the registry), copy one of inx's examples/, or pass --flake with a folder that has a flake.nix",
+        );
+    }
     if about_flake && unreadable.iter().any(|s| err.contains(s)) {
         return Error::new(Kind::Eval, format!("cannot read the flake {flake}:\n{}", tail(err, 8)))
             .with_hint("pass --flake with a directory that has a flake.nix (in a git repository, `git add` it)");
@@ -386,6 +396,19 @@ mod tests {
         assert!(
             gone.message.starts_with("cannot read the flake /srv/none"),
             "{gone}"
+        );
+        let none = eval_failure(
+            ".",
+            &cmd,
+            &out("path '/home/me' does not contain a 'flake.nix', searching up\nerror: could not find a flake.nix file"),
+        );
+        assert!(none.message.starts_with("there is no flake here"), "{none}");
+        assert!(
+            none.hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("nix flake init -t inx"),
+            "{none:?}"
         );
         let inner = eval_failure(
             "/srv/lab",

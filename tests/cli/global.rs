@@ -224,3 +224,23 @@ fn verbose_may_be_repeated() {
         );
     }
 }
+
+/// A first run in a folder without a flake gets exit 4 and a hint at the template and the
+/// examples, not Nix's bare "could not find a flake.nix file".
+#[test]
+fn no_flake_here_points_at_the_template_and_the_examples() {
+    let sb = Sandbox::new();
+    sb.respond(
+        "nix",
+        "eval",
+        "",
+        "path '/home/me' does not contain a 'flake.nix', searching up\nerror: could not find a flake.nix file\n",
+        1,
+    );
+    sb.run(&["up"]).code(4).stderr(
+        predicate::str::contains("there is no flake here")
+            .and(predicate::str::contains("nix flake init -t inx"))
+            .and(predicate::str::contains("examples/")),
+    );
+    assert_nothing_changed(&sb);
+}

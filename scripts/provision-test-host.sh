@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes a Debian 12 machine ready for inx's end-to-end tests: installs Nix 2.8 (Debian's nix-bin),
-# Nix 2.26 (Debian 13's, unpacked into /var/lib/inx-test/nix-2.26), Incus (bookworm-backports)
-# and the fixture tools, then starts Nix 2.26's nix-daemon and incusd and gives Incus a
-# storage-only setup. Idempotent: what is already there is left as it is.
+# Makes a Debian 12 machine ready for inx's end-to-end tests: the inx host of provision-host.sh
+# (Nix 2.8 from Debian's nix-bin, Incus from bookworm-backports, their daemons, a storage-only
+# setup) plus the fixture tools, Nix 2.26 (Debian 13's, unpacked into /var/lib/inx-test/nix-2.26,
+# whose nix-daemon replaces 2.8's), LXD and a test CA. Idempotent: what is already there is left
+# as it is.
 # Needs root. Logs go to $INX_TEST_LOG_DIR (default /var/log/inx-test).
 set -euo pipefail
 
@@ -23,47 +24,18 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-need_pkgs=()
-command -v nix >/dev/null || need_pkgs+=(nix-bin)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh && dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-command -v mksquashfs >/dev/null || need_pkgs+=(squashfs-tools)
-command -v git >/dev/null || need_pkgs+=(git)
-# The image tests: xz for metadata tarballs, openssl for a test CA (and the bench's
-# pseudo-random payloads), Debian's python3 for a small HTTPS server on loopback, and LXD 5.0
-# (what ChromeOS ships) beside Incus.
-command -v xz >/dev/null || need_pkgs+=(xz-utils)
-command -v openssl >/dev/null || need_pkgs+=(openssl)
-command -v update-ca-certificates >/dev/null || need_pkgs+=(ca-certificates)
-[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
-command -v lxd >/dev/null || need_pkgs+=(lxd)
-need_incus=0
-command -v incus >/dev/null || need_incus=1
-
-if [ ${#need_pkgs[@]} -gt 0 ] || [ $need_incus = 1 ]; then
-  # Incus 6.0 comes from bookworm-backports. Reuse the mirror and key of the existing Debian
-  # source instead of naming a mirror here.
-  src=/etc/apt/sources.list.d/debian.sources
-  bp=/etc/apt/sources.list.d/inx-backports.sources
-  if [ $need_incus = 1 ] && [ ! -f "$bp" ]; then
-    uris=$(grep -m1 '^URIs:' "$src" || true)
-    signed=$(grep -m1 '^Signed-By:' "$src" || true)
-    if [ -z "$uris" ]; then
-      say "cannot find a URIs: line in $src to reuse for bookworm-backports"
-      exit 1
-    fi
-    printf 'Types: deb\n%s\nSuites: bookworm-backports\nComponents: main\n%s\n' "$uris" "$signed" >"$bp"
-  fi
-  say "apt-get update"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log_dir/apt-update.log" 2>&1
-  if [ ${#need_pkgs[@]} -gt 0 ]; then
-    say "installing ${need_pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >"$log_dir/apt-install.log" 2>&1
-  fi
-  if [ $need_incus = 1 ]; then
-    say "installing incus from bookworm-backports"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports incus >"$log_dir/apt-incus.log" 2>&1
-  fi
-fi
+# The host inx needs (Nix, Incus, busybox-static, git; their daemons; a storage pool), with the
+# test-only packages in the same apt run: squashfs-tools for the image fixtures; xz for metadata
+# tarballs, openssl for a test CA (and the bench's pseudo-random payloads), Debian's python3 for
+# a small HTTPS server on loopback, and LXD 5.0 (what ChromeOS ships) beside Incus.
+extra=()
+command -v mksquashfs >/dev/null || extra+=(squashfs-tools)
+command -v xz >/dev/null || extra+=(xz-utils)
+command -v openssl >/dev/null || extra+=(openssl)
+command -v update-ca-certificates >/dev/null || extra+=(ca-certificates)
+[ -x /usr/bin/python3 ] || extra+=(python3)
+command -v lxd >/dev/null || extra+=(lxd)
+INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh" "${extra[@]}"
 
 # Nix 2.26 (Debian 13's nix-bin), the version users run, unpacked beside Debian 12's 2.8
 # without touching the system's apt state: a private apt configuration that reads trixie from
@@ -116,7 +88,6 @@ fi
 conf=/etc/nix/nix.conf
 mkdir -p /etc/nix
 touch "$conf"
-grep -q '^experimental-features' "$conf" || echo 'experimental-features = nix-command flakes' >>"$conf"
 grep -q '^substituters' "$conf" || echo 'substituters =' >>"$conf"
 grep -q '^sandbox' "$conf" || echo 'sandbox = false' >>"$conf"
 
@@ -207,6 +178,7 @@ stop_if_stale() {
 }
 stop_if_stale incusd
 
+# provision-host.sh started it; stop_if_stale may have stopped it since.
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
   setsid /usr/libexec/incus/incusd --group root >"$log_dir/incusd.log" 2>&1 </dev/null &
@@ -217,25 +189,8 @@ if ! incus info >/dev/null 2>&1; then
   fi
 fi
 
-# The same storage-only setup for Incus and LXD.
-preseed='storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      type: disk
-      path: /
-      pool: default
-'
-# A storage pool and a default profile with a root disk; no network (test containers need none,
-# and `incus admin init --minimal` cannot pick a bridge subnet on these machines).
-if ! incus storage show default >/dev/null 2>&1; then
-  say "initialising incus (dir pool, no network)"
-  printf '%s' "$preseed" | incus admin init --preseed
-fi
-# LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests: the same storage-only setup.
+# LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests, with Incus's storage-only
+# setup (provision-host.sh).
 stop_if_stale lxd
 if ! lxc info >/dev/null 2>&1; then
   say "starting lxd"
@@ -248,6 +203,6 @@ if ! lxc info >/dev/null 2>&1; then
 fi
 if ! lxc storage show default >/dev/null 2>&1; then
   say "initialising lxd (dir pool, no network)"
-  printf '%s' "$preseed" | lxd init --preseed
+  lxd init --preseed <"$(dirname "$0")/storage-only.yaml"
 fi
 say "ready: $("$modern/bin/nix" --version) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

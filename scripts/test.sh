@@ -8,7 +8,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Skipped end-to-end and flake tests each add a line here (cargo test hides a passing test's stderr).
+target=${CARGO_TARGET_DIR:-$PWD/target}
+export INX_TEST_SKIPS=$target/tmp/inx-test-skips
+mkdir -p "$target/tmp"
+
 if [ "$(id -u)" = 0 ]; then
+  # README's "Try it" first, on the machine as it is (on CI's fresh machine: before anything is
+  # installed), and again (it must be safe to run twice). tests/try_it.rs checks what each run
+  # printed, what it left running, and its --undo.
+  export INX_TEST_TRY_LOG=$target/tmp/try-it
+  for n in 1 2; do
+    printf '\n=== test: README'"'"'s "Try it", run %s (scripts/try.sh)\n' "$n" >&2
+    rc=0
+    scripts/try.sh >"$INX_TEST_TRY_LOG.$n.out" 2>"$INX_TEST_TRY_LOG.$n.err" || rc=$?
+    echo "$rc" >"$INX_TEST_TRY_LOG.$n.rc"
+    tail -n 5 "$INX_TEST_TRY_LOG.$n.err" >&2
+  done
   scripts/provision-test-host.sh
 else
   echo "test: not root, so the host is not provisioned; end-to-end tests run only if Nix and Incus are ready" >&2
@@ -17,9 +33,6 @@ fi
 # Both clients, for tests that want a given one.
 export INX_TEST_NIX_MODERN=/var/lib/inx-test/nix-2.26/bin
 export INX_TEST_NIX_OLD=/usr/bin
-# Skipped end-to-end and flake tests each add a line here (cargo test hides a passing test's stderr).
-export INX_TEST_SKIPS=${CARGO_TARGET_DIR:-$PWD/target}/tmp/inx-test-skips
-mkdir -p "$(dirname "$INX_TEST_SKIPS")"
 # Resolved once: the compatibility run puts /usr/bin first on PATH.
 cargo=$(command -v cargo)
 

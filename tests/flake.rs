@@ -530,3 +530,103 @@ fn stand_in_accepts_and_rejects_what_nixpkgs_does() {
         .ok();
     assert_eq!(ran.json(), serde_json::json!([]), "{}", ran.stderr);
 }
+
+/// The containers each of examples/ declares. Every folder there must be listed, so a new
+/// example cannot go untested.
+const EXAMPLES: &[(&str, &[&str])] = &[
+    ("nixos", &["web"]),
+    ("offline", &["demo"]),
+    ("reuse", &["box"]),
+    ("several", &["db", "web", "worker"]),
+];
+
+/// Every flake in examples/, from a copy of the checkout that is a git work tree as a clone is
+/// (a relative `path:../..` input reaches the rest of the tree only there), as `inx up` reads
+/// it: its `inx` input that copy, its nixpkgs the stand-in, the offline example's busybox a
+/// folder made here. Each container's manifest evaluates to a system with a derivation.
+#[test]
+fn every_example_evaluates_its_containers() {
+    let test = "every_example_evaluates_its_containers";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let examples = bed.inx.join("examples");
+    let mut found: Vec<String> = std::fs::read_dir(&examples)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("flake.nix").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let listed: Vec<&str> = EXAMPLES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(found, listed, "examples/ and this test's EXAMPLES differ");
+    for lock in EXAMPLES
+        .iter()
+        .map(|(name, _)| examples.join(name).join("flake.lock"))
+    {
+        // A lock a local run left behind (try.sh's, by another Nix) is not the example's.
+        let _ = std::fs::remove_file(lock);
+    }
+    let mut git = Command::new("git");
+    git.arg("-C").arg(&bed.inx).args(["init", "-q"]);
+    Ran::of("git", git).ok();
+    let mut git = Command::new("git");
+    git.arg("-C").arg(&bed.inx).args(["add", "-A"]);
+    Ran::of("git", git).ok();
+
+    // The folder the offline example's `busybox` input names on a host that ran try.sh.
+    let busybox = bed.path().join("busybox");
+    std::fs::create_dir_all(busybox.join("bin")).unwrap();
+    std::fs::write(busybox.join("bin/busybox"), "not run here").unwrap();
+    std::os::unix::fs::symlink("busybox", busybox.join("bin/sh")).unwrap();
+
+    for (name, containers) in EXAMPLES {
+        let dir = examples.join(name);
+        let text = std::fs::read_to_string(dir.join("flake.nix")).unwrap();
+        let (nixpkgs, busybox) = (bed.nixpkgs_ref(), flake_ref(&busybox));
+        let mut args = vec![
+            "eval",
+            "--json",
+            "--no-write-lock-file",
+            "--apply",
+            "builtins.mapAttrs (_: c: c.inxManifest)",
+        ];
+        // A bare path: Nix reads it as a folder of the git work tree around it.
+        let flake = format!("{}#inxContainers", dir.display());
+        args.push(&flake);
+        if text.contains("nixpkgs.url") {
+            args.extend(["--override-input", "nixpkgs", &nixpkgs]);
+        }
+        if text.contains("busybox = {") {
+            args.extend(["--override-input", "busybox", &busybox]);
+        }
+        let ran = nix.run(bed.path(), &args).ok();
+        // The copy is not committed, and the examples have no lock (a clone makes its own).
+        ran.assert_no_warnings_except(&[
+            &format!("warning: Git tree '{}' is dirty", bed.inx.display()),
+            &format!(
+                "warning: not writing modified lock file of flake 'git+file://{}?dir=examples/{name}':",
+                bed.inx.display()
+            ),
+        ]);
+        let manifests = ran.json();
+        let names: Vec<&str> = manifests
+            .as_object()
+            .unwrap_or_else(|| panic!("examples/{name}: {manifests}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, *containers, "examples/{name} declares");
+        for (container, manifest) in manifests.as_object().unwrap() {
+            assert!(
+                manifest["toplevel"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("/nix/store/")),
+                "examples/{name}: {container}: {manifest}"
+            );
+            assert_drv(
+                &manifest["drvPath"],
+                &format!("examples/{name}: {container}'s drvPath"),
+            );
+        }
+    }
+}

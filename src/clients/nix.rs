@@ -263,7 +263,7 @@ fn eval_failure(flake: &str, cmd: &Cmd, out: &Output) -> Error {
             format!("there is no flake here: {flake} has no flake.nix, nor has any folder above it"),
         )
         .with_hint(
-            "start one with `nix flake init -t inx` (inx's template; the host module puts `inx` in the registry), or pass --flake with a folder that has a flake.nix",
+            "start one with `nix flake init -t inx` (inx's template; the host module puts `inx` in the registry), copy one of inx's examples/ (examples/offline needs no nixpkgs), or pass --flake with a folder that has a flake.nix",
         );
     }
     if about_flake && unreadable.iter().any(|s| err.contains(s)) {
@@ -407,7 +407,12 @@ mod tests {
             none.hint
                 .as_deref()
                 .unwrap_or_default()
-                .contains("nix flake init -t inx"),
+                .contains("nix flake init -t inx")
+                && none
+                    .hint
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("examples/"),
             "{none:?}"
         );
         let inner = eval_failure(

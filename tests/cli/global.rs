@@ -228,7 +228,7 @@ fn verbose_may_be_repeated() {
 /// A first run in a folder without a flake gets exit 4 and a hint at the template, not Nix's
 /// bare "could not find a flake.nix file".
 #[test]
-fn no_flake_here_points_at_the_template() {
+fn no_flake_here_points_at_the_template_and_the_examples() {
     let sb = Sandbox::new();
     sb.respond(
         "nix",
@@ -239,7 +239,8 @@ fn no_flake_here_points_at_the_template() {
     );
     sb.run(&["up"]).code(4).stderr(
         predicate::str::contains("there is no flake here")
-            .and(predicate::str::contains("nix flake init -t inx")),
+            .and(predicate::str::contains("nix flake init -t inx"))
+            .and(predicate::str::contains("examples/offline")),
     );
     assert_nothing_changed(&sb);
 }

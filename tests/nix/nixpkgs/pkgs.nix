@@ -267,6 +267,9 @@ let
   pkgs = lib.makeExtensible (
     self:
     {
+      # As pkgs/top-level/all-packages.nix marks the final set: what `types.pkgs` (the type of
+      # NixOS's nixpkgs.pkgs) checks.
+      _type = "pkgs";
       inherit lib path stdenv;
       stdenvNoCC = stdenv;
       buildPackages = self;

@@ -10,8 +10,10 @@ let
     class = "nixos";
     specialArgs = { modulesPath = ./modules; } // specialArgs;
     modules = import ./modules/module-list.nix ++ modules ++ [
-      ({ config, ... }: {
-        _module.args.pkgs = pkgsFor config.nixpkgs.hostPlatform.system;
+      ({ config, options, ... }: {
+        _module.args.pkgs =
+          if options.nixpkgs.pkgs.isDefined then config.nixpkgs.pkgs
+          else pkgsFor config.nixpkgs.hostPlatform.system;
       })
     ] ++ lib.optional (system != null) { nixpkgs.hostPlatform = lib.mkDefault system; };
   };

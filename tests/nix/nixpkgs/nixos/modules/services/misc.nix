@@ -1,5 +1,7 @@
 # nixos/modules/system/boot/resolved.nix (services.resolved.enable and its assertion),
-# services/web-servers/nginx/default.nix (services.nginx.enable),
+# services/web-servers/nginx/default.nix (services.nginx.enable, and virtualHosts: an attribute
+# set of vhost-options.nix submodules, default `{ localhost = { }; }`, of which `root` is stubbed),
+# services/databases/postgresql.nix (services.postgresql.enable),
 # services/networking/ssh/sshd.nix (services.openssh.*) and misc/documentation.nix
 # (documentation.enable).
 { config, lib, ... }:
@@ -14,6 +16,18 @@ in
   options = {
     services.resolved.enable = bool false "Whether to enable systemd-resolved.";
     services.nginx.enable = bool false "Whether to enable nginx.";
+    services.nginx.virtualHosts = mkOption {
+      type = types.attrsOf (types.submodule {
+        options.root = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          description = "The path of the web root directory.";
+        };
+      });
+      default = { localhost = { }; };
+      description = "Declarative vhost config.";
+    };
+    services.postgresql.enable = bool false "Whether to enable the PostgreSQL server.";
     services.openssh = {
       enable = bool false "Whether to enable sshd.";
       startWhenNeeded = bool false "Whether sshd is socket-activated.";

@@ -27,6 +27,53 @@ let
     in
     incus // { config = (if privileged then { } else { "security.nesting" = true; }) // config; };
 
+  # `forwardPorts`, shaped as NixOS containers declare them (containers.<name>.forwardPorts in
+  # nixos-containers.nix: protocol, hostPort, containerPort) plus `listenAddress`: each becomes
+  # an Incus proxy device `forward-<protocol>-<hostPort>` from the host's address and port to the
+  # container's loopback. The container's firewall never blocks loopback.
+  forwardKnown = [ "protocol" "hostPort" "containerPort" "listenAddress" ];
+  isPort = p: builtins.isInt p && p >= 1 && p <= 65535;
+  forwardDevice = f:
+    if !(builtins.isAttrs f) then throw "inx.lib.mkContainer: each forwardPorts entry is an attribute set such as { hostPort = 8080; containerPort = 80; }"
+    else let
+      where = "inx.lib.mkContainer: forwardPorts entry ${builtins.toJSON f}";
+      unknown = builtins.filter (n: !(builtins.elem n forwardKnown)) (builtins.attrNames f);
+      protocol = f.protocol or "tcp";
+      hostPort = f.hostPort or (throw "${where}: hostPort is missing");
+      containerPort = if (f.containerPort or null) == null then hostPort else f.containerPort;
+      address = f.listenAddress or "0.0.0.0";
+      # Incus reads `proto:address:port`; an IPv6 address goes in brackets.
+      listenOn = if builtins.match ".*:.*" address != null then "[${address}]" else address;
+    in
+    if unknown != [ ] then throw "${where}: unknown attribute(s) ${builtins.concatStringsSep ", " unknown} (known: ${builtins.concatStringsSep ", " forwardKnown})"
+    else if !(builtins.elem protocol [ "tcp" "udp" ]) then throw "${where}: protocol must be \"tcp\" or \"udp\""
+    else if !(isPort hostPort) || !(isPort containerPort) then throw "${where}: ports are integers from 1 to 65535"
+    else if !(builtins.isString address) || address == "" then throw "${where}: listenAddress must be an address such as \"127.0.0.1\""
+    else {
+      name = "forward-${protocol}-${toString hostPort}";
+      value = {
+        type = "proxy";
+        listen = "${protocol}:${listenOn}:${toString hostPort}";
+        connect = "${protocol}:127.0.0.1:${toString containerPort}";
+      };
+    };
+
+  # `incus` with the forwards' devices added; a forward may not take a declared device's name,
+  # and two forwards may not share a protocol and host port.
+  withForwards = incus: forwardPorts:
+    let
+      devices = map forwardDevice forwardPorts;
+      names = map (d: d.name) devices;
+      declared = incus.devices or { };
+      clash = builtins.filter (n: declared ? ${n}) names;
+      twice = builtins.filter (n: builtins.length (builtins.filter (m: m == n) names) > 1) names;
+    in
+    if !(builtins.isList forwardPorts) then throw "inx.lib.mkContainer: forwardPorts is a list of { hostPort; containerPort ? hostPort; protocol ? \"tcp\"; listenAddress ? \"0.0.0.0\"; }"
+    else if twice != [ ] then throw "inx.lib.mkContainer: forwardPorts has ${builtins.head twice} twice (one forward per protocol and host port)"
+    else if clash != [ ] then throw "inx.lib.mkContainer: incus.devices.${builtins.head clash} is also the name of a forwardPorts device"
+    else if forwardPorts == [ ] then incus
+    else incus // { devices = declared // builtins.listToAttrs devices; };
+
   # The small, JSON-able description the CLI reads with one `nix eval`. Only `toplevel`'s
   # paths are forced; nothing else of the system is.
   # `fromImage` is written only when set, so manifests of containers that do not use it read
@@ -40,14 +87,14 @@ let
 
   # `images` (see images.nix) are the derivations of this system's image files; without them
   # the container has no image outputs and `inx image` says so.
-  fromToplevel = { toplevel, incus ? { }, images ? null, fromImage ? false }: {
+  fromToplevel = { toplevel, incus ? { }, forwardPorts ? [ ], images ? null, fromImage ? false }: {
     _type = "inx-container";
     inherit toplevel;
     images = if images == null then null else imagesLib.fromToplevel { inherit toplevel images; };
-    inxManifest = manifestOf { inherit toplevel incus fromImage; };
+    inxManifest = manifestOf { inherit toplevel fromImage; incus = withForwards incus forwardPorts; };
   };
 
-  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { }, fromImage ? false }:
+  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { }, forwardPorts ? [ ], fromImage ? false }:
     let
       nixos = nixpkgs.lib.nixosSystem {
         inherit specialArgs;
@@ -60,7 +107,7 @@ let
       inherit toplevel nixos;
       inherit (nixos) config;
       images = imagesLib.fromNixpkgs { inherit nixpkgs system modules specialArgs; };
-      inxManifest = manifestOf { inherit toplevel incus fromImage; };
+      inxManifest = manifestOf { inherit toplevel fromImage; incus = withForwards incus forwardPorts; };
     };
 in
 {
@@ -70,6 +117,8 @@ in
        mkContainer { toplevel, incus ? {} }
      (an already-built NixOS system, such as nixosConfigurations.x.config.system.build.toplevel).
      `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; } is added to the instance.
+     `forwardPorts` = [ { hostPort; containerPort ? hostPort; protocol ? "tcp";
+     listenAddress ? "0.0.0.0"; } ] adds a proxy device per entry (see withForwards).
      `fromImage = true` makes `inx up` create the container from its image instead of the shared
      store. On the toplevel path, `images = { container = { metadata; squashfs; }; ... }` gives
      the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules. */

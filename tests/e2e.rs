@@ -1,14 +1,8 @@
 //! End-to-end: the real inx binary against real Nix and real Incus, on a host that README's
 //! test command provisions. Each test says what it proves.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/safety.rs"]
-mod safety;
-
-use harness::*;
-use std::path::Path;
-
+/// The host lock for an end-to-end test, or return from it (skipped; in CI: failed). Defined
+/// before the modules below so that they use it too.
 macro_rules! host {
     ($test:expr) => {
         match host($test) {
@@ -17,6 +11,16 @@ macro_rules! host {
         }
     };
 }
+
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/reach.rs"]
+mod reach;
+#[path = "e2e/safety.rs"]
+mod safety;
+
+use harness::*;
+use std::path::Path;
 
 /// `up` creates an empty instance that boots the system straight from the shared store, with
 /// the store read-only inside, the host profile as a GC root, and the inx marker; a second

@@ -30,13 +30,15 @@
             }
           )
         ];
-        # An Incus proxy device: the host's 127.0.0.1:8081 leads to port 80 inside. Use
-        # `listen = "tcp:0.0.0.0:8081"` to open it to the network.
-        incus.devices.http = {
-          type = "proxy";
-          listen = "tcp:127.0.0.1:8081";
-          connect = "tcp:127.0.0.1:80";
-        };
+        # Port 8081 on the host's loopback reaches nginx on port 80 inside (an Incus proxy
+        # device). Without listenAddress, every address of the host listens.
+        forwardPorts = [
+          {
+            hostPort = 8081;
+            containerPort = 80;
+            listenAddress = "127.0.0.1";
+          }
+        ];
       };
     };
 }

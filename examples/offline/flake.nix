@@ -46,15 +46,16 @@
     {
       inxContainers.demo = inx.lib.mkContainer {
         toplevel = system;
-        incus = {
-          # Port 8080 on the host's loopback reaches port 80 inside: an Incus proxy device.
-          devices.web = {
-            type = "proxy";
-            listen = "tcp:127.0.0.1:8080";
-            connect = "tcp:127.0.0.1:80";
-          };
-          config."limits.memory" = "256MiB";
-        };
+        # Port 8080 on the host's loopback reaches port 80 inside (an Incus proxy device).
+        # Without listenAddress, every address of the host listens.
+        forwardPorts = [
+          {
+            hostPort = 8080;
+            containerPort = 80;
+            listenAddress = "127.0.0.1";
+          }
+        ];
+        incus.config."limits.memory" = "256MiB";
       };
     };
 }

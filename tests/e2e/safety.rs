@@ -7,15 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-macro_rules! host {
-    ($test:expr) => {
-        match host($test) {
-            Some(guard) => guard,
-            None => return,
-        }
-    };
-}
-
 /// `inx --flake USER up` started as a shell starts a job: in a process group of its own, whose
 /// id is its pid, so a signal to the group is what Ctrl-C on a terminal sends. `path` goes
 /// first on its PATH.

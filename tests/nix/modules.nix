@@ -302,6 +302,50 @@ let
       "security.privileged" = true;
     };
 
+  # --- forwardPorts: proxy devices in the manifest ---
+  forwarded =
+    forwardPorts: incus:
+    let
+      m = (inxLib.mkContainer { toplevel = pkgs.writeTextDir "init" ""; inherit forwardPorts incus; }).inxManifest;
+    in
+    tried (builtins.deepSeq m m) m.incus.devices or { };
+  forwardChecks =
+    expect "forwardPorts: tcp from all addresses to the same port by default" (forwarded [ { hostPort = 8080; } ] { }) {
+      forward-tcp-8080 = {
+        type = "proxy";
+        listen = "tcp:0.0.0.0:8080";
+        connect = "tcp:127.0.0.1:8080";
+      };
+    }
+    ++ expect "forwardPorts: udp, another container port, loopback only, beside a declared device"
+      (forwarded [ { protocol = "udp"; hostPort = 5353; containerPort = 53; listenAddress = "127.0.0.1"; } ] {
+        devices.data = { type = "disk"; source = "/srv"; path = "/srv"; };
+      })
+      {
+        data = { type = "disk"; source = "/srv"; path = "/srv"; };
+        forward-udp-5353 = {
+          type = "proxy";
+          listen = "udp:127.0.0.1:5353";
+          connect = "udp:127.0.0.1:53";
+        };
+      }
+    ++ expect "forwardPorts: an IPv6 address goes in brackets"
+      (forwarded [ { hostPort = 80; listenAddress = "::1"; } ] { }).forward-tcp-80.listen or null
+      "tcp:[::1]:80"
+    ++ expect "forwardPorts: none leaves the devices as declared" (forwarded [ ] { }) { }
+    ++ check "forwardPorts: a port out of range fails" (forwarded [ { hostPort = 70000; } ] { } == null)
+    ++ check "forwardPorts: a port given as a string fails" (forwarded [ { hostPort = "80"; } ] { } == null)
+    ++ check "forwardPorts: an unknown protocol fails" (forwarded [ { hostPort = 80; protocol = "sctp"; } ] { } == null)
+    ++ check "forwardPorts: an unknown attribute fails" (forwarded [ { hostport = 80; } ] { } == null)
+    ++ check "forwardPorts: a missing hostPort fails" (forwarded [ { containerPort = 80; } ] { } == null)
+    ++ check "forwardPorts: the same protocol and host port twice fails" (
+      forwarded [ { hostPort = 80; } { hostPort = 80; containerPort = 8080; } ] { } == null
+    )
+    ++ check "forwardPorts: a declared device of the same name fails" (
+      forwarded [ { hostPort = 80; } ] { devices.forward-tcp-80 = { type = "none"; }; } == null
+    )
+    ++ check "forwardPorts: an entry that is not a set fails" (forwarded [ 80 ] { } == null);
+
   # --- the package: completions only where the build can run the binary ---
   packageFor =
     hostSystem:
@@ -316,4 +360,4 @@ let
     )
     ++ expect "package: a cross build does not run the binary" (packageFor "aarch64-linux").postInstall "";
 in
-hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks ++ packageChecks
+hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks ++ forwardChecks ++ packageChecks

@@ -88,9 +88,11 @@ if ! timeout 10 nix --extra-experimental-features nix-command store ping --store
   done
 fi
 
+# Its socket belongs to incus-admin (the group Debian's incus package makes, as the packaged
+# service does): members use Incus, and inx, without sudo.
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
-  setsid /usr/libexec/incus/incusd --group root >"$log_dir/incusd.log" 2>&1 </dev/null &
+  setsid /usr/libexec/incus/incusd --group incus-admin >"$log_dir/incusd.log" 2>&1 </dev/null &
   if ! timeout 60 incus admin waitready; then
     say "incusd did not start: see $log_dir/incusd.log"
     tail -n 20 "$log_dir/incusd.log" >&2 || true

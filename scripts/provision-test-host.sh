@@ -177,11 +177,20 @@ stop_if_stale() {
   fi
 }
 stop_if_stale incusd
+# An incusd started before its socket was given to incus-admin (provision-host.sh): once more.
+socket=/var/lib/incus/unix.socket
+if [ -S "$socket" ] && [ "$(stat -c %G "$socket")" != incus-admin ]; then
+  pid=$(pgrep -x incusd | head -n1 || true)
+  if [ -n "$pid" ]; then
+    say "restarting incusd once so that its socket belongs to incus-admin (its containers keep running)"
+    stop_pid "$pid"
+  fi
+fi
 
 # provision-host.sh started it; stop_if_stale may have stopped it since.
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
-  setsid /usr/libexec/incus/incusd --group root >"$log_dir/incusd.log" 2>&1 </dev/null &
+  setsid /usr/libexec/incus/incusd --group incus-admin >"$log_dir/incusd.log" 2>&1 </dev/null &
   if ! timeout 60 incus admin waitready; then
     say "incusd did not start: see $log_dir/incusd.log"
     tail -n 20 "$log_dir/incusd.log" >&2 || true
@@ -204,5 +213,13 @@ fi
 if ! lxc storage show default >/dev/null 2>&1; then
   say "initialising lxd (dir pool, no network)"
   lxd init --preseed <"$(dirname "$0")/storage-only.yaml"
+fi
+# A user in incus-admin, for the end-to-end test of inx without sudo (tests/e2e/users.rs), and
+# in nix-users: Debian's nix-bin lets only that group reach the daemon's socket.
+if ! id inx-e2e-user >/dev/null 2>&1; then
+  say "adding the user inx-e2e-user (groups incus-admin, nix-users)"
+  useradd --create-home --groups incus-admin,nix-users --shell /bin/sh inx-e2e-user
+elif ! id -nG inx-e2e-user | grep -qw nix-users; then
+  usermod -aG nix-users inx-e2e-user
 fi
 say "ready: $("$modern/bin/nix" --version) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

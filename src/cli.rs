@@ -17,7 +17,8 @@ and boots the system its host profile points at (/nix/var/nix/profiles/inx/<name
 creating one costs no image and an update is a switch in place.",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 usage, 3 bad input, 4 flake or evaluation error, \
 5 build failed, 6 nix, incus or lxc missing, 7 Incus or LXD server down or refusing, 8 instance \
-not managed by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs."
+not managed by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs, \
+12 needs root."
 )]
 pub struct Cli {
     #[command(flatten)]

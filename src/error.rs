@@ -25,6 +25,8 @@ pub enum Kind {
     Schema,
     /// The container declares no image outputs (of the kind asked for).
     NoImage,
+    /// The command needs root and runs as another user.
+    NeedsRoot,
     /// Ctrl-C or SIGTERM: running steps ended, no new one started.
     Interrupted,
 }
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Locked => 9,
             Kind::Schema => 10,
             Kind::NoImage => 11,
+            Kind::NeedsRoot => 12,
             Kind::Interrupted => 130,
         }
     }

@@ -7,6 +7,7 @@ mod commands;
 mod containers;
 mod error;
 mod execute;
+mod host_files;
 mod images;
 mod name;
 mod output;
@@ -38,6 +39,22 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The commands that read the containers' root filesystems (through `/proc/PID/root` and the
+/// storage pool, both root's), named as users type them. Everything else works for a member of
+/// the group that owns inx's folders (see `host_files`) and may use Incus.
+fn needs_root(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Roots {
+            command: RootsCommand::Sync { .. },
+        } => Some("roots sync"),
+        Command::Roots {
+            command: RootsCommand::Watch { .. },
+        } => Some("roots watch"),
+        Command::Gc { .. } => Some("gc"),
+        _ => None,
+    }
 }
 
 fn run(cli: &Cli) -> error::Result<i32> {
@@ -72,6 +89,15 @@ fn run(cli: &Cli) -> error::Result<i32> {
             }
     ) {
         interrupt::install();
+    }
+    if let Some(what) = needs_root(&cli.command) {
+        if !host_files::is_root() {
+            return Err(error::Error::new(
+                error::Kind::NeedsRoot,
+                format!("inx {what} needs root: it reads every container's files to find what they built"),
+            )
+            .with_hint("run it with sudo; with nixosModules.host, the inx-roots service (roots watch) and the sync before the scheduled GC do this for you"));
+        }
     }
     let ctx = Ctx::new(&cli.global)?;
     match &cli.command {

@@ -7,7 +7,8 @@
 # (virtualisation.incus.{enable,clientPackage,preseed,socketActivation}; its assertion wants
 # nftables when the firewall is on), services/networking/firewall.nix (trustedInterfaces),
 # services/misc/nix-gc.nix (the `nix-gc` service of nix.gc.automatic), config/nix.nix
-# (nix.settings.allowed-users) and config/nix-flakes.nix (nix.registry).
+# (nix.settings.allowed-users), config/nix-flakes.nix (nix.registry) and
+# system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules).
 { inxPackages, inxFlake }:
 {
   _class = "nixos";
@@ -145,6 +146,13 @@
           networking.nftables.enable = lib.mkDefault true;
 
           nix.registry = lib.mkIf cfg.registry { inx.flake = inxFlake; };
+
+          # Members of incus-admin (incus.nix makes the group and gives it Incus's socket) run
+          # inx without sudo: the folders inx writes are theirs too (inx.tmpfiles says how).
+          # `roots sync`, `roots watch` and `gc` still need root; the services below run them.
+          systemd.tmpfiles.rules = lib.filter (line: line != "" && !lib.hasPrefix "#" line) (
+            lib.splitString "\n" (builtins.readFile ./inx.tmpfiles)
+          );
 
           warnings = lib.optional (!(lib.elem "*" allowed)) ''
             services.inx: nix.settings.allowed-users is ${builtins.toJSON allowed}. Containers reach

@@ -30,7 +30,7 @@ impl Profiles {
     }
 
     /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
-    fn root() -> PathBuf {
+    pub fn root() -> PathBuf {
         std::env::var_os("INX_PROFILES_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))

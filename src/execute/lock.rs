@@ -1,7 +1,7 @@
 //! One inx at a time changes a host's containers and profiles.
 
 use crate::error::{Error, Kind, Result};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::Path;
 
 /// Held until dropped; the kernel releases it if inx dies.
@@ -35,20 +35,15 @@ fn cannot(path: &Path, e: std::io::Error) -> Error {
         Kind::Failed,
         format!("cannot open the lock file {}: {e}", path.display()),
     )
-    .with_hint("inx keeps its locks under /nix/var/nix: run it as root")
+    .with_hint("inx keeps its locks under /nix/var/nix: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
 }
 
 fn open(path: &Path) -> Result<File> {
     let cannot = |e| cannot(path, e);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(cannot)?;
+        crate::host_files::create_dir_all(dir).map_err(cannot)?;
     }
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(cannot)
+    crate::host_files::open_lock_file(path).map_err(cannot)
 }
 
 #[cfg(test)]

@@ -205,16 +205,26 @@ fn start_together<'a>(
     failed
 }
 
+/// A folder of inx's host profiles is shared with their group (see `host_files`); any other
+/// (an image's out-link folder, say) is the user's, made as the umask says.
+fn create_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if path.starts_with(crate::containers::profile::Profiles::root()) {
+        crate::host_files::create_dir_all(path)
+    } else {
+        std::fs::create_dir_all(path)
+    }
+}
+
 fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
     match &step.action {
-        Action::CreateDir(path) => std::fs::create_dir_all(path).map_err(|e| {
+        Action::CreateDir(path) => create_dir(path).map_err(|e| {
             let err = Error::new(
                 Kind::Failed,
                 format!("cannot create {}: {e}", path.display()),
             );
             if path.starts_with("/nix/var") {
                 err.with_hint(
-                    "inx keeps host profiles under /nix/var/nix/profiles/inx: run it as root",
+                    "inx keeps host profiles under /nix/var/nix/profiles/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)",
                 )
             } else {
                 err
@@ -235,7 +245,7 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
                 Kind::Failed,
                 format!("cannot write GC roots in {}: {e}", dir.display()),
             )
-            .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root")
+            .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
         }),
         Action::Run(cmd) => {
             // Build and collection logs are long and the user wants to watch them; everything

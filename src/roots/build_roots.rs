@@ -33,20 +33,16 @@ impl BuildRoots {
     pub fn hold(base: &Path) -> Result<Self> {
         let cannot = |what: &str, p: &Path, e: std::io::Error| {
             Error::new(Kind::Failed, format!("cannot {what} {}: {e}", p.display()))
-                .with_hint("inx keeps build roots under /nix/var/nix/profiles/inx: run it as root")
+                .with_hint("inx keeps build roots under /nix/var/nix/profiles/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
         };
-        std::fs::create_dir_all(base).map_err(|e| cannot("create", base, e))?;
+        crate::host_files::create_dir_all(base).map_err(|e| cannot("create", base, e))?;
         sweep(base);
         let dir = dir_for(base);
         let lock_path = dir.with_extension("lock");
         // A sweeper may take and unlink a lock file between our open and our lock: then the
         // file we hold is gone, and we make a new one.
         let lock = loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
+            let file = crate::host_files::open_lock_file(&lock_path)
                 .map_err(|e| cannot("create", &lock_path, e))?;
             file.lock().map_err(|e| cannot("lock", &lock_path, e))?;
             if file.metadata().is_ok_and(|m| m.nlink() > 0) {
@@ -55,7 +51,7 @@ impl BuildRoots {
         };
         // Left by a killed inx that had our PID.
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).map_err(|e| cannot("create", &dir, e))?;
+        crate::host_files::create_dir(&dir).map_err(|e| cannot("create", &dir, e))?;
         Ok(BuildRoots {
             dir,
             lock_path,

@@ -243,7 +243,7 @@ pub fn write(dir: &Path, index: &Index) -> io::Result<()> {
         .map(|(origin, path)| (link_name(origin), path))
         .collect();
     if !wanted.is_empty() {
-        std::fs::create_dir_all(dir)?;
+        crate::host_files::create_dir_all(dir)?;
     }
     for (link, path) in &wanted {
         let at = dir.join(link);

@@ -218,6 +218,36 @@ impl Fixture {
         Run::of(cmd.output().expect("run inx"), args)
     }
 
+    /// Runs the real inx as `user` (a member of incus-admin): its own uid, gid and groups
+    /// (`setpriv --init-groups`), its HOME, and a copy of the binary anyone may run (the
+    /// checkout may sit in a folder only root can enter). Waits for the host lock as `inx` does.
+    pub fn inx_as(&self, user: &str, args: &[&str]) -> Run {
+        let bin = self.path().join("bin/inx");
+        if !bin.exists() {
+            std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+            std::fs::copy(env!("CARGO_BIN_EXE_inx"), &bin).unwrap();
+        }
+        let home = format!("/home/{user}");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+                .arg(&bin)
+                .arg("--flake")
+                .arg(self.user_dir())
+                .args(args)
+                .env("HOME", &home)
+                .env("USER", user)
+                .current_dir(&home)
+                .stdin(Stdio::null());
+            let run = Run::of(cmd.output().expect("run setpriv"), args);
+            if run.code != 9 || Instant::now() > deadline {
+                return run;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// `inx up` (with `args`) that must succeed.
     pub fn up(&self, args: &[&str]) -> Run {
         let mut all = vec!["up"];

@@ -82,6 +82,14 @@ let
 
   hostChecks =
     check "host: evaluates with services.inx.enable" (h != null)
+    # The same lines the end-to-end tests apply with systemd-tmpfiles (tests/e2e/users.rs).
+    ++ expect "host: inx's folders shared with incus-admin" h.systemd.tmpfiles.rules [
+      "d /nix/var/nix/profiles/inx 2770 root incus-admin -"
+      "d /nix/var/nix/profiles/inx/.builds 2770 root incus-admin -"
+      "f /nix/var/nix/profiles/inx/.lock 0660 root incus-admin -"
+      "d /nix/var/nix/gcroots/inx 2770 root incus-admin -"
+      "f /nix/var/nix/gcroots/inx/.lock 0660 root incus-admin -"
+    ]
     ++ expect "host: default preseed networks" preseed.networks [
       {
         name = "incusbr0";

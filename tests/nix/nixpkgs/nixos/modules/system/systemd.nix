@@ -1,6 +1,7 @@
 # nixos/lib/systemd-lib.nix and nixos/lib/systemd-unit-options.nix (the unit options, as
 # nixos/modules/system/boot/systemd.nix uses them), and nixos/modules/system/boot/networkd.nix
-# (systemd.network). Only the unit options inx and its tests set or read.
+# (systemd.network), and nixos/modules/system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules).
+# Only the unit options inx and its tests set or read.
 { lib, ... }:
 let
   inherit (lib) types mkOption;
@@ -99,6 +100,12 @@ let
 in
 {
   options.systemd = {
+    # system/boot/systemd/tmpfiles.nix
+    tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "tmpfiles.d(5) lines.";
+    };
     services = mkOption {
       type = types.attrsOf (types.submodule service);
       default = { };

@@ -1,0 +1,139 @@
+//! inx without sudo: a member of incus-admin runs `up`, `list`, `exec`, an update in place,
+//! `rollback` and `destroy`, on folders prepared as `nixosModules.host` prepares them
+//! (lib/modules/inx.tmpfiles, applied with systemd-tmpfiles); the commands that need root say
+//! so in one line. The user and the Incus socket's group come from the test host's provisioning.
+
+use super::harness::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+const USER: &str = "inx-e2e-user";
+
+/// Why this host cannot run the test, if it cannot: no such user, or it is not in
+/// incus-admin, or the Incus socket is not that group's.
+fn unready() -> Option<String> {
+    let groups = Command::new("id").args(["-nG", USER]).output().ok()?;
+    if !groups.status.success() {
+        return Some(format!(
+            "there is no user {USER} (scripts/provision-test-host.sh adds it)"
+        ));
+    }
+    if !String::from_utf8_lossy(&groups.stdout)
+        .split_whitespace()
+        .any(|g| g == "incus-admin")
+    {
+        return Some(format!("{USER} is not in incus-admin"));
+    }
+    let socket = Command::new("stat")
+        .args(["-c", "%G", "/var/lib/incus/unix.socket"])
+        .output()
+        .ok()?;
+    let group = String::from_utf8_lossy(&socket.stdout).trim().to_string();
+    (group != "incus-admin").then(|| {
+        format!("Incus's socket belongs to {group:?}, not incus-admin (incusd --group incus-admin)")
+    })
+}
+
+fn owner_group_mode(path: &Path) -> (u32, String, u32) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let group = Command::new("stat")
+        .args(["-c", "%G"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        meta.uid(),
+        String::from_utf8_lossy(&group.stdout).trim().to_string(),
+        meta.mode() & 0o7777,
+    )
+}
+
+#[test]
+fn a_member_of_incus_admin_runs_inx_without_root_and_root_only_commands_say_so() {
+    let _host = host!("users");
+    if let Some(why) = unready() {
+        skip("users", &why);
+        return;
+    }
+    // The folders as the host module makes them (and fixes them, on a host that had them).
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/modules/inx.tmpfiles");
+    let applied = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(&rules)
+        .output()
+        .expect("systemd-tmpfiles runs");
+    assert!(
+        applied.status.success(),
+        "systemd-tmpfiles --create {}: {}",
+        rules.display(),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    let fx = Fixture::new("users");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    // The flake is the user's own (Nix writes its flake.lock beside it).
+    let chown = Command::new("chown")
+        .args(["-R", USER])
+        .arg(fx.user_dir())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    fx.inx_as(USER, &["up"]).ok();
+    let (_, v1) = profile(&web).unwrap();
+    wait_active(&web, &v1);
+    let uid = Command::new("id").args(["-u", USER]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    assert_eq!(
+        owner_group_mode(&Path::new("/nix/var/nix/profiles/inx").join(&web)),
+        (uid, "incus-admin".to_string(), 0o2770),
+        "the profile folder is the user's, shared with incus-admin only"
+    );
+
+    let list = fx.inx_as(USER, &["--json", "list"]).ok().json();
+    assert_eq!(row(&list, &web)["state"], "running");
+    let version = fx
+        .inx_as(
+            USER,
+            &[
+                "exec",
+                &web,
+                "--",
+                "/run/current-system/sw/bin/cat",
+                "/run/current-system/nixos-version",
+            ],
+        )
+        .ok();
+    assert_eq!(version.stdout.trim(), "1");
+
+    // An update in place, then a rollback, both as the user.
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"2\"; }")]);
+    let init = pid(&web);
+    fx.inx_as(USER, &["up"]).ok().stderr_has("in place");
+    assert_eq!(pid(&web), init, "switched without a restart");
+    assert_eq!(profile(&web).unwrap().0, 2);
+    fx.inx_as(USER, &["rollback", &web]).ok();
+    let (generation, system) = profile(&web).unwrap();
+    assert_eq!((generation, system.as_str()), (1, v1.as_str()), "back at generation 1");
+    assert_eq!(sh_out(&web, "readlink /run/current-system"), v1);
+
+    // What reads every container's files needs root, and says so in one line.
+    for args in [&["roots", "sync"][..], &["gc"][..]] {
+        let refused = fx.inx_as(USER, args).code(12);
+        let errors: Vec<&str> = refused
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", refused.stderr);
+        assert!(errors[0].contains("needs root"), "{}", refused.stderr);
+    }
+
+    fx.inx_as(USER, &["destroy", "--force", &web]).ok();
+    assert!(instance(&web).is_none(), "the instance is gone");
+    assert!(
+        !Path::new("/nix/var/nix/profiles/inx").join(&web).exists(),
+        "the profile is gone"
+    );
+}

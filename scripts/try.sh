@@ -14,6 +14,8 @@ state=/var/lib/inx-try
 # The example's `busybox` input names this folder.
 busybox=$state/busybox
 link=/usr/local/bin/inx
+# What `cargo build` makes (CARGO_TARGET_DIR moves it).
+bin=${CARGO_TARGET_DIR:-$repo/target}/debug/inx
 say() { printf 'try: %s\n' "$*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
@@ -22,12 +24,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 undo() {
-  local inx=$repo/target/debug/inx
-  if [ -x "$inx" ]; then
+  if [ -x "$bin" ]; then
     say "destroying the example's container (inx destroy --force demo)"
-    (cd "$example" && "$inx" destroy --force demo) || say "inx destroy failed: the container 'demo' may be left (incus delete --force demo)"
+    (cd "$example" && "$bin" destroy --force demo) || say "inx destroy failed: the container 'demo' may be left (incus delete --force demo)"
   fi
-  if [ -L "$link" ] && [ "$(readlink "$link")" = "$repo/target/debug/inx" ]; then
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "$bin" ]; then
     rm -f "$link"
     say "removed $link"
   fi
@@ -63,11 +64,11 @@ if ! command -v cargo >/dev/null; then
 fi
 cargo build --locked --quiet
 if [ ! -e "$link" ]; then
-  ln -s "$repo/target/debug/inx" "$link"
+  ln -s "$bin" "$link"
   say "linked $link to this checkout's inx"
-elif [ "$(readlink -f "$link")" != "$(readlink -f "$repo/target/debug/inx")" ]; then
-  say "$link is another inx: using this checkout's ($repo/target/debug/inx)"
-  link=$repo/target/debug/inx
+elif [ "$(readlink -f "$link")" != "$(readlink -f "$bin")" ]; then
+  say "$link is another inx: using this checkout's ($bin)"
+  link=$bin
 fi
 
 say "3/4 the offline example's one program: Debian's static busybox in $busybox"

@@ -137,7 +137,7 @@ fn try_it_brings_up_the_offline_example_twice_and_undo_removes_it() {
     assert_eq!(incus_state(CONTAINER), "demo,RUNNING");
     assert!(Path::new("/nix/var/nix/profiles/inx/demo/system").exists());
     assert_eq!(page_on_loopback().expect("GET 127.0.0.1:8080"), PAGE);
-    let list = Command::new(repo.join("target/debug/inx"))
+    let list = Command::new(env!("CARGO_BIN_EXE_inx"))
         .arg("list")
         .env("PATH", user_path())
         .current_dir(repo.join("examples/offline"))
@@ -172,7 +172,7 @@ fn try_it_brings_up_the_offline_example_twice_and_undo_removes_it() {
     // The link try.sh made (another inx found there would have been left alone).
     assert_ne!(
         std::fs::read_link("/usr/local/bin/inx").ok(),
-        Some(repo.join("target/debug/inx")),
+        Some(PathBuf::from(env!("CARGO_BIN_EXE_inx"))),
         "try.sh --undo left its link in /usr/local/bin"
     );
     assert!(

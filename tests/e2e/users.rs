@@ -115,7 +115,11 @@ fn a_member_of_incus_admin_runs_inx_without_root_and_root_only_commands_say_so()
     assert_eq!(profile(&web).unwrap().0, 2);
     fx.inx_as(USER, &["rollback", &web]).ok();
     let (generation, system) = profile(&web).unwrap();
-    assert_eq!((generation, system.as_str()), (1, v1.as_str()), "back at generation 1");
+    assert_eq!(
+        (generation, system.as_str()),
+        (1, v1.as_str()),
+        "back at generation 1"
+    );
     assert_eq!(sh_out(&web, "readlink /run/current-system"), v1);
 
     // What reads every container's files needs root, and says so in one line.

@@ -53,15 +53,17 @@ case "${1:-}" in
     ;;
 esac
 
+# Checked before anything is installed.
+if ! command -v cargo >/dev/null; then
+  say "cargo is missing: inx is built from this checkout with Rust $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or later (rustup.rs); nothing was changed"
+  exit 1
+fi
+
 say "1/4 the host: Nix, Incus and their daemons (scripts/provision-host.sh)"
 mkdir -p "$state"
 INX_PROVISION_RECORD=$state/installed scripts/provision-host.sh
 
 say "2/4 inx: cargo build"
-if ! command -v cargo >/dev/null; then
-  say "cargo is missing: inx is built from this checkout with Rust $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or later (rustup.rs)"
-  exit 1
-fi
 cargo build --locked --quiet
 if [ ! -e "$link" ]; then
   ln -s "$bin" "$link"

@@ -156,6 +156,24 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         to: Option<u32>,
     },
+    /// Take a snapshot of a container: its root filesystem and config, and its system.
+    ///
+    /// Incus keeps the files; inx keeps the system the container runs from the host's GC
+    /// (a root in /nix/var/nix/gcroots/inx/NAME/snapshots) for as long as the snapshot exists,
+    /// so `inx restore` can bring back both.
+    Snapshot {
+        name: String,
+        /// The snapshot's name (default: snap-YYYYMMDD-HHMMSS, UTC).
+        snapshot: Option<String>,
+    },
+    /// List a container's snapshots, the system each keeps, and whether it is kept.
+    Snapshots { name: String },
+    /// Bring back a snapshot: its root filesystem and config, and the system it ran.
+    ///
+    /// A running container is stopped, its profile points at the snapshot's system (a new
+    /// generation), the snapshot is restored, and the container starts again: it boots that
+    /// system on its own files. The next `inx up` deploys the flake's system again.
+    Restore { name: String, snapshot: String },
     /// Show what `inx up` would change in containers' closures (all when none is named).
     ///
     /// Builds the declared systems (one build), then compares each with the system its profile

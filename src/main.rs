@@ -113,6 +113,11 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Generations { name } => commands::generations(&ctx, name)?,
         Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,
         Command::Diff { names } => commands::diff(&ctx, names)?,
+        Command::Snapshot { name, snapshot } => {
+            commands::snapshot(&ctx, name, snapshot.as_deref())?
+        }
+        Command::Snapshots { name } => commands::snapshots(&ctx, name)?,
+        Command::Restore { name, snapshot } => commands::restore(&ctx, name, snapshot)?,
         Command::Roots { command } => match command {
             RootsCommand::Sync { cap } => commands::roots_sync(&ctx, cap.max_roots)?,
             RootsCommand::Watch { cap, interval } => {

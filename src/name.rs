@@ -137,6 +137,39 @@ impl RemoteName {
     }
 }
 
+/// A snapshot's name: an Incus snapshot name that is also the name of its GC root's link
+/// (`gcroots/inx/NAME/snapshots/SNAP`), so no '/' and no leading '.'.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SnapshotName(String);
+
+const SNAPSHOT: Rule = Rule {
+    what: "snapshot name",
+    max: 63,
+    char_ok: word_char,
+    first_ok: |c| c.is_ascii_alphanumeric(),
+    first_rule: "it must start with a letter or a digit",
+    whole_ok: None,
+    hint: "use 1 to 63 letters, digits, '-', '_' and '.', starting with a letter or a digit",
+};
+
+impl SnapshotName {
+    pub fn parse(s: &str) -> Result<Self> {
+        check(s, &SNAPSHOT)?;
+        Ok(SnapshotName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SnapshotName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An image alias: letters, digits and `-_./`, in segments that are not `.` or `..` (it also
 /// names folders of a simplestreams tree).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

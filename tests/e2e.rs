@@ -18,6 +18,8 @@ mod harness;
 mod reach;
 #[path = "e2e/safety.rs"]
 mod safety;
+#[path = "e2e/snapshots.rs"]
+mod snapshots;
 #[path = "e2e/users.rs"]
 mod users;
 

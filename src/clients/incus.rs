@@ -6,7 +6,7 @@
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::{failure, Cmd, Output};
 use crate::images::{Alias, ImageFiles};
-use crate::name::{ContainerName, ProjectName};
+use crate::name::{ContainerName, ProjectName, SnapshotName};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -58,6 +58,13 @@ impl Client {
             backend,
             project: None,
         }
+    }
+
+    /// The project this client works in, by name (`default` when it names none).
+    pub fn project_name(&self) -> String {
+        self.project
+            .as_ref()
+            .map_or_else(|| "default".to_string(), |p| p.as_str().to_string())
     }
 
     fn cmd(&self) -> Cmd {
@@ -140,6 +147,18 @@ impl Client {
 
     pub fn stop(&self, name: &ContainerName) -> Cmd {
         self.cmd().args(["stop", name.as_str()])
+    }
+
+    /// A snapshot of the root filesystem and the config (`user.inx.system` with it).
+    pub fn snapshot_create(&self, name: &ContainerName, snapshot: &SnapshotName) -> Cmd {
+        self.cmd()
+            .args(["snapshot", "create", name.as_str(), snapshot.as_str()])
+    }
+
+    /// Brings back a snapshot's root filesystem and config; the instance must be stopped.
+    pub fn snapshot_restore(&self, name: &ContainerName, snapshot: &SnapshotName) -> Cmd {
+        self.cmd()
+            .args(["snapshot", "restore", name.as_str(), snapshot.as_str()])
     }
 
     pub fn restart(&self, name: &ContainerName) -> Cmd {
@@ -310,6 +329,19 @@ pub struct Instance {
     pub state: Option<InstanceState>,
     #[serde(default = "default_project")]
     pub project: String,
+    /// Listed with the instance (`incus list` asks for everything), each with its own copy of
+    /// the config it was taken with.
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub snapshots: Vec<Snapshot>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub config: Config,
+    #[serde(default)]
+    pub created_at: String,
 }
 
 /// An instance that is being created is listed with `null` for its config, devices and

@@ -9,6 +9,7 @@ pub mod image;
 mod lifecycle;
 mod list;
 mod roots;
+mod snapshots;
 mod up;
 mod watch;
 
@@ -19,6 +20,7 @@ pub use generations::{generations, rollback};
 pub use lifecycle::lifecycle;
 pub use list::list;
 pub use roots::{gc, sync as roots_sync};
+pub use snapshots::{restore, snapshot, snapshots};
 pub use up::up;
 pub use watch::watch as roots_watch;
 

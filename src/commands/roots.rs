@@ -12,7 +12,7 @@ use crate::name::{ContainerName, StorePath};
 use crate::output::{self, out, outln};
 use crate::plan::{Action, Plan, Step, What};
 use crate::roots::{self, Change, Container, Layout, Scope};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What one sync did to one container's roots.
@@ -137,6 +137,7 @@ pub(super) fn gather(runner: &Runner, incus: &Client) -> Result<Vec<Container>> 
                 },
                 volume,
                 managed,
+                snapshots: instance::snapshot_systems(i),
             })
         })
         .collect())
@@ -214,13 +215,11 @@ fn sync_planned(
     let mut done = Vec::new();
     // Decided under the lock, written by the executor while the lock is still held.
     let mut plan = Plan::default();
-    let mut write = |name: &ContainerName, dir: PathBuf, next: roots::Index, change: &Change| {
-        plan.steps.push(Step {
-            container: Some(name.clone()),
-            what: What::Roots,
-            description: describe(change, ctx.dry_run),
-            action: Action::WriteRoots { dir, index: next },
-        });
+    let write = |name: &ContainerName, dir: PathBuf, next: roots::Index, change: &Change| Step {
+        container: Some(name.clone()),
+        what: What::Roots,
+        description: describe(change, ctx.dry_run),
+        action: Action::WriteRoots { dir, index: next },
     };
     for c in containers.iter().filter(|c| c.managed) {
         let dir = layout.dir(&c.project, &c.name);
@@ -243,7 +242,41 @@ fn sync_planned(
             .filter(|r| *r == c.volume || is_own_root(r, &c.volume));
         let (next, change) = roots::decide(&old, root, &origins, scope, &host_has, cap);
         if next != old {
-            write(&c.name, dir, next.clone(), &change);
+            plan.steps.push(write(&c.name, dir, next.clone(), &change));
+        }
+        // Each snapshot keeps the system it was taken with, while the host still has it.
+        let snapshots_dir = layout.snapshots_dir(&c.project, &c.name);
+        let mut links = BTreeMap::new();
+        for (snapshot, system) in &c.snapshots {
+            if host_has(system) {
+                links.insert(snapshot.clone(), system.clone());
+            } else {
+                eprintln!(
+                    "warning: {}: the system of snapshot {snapshot} ({}) is gone from the store: restoring it cannot bring that system back",
+                    c.name,
+                    system.base_name()
+                );
+            }
+        }
+        let now = roots::read_links(&snapshots_dir);
+        let same = now.len() == links.len()
+            && links
+                .iter()
+                .all(|(s, p)| now.get(s).map(String::as_str) == Some(p.as_str()));
+        if !same {
+            plan.steps.push(Step {
+                container: Some(c.name.clone()),
+                what: What::Roots,
+                description: format!(
+                    "keep the systems of {} snapshot{}",
+                    links.len(),
+                    if links.len() == 1 { "" } else { "s" }
+                ),
+                action: Action::WriteSnapshotRoots {
+                    dir: snapshots_dir,
+                    links,
+                },
+            });
         }
         done.push(Synced {
             project: c.project.clone(),
@@ -277,7 +310,21 @@ fn sync_planned(
             removed: old.roots.into_keys().collect(),
             ..Change::default()
         };
-        write(&name, dir, roots::Index::default(), &change);
+        // Its snapshots went with it: their systems may go too.
+        let snapshots_dir = layout.snapshots_dir(&project, &name);
+        if !roots::read_links(&snapshots_dir).is_empty() {
+            plan.steps.push(Step {
+                container: Some(name.clone()),
+                what: What::Roots,
+                description: "release the systems of its snapshots".to_string(),
+                action: Action::WriteSnapshotRoots {
+                    dir: snapshots_dir,
+                    links: BTreeMap::new(),
+                },
+            });
+        }
+        plan.steps
+            .push(write(&name, dir, roots::Index::default(), &change));
         done.push(Synced {
             project,
             name,

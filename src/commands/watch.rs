@@ -379,6 +379,7 @@ mod tests {
                 root: None,
                 volume: PathBuf::from("/nonexistent"),
                 managed: true,
+                snapshots: Default::default(),
             })
             .collect()
     }

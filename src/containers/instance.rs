@@ -35,6 +35,20 @@ pub fn is_managed(instance: &Instance) -> bool {
     instance.config.contains_key(KEY_MANAGED)
 }
 
+/// Each snapshot's name and the system inx had deployed when it was taken (Incus copies the
+/// instance's config, `user.inx.system` with it, into the snapshot). Snapshots without one
+/// (taken before inx deployed anything) have nothing to keep.
+pub fn snapshot_systems(instance: &Instance) -> std::collections::BTreeMap<String, StorePath> {
+    instance
+        .snapshots
+        .iter()
+        .filter_map(|s| {
+            let system = StorePath::parse(s.config.get(KEY_SYSTEM)?).ok()?;
+            Some((s.name.clone(), system))
+        })
+        .collect()
+}
+
 /// What a running instance runs now: read through its init's root, or, where that cannot be
 /// read, the system inx last recorded. `None` when it is not running.
 pub fn running_system(instance: &Instance) -> Option<StorePath> {
@@ -314,6 +328,7 @@ mod tests {
             profiles: spec.profiles.clone(),
             state: None,
             project: "default".into(),
+            snapshots: Vec::new(),
         }
     }
 

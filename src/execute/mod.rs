@@ -239,6 +239,15 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
         },
         Action::RemoveRoots(dir) => remove_roots(dir, &crate::roots::Layout::new().lock_file()),
         Action::WriteFolder(folder) => crate::images::staging::write(folder),
+        // As for WriteRoots: the caller holds the roots lock.
+        Action::WriteSnapshotRoots { dir, links } => crate::roots::write_links(dir, links)
+            .map_err(|e| {
+                Error::new(
+                    Kind::Failed,
+                    format!("cannot write snapshot roots in {}: {e}", dir.display()),
+                )
+                .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
+            }),
         // The caller holds the roots lock: it decided these roots under it.
         Action::WriteRoots { dir, index } => crate::roots::write(dir, index).map_err(|e| {
             Error::new(
@@ -272,12 +281,14 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
 /// (the host lock of `destroy` is another one).
 fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()> {
     let _lock = crate::execute::lock::wait(lock_file)?;
-    crate::roots::write(dir, &Default::default()).map_err(|e| {
-        Error::new(
-            Kind::Failed,
-            format!("cannot remove the GC roots in {}: {e}", dir.display()),
-        )
-    })
+    crate::roots::write_links(&dir.join("snapshots"), &Default::default())
+        .and_then(|()| crate::roots::write(dir, &Default::default()))
+        .map_err(|e| {
+            Error::new(
+                Kind::Failed,
+                format!("cannot remove the GC roots in {}: {e}", dir.display()),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 pub mod image;
 mod lifecycle;
 mod rollback;
+mod snapshot;
 mod up;
 
 pub use lifecycle::{destroy, lifecycle, HostDirs, Lifecycle};
 pub use rollback::rollback;
+pub use snapshot::{restore as restore_snapshot, take as take_snapshot};
 pub use up::{up, Facts, ImageSource};
 
 use crate::clients::nix;
@@ -48,6 +50,8 @@ pub enum What {
     Public,
     /// A container's GC roots written (`roots sync`, `gc`, `roots watch`).
     Roots,
+    /// A snapshot taken or restored.
+    Snapshot,
     /// The host's garbage collection (`gc`).
     Collect,
     /// A link that keeps a build from the GC for the user (`image build --out-link`).
@@ -72,6 +76,11 @@ pub enum Action {
     },
     /// Image files written into a folder, nothing half-written (see `staging::Folder`).
     WriteFolder(crate::images::staging::Folder),
+    /// A container's snapshot roots made to be exactly these (see `roots::write_links`).
+    WriteSnapshotRoots {
+        dir: PathBuf,
+        links: std::collections::BTreeMap<String, crate::name::StorePath>,
+    },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -108,7 +117,10 @@ impl Plan {
                 }
                 Action::RemoveRoots(p) => {
                     let d = crate::execute::process::quote(&p.display().to_string());
-                    format!("rm -f {d}/r-* {d}/roots.json && rmdir {d}")
+                    format!("rm -rf {d}/snapshots && rm -f {d}/r-* {d}/roots.json && rmdir {d}")
+                }
+                Action::WriteSnapshotRoots { dir, links } => {
+                    crate::roots::links_to_shell(dir, links)
                 }
                 Action::WriteRoots { dir, index } => crate::roots::to_shell(dir, index),
                 Action::WriteFolder(folder) => crate::images::staging::to_shell(folder),

@@ -38,6 +38,7 @@ fn deployed(m: &Manifest, status: &str) -> Instance {
         profiles: spec.profiles.clone(),
         state: None,
         project: "default".into(),
+        snapshots: Vec::new(),
     }
 }
 
@@ -500,6 +501,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         profiles: spec.profiles.clone(),
         state: None,
         project: "default".into(),
+        snapshots: Vec::new(),
     };
     let new = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&new, Some(&inst), None, Some(OLD));

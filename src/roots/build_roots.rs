@@ -8,7 +8,7 @@
 //! left by an inx that was killed is removed by the next inx that finds its lock free.
 
 use crate::error::{Error, Kind, Result};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -67,23 +67,38 @@ impl Drop for BuildRoots {
     }
 }
 
-/// Removes the build roots of every inx that is gone (its lock is free).
+/// Removes the build roots of every inx that is gone (its lock is free). A folder without a
+/// lock file is gone too: a build that outlived its inx (interrupted, say) can make its
+/// folder again with `--add-root` after that inx removed it. The sweeper takes such a
+/// folder's lock itself, so an inx that is making it right then (lock first, folder next)
+/// either holds the lock already or finds its lock file unlinked and makes a new one.
 pub fn sweep(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "lock") {
-            continue;
-        }
-        let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+    let owners: std::collections::BTreeSet<std::ffi::OsString> = entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "lock") {
+                path.file_stem().map(|s| s.to_os_string())
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                Some(e.file_name())
+            } else {
+                None
+            }
+        })
+        .collect();
+    for owner in owners {
+        let dir = base.join(&owner);
+        let lock_path = dir.with_extension("lock");
+        let Ok(file) = crate::host_files::open_lock_file(&lock_path) else {
             continue;
         };
         match file.try_lock() {
             Ok(()) => {
-                let _ = std::fs::remove_dir_all(path.with_extension(""));
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_file(&lock_path);
             }
             Err(TryLockError::WouldBlock) | Err(TryLockError::Error(_)) => {}
         }
@@ -122,6 +137,28 @@ mod tests {
         assert!(!base.join("999999999").exists());
         assert!(!base.join("999999999.lock").exists());
         assert!(dir_for(&base).is_dir());
+        drop(held);
+    }
+
+    #[test]
+    fn a_folder_without_a_lock_file_is_swept_and_a_held_one_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join(".builds");
+        // What a build that outlived its inx leaves: the folder `--add-root` made again.
+        std::fs::create_dir_all(base.join("999999998")).unwrap();
+        std::os::unix::fs::symlink("/nix/store/x", base.join("999999998/r")).unwrap();
+        let held = BuildRoots::hold(&base).unwrap();
+        std::os::unix::fs::symlink("/nix/store/x", link_for(&base)).unwrap();
+        sweep(&base);
+        assert!(!base.join("999999998").exists(), "the orphan folder goes");
+        assert!(
+            !base.join("999999998.lock").exists(),
+            "and the lock it took"
+        );
+        assert!(
+            link_for(&base).symlink_metadata().is_ok(),
+            "a live inx keeps its roots"
+        );
         drop(held);
     }
 }

@@ -6,7 +6,11 @@
 //! such path inside each of its containers (see `confine`) and keeps what it finds as a direct
 //! root, `gcroots/inx/NAME/r-<hash of the path>`, with an index (`roots.json`) of where each
 //! came from, so it can tell when the container's link is gone even after the auto link is.
-//! Nothing here writes outside `gcroots/inx`, and only links named `r-*` are ever removed.
+//! A snapshot's system is kept too, for as long as the snapshot exists:
+//! `gcroots/inx/NAME/snapshots/SNAP` links to the system the container ran when it was taken
+//! (the `user.inx.system` of the snapshot's config), so a restore finds it.
+//! Nothing here writes outside `gcroots/inx`, and only links named `r-*` and the links in
+//! `snapshots/` are ever removed.
 
 pub mod build_roots;
 pub mod confine;
@@ -19,6 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 const INDEX: &str = "roots.json";
+const SNAPSHOTS: &str = "snapshots";
 const LINK_PREFIX: &str = "r-";
 
 /// Nix's state directory (`NIX_STATE_DIR`, as Nix reads it), `/nix/var/nix` by default.
@@ -47,6 +52,8 @@ pub struct Container {
     /// Whether it carries inx's marker now; an instance without it gets no new roots but
     /// keeps the ones it has.
     pub managed: bool,
+    /// Its snapshots and the system each was taken with (`user.inx.system` in its config).
+    pub snapshots: BTreeMap<String, StorePath>,
 }
 
 /// What a container's roots are: the path inside the container each came from, and the
@@ -91,6 +98,11 @@ impl Layout {
 
     pub fn lock_file(&self) -> PathBuf {
         self.base.join(".lock")
+    }
+
+    /// Where a container's snapshots keep their systems: a link per snapshot, named after it.
+    pub fn snapshots_dir(&self, project: &str, name: &ContainerName) -> PathBuf {
+        self.dir(project, name).join(SNAPSHOTS)
     }
 
     /// The paths Nix was asked to keep (the targets of `gcroots/auto`), read as they are now.
@@ -278,6 +290,64 @@ pub fn write(dir: &Path, index: &Index) -> io::Result<()> {
         let _ = std::fs::remove_dir(dir);
     }
     Ok(())
+}
+
+/// The snapshot roots in `dir` now: each link's name and where it leads.
+pub fn read_links(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().to_str()?.to_string(),
+                target.to_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Makes `dir` hold exactly `links` (name -> store path): new and changed ones first, by
+/// rename, then the others go; with none left, the folder goes too. Only links are removed.
+pub fn write_links(dir: &Path, links: &BTreeMap<String, StorePath>) -> io::Result<()> {
+    if !links.is_empty() {
+        crate::host_files::create_dir_all(dir)?;
+    }
+    let now = read_links(dir);
+    for (name, path) in links {
+        if now.get(name).map(String::as_str) == Some(path.as_str()) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(path.as_str(), &tmp)?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    for name in now.keys().filter(|n| !links.contains_key(*n)) {
+        std::fs::remove_file(dir.join(name))?;
+    }
+    if links.is_empty() {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What `write_links` does, as a script.
+pub fn links_to_shell(dir: &Path, links: &BTreeMap<String, StorePath>) -> String {
+    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    if links.is_empty() {
+        return format!("rm -rf {}", q(dir));
+    }
+    let mut lines = vec![format!("mkdir -p {}", q(dir))];
+    for (name, path) in links {
+        lines.push(format!("ln -sfn {} {}", path.as_str(), q(&dir.join(name))));
+    }
+    lines.join("\n")
 }
 
 /// What `write` does, as a script a user could read: the links, then the index (an empty

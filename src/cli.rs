@@ -156,6 +156,19 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         to: Option<u32>,
     },
+    /// Run a throw-away container of a declared container's system: a login shell, or CMD.
+    ///
+    /// A fresh ephemeral instance (named NAME-run-PID) with the declared container's settings
+    /// (without its port forwards) boots the system from the shared store; the declared
+    /// container is not touched and need not exist. When the shell or CMD ends, the instance
+    /// and its profile go; after a kill, the next inx that changes things removes them. Exits
+    /// with CMD's exit code.
+    Run {
+        name: String,
+        /// The command and its arguments (default: a login shell).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Take a snapshot of a container: its root filesystem and config, and its system.
     ///
     /// Incus keeps the files; inx keeps the system the container runs from the host's GC

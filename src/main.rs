@@ -61,7 +61,10 @@ fn run(cli: &Cli) -> error::Result<i32> {
     if cli.global.json
         && matches!(
             cli.command,
-            Command::Exec { .. } | Command::Shell { .. } | Command::Completions { .. }
+            Command::Exec { .. }
+                | Command::Shell { .. }
+                | Command::Run { .. }
+                | Command::Completions { .. }
         )
     {
         // Their output is another program's (or a script): rather than print something that
@@ -69,7 +72,7 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Cli::command()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--json: exec, shell and completions have no JSON output",
+                "--json: exec, shell, run and completions have no JSON output",
             )
             .exit();
     }
@@ -79,11 +82,13 @@ fn run(cli: &Cli) -> error::Result<i32> {
         output::bytes(&script);
         return Ok(0);
     }
-    // The terminal's children (exec, shell) and the service (watch) keep the default signals.
+    // The terminal's children (exec, shell) and the service (watch) keep the default signals;
+    // `run` handles them itself (its shell gets them, and it removes the run after).
     if !matches!(
         cli.command,
         Command::Exec { .. }
             | Command::Shell { .. }
+            | Command::Run { .. }
             | Command::Roots {
                 command: RootsCommand::Watch { .. }
             }
@@ -113,6 +118,7 @@ fn run(cli: &Cli) -> error::Result<i32> {
         Command::Generations { name } => commands::generations(&ctx, name)?,
         Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,
         Command::Diff { names } => commands::diff(&ctx, names)?,
+        Command::Run { name, command } => return commands::run(&ctx, name, command),
         Command::Snapshot { name, snapshot } => {
             commands::snapshot(&ctx, name, snapshot.as_deref())?
         }

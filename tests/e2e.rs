@@ -16,6 +16,8 @@ macro_rules! host {
 mod harness;
 #[path = "e2e/reach.rs"]
 mod reach;
+#[path = "e2e/runs.rs"]
+mod runs;
 #[path = "e2e/safety.rs"]
 mod safety;
 #[path = "e2e/snapshots.rs"]

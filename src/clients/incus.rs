@@ -123,6 +123,25 @@ impl Client {
         cmd.stdin(config_json)
     }
 
+    /// `create_empty` for a throw-away instance: Incus deletes it when it stops.
+    pub fn create_ephemeral(
+        &self,
+        name: &ContainerName,
+        profiles: &[String],
+        config_json: String,
+    ) -> Cmd {
+        let mut cmd = self
+            .cmd()
+            .args(["create", "--empty", "--ephemeral", name.as_str()]);
+        if profiles.is_empty() {
+            cmd = cmd.arg("--no-profiles");
+        }
+        for p in profiles {
+            cmd = cmd.args(["--profile", p]);
+        }
+        cmd.stdin(config_json)
+    }
+
     /// One call creates the instance from an image, with its whole config on stdin.
     pub fn create_from_image(
         &self,

@@ -9,6 +9,7 @@ pub mod image;
 mod lifecycle;
 mod list;
 mod roots;
+mod run;
 mod snapshots;
 mod up;
 mod watch;
@@ -20,6 +21,7 @@ pub use generations::{generations, rollback};
 pub use lifecycle::lifecycle;
 pub use list::list;
 pub use roots::{gc, sync as roots_sync};
+pub use run::run;
 pub use snapshots::{restore, snapshot, snapshots};
 pub use up::up;
 pub use watch::watch as roots_watch;
@@ -152,8 +154,10 @@ impl Ctx {
             return Ok(None);
         }
         let lock = lock::acquire(&Profiles::lock_file())?;
-        // Roots that a killed inx left go with the next changing command.
+        // Roots and throw-away instances that a killed inx left go with the next changing
+        // command.
         build_roots::sweep(&Profiles::builds_base());
+        run::sweep(self);
         Ok(Some(lock))
     }
 

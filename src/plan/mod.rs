@@ -4,6 +4,7 @@
 pub mod image;
 mod lifecycle;
 mod rollback;
+pub mod run;
 mod snapshot;
 mod up;
 

@@ -22,6 +22,8 @@ mod runs;
 mod safety;
 #[path = "e2e/snapshots.rs"]
 mod snapshots;
+#[path = "e2e/terminal.rs"]
+mod terminal;
 #[path = "e2e/users.rs"]
 mod users;
 

@@ -69,6 +69,11 @@ impl Ctx {
             runner: Runner {
                 verbose: global.verbose,
                 quiet: global.quiet,
+                bars: crate::execute::progress::wanted(
+                    std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    global.quiet,
+                    global.json,
+                ),
             },
             project: global
                 .project

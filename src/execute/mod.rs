@@ -13,6 +13,7 @@
 pub mod interrupt;
 pub mod lock;
 pub mod process;
+pub mod progress;
 
 use crate::clients::incus;
 use crate::error::{Error, Kind, Result};
@@ -27,6 +28,7 @@ use std::sync::Mutex;
 const JOBS: usize = 4;
 
 pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
+    let bar = progress::Bar::start(runner.bars(), plan.steps.len());
     let mut chains: Vec<(&ContainerName, Vec<&Step>)> = Vec::new();
     for step in &plan.steps {
         let Some(container) = &step.container else {
@@ -36,7 +38,9 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
             );
             crate::execute::interrupt::check()?;
             runner.progress(format_args!("{}", step.description));
-            run_step(runner, step)?;
+            bar.now(&step.description);
+            run_watched(runner, step, &bar)?;
+            bar.done();
             continue;
         };
         match chains.iter_mut().find(|(c, _)| *c == container) {
@@ -64,16 +68,18 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
                     for step in steps {
                         let done = crate::execute::interrupt::check().and_then(|()| {
                             runner.progress(format_args!("{container}: {}", step.description));
-                            run_step(runner, step)
+                            bar.now(&format!("{container}: {}", step.description));
+                            run_watched(runner, step, &bar)
                         });
+                        bar.done();
                         if let Err(e) = done {
                             if e.kind == Kind::Interrupted {
-                                eprintln!(
+                                progress::line(format_args!(
                                     "{container}: not finished (interrupted before: {})",
                                     step.description
-                                );
+                                ));
                             } else {
-                                eprintln!("{container}: {e}");
+                                progress::line(format_args!("{container}: {e}"));
                             }
                             failed
                                 .lock()
@@ -94,9 +100,13 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
         .filter(|((c, _), _)| !failed.contains_key(c))
         .filter_map(|((c, _), start)| start.map(|s| (*c, s)))
         .collect();
+    if !ready.is_empty() {
+        bar.now("start");
+    }
     for (container, e) in start_together(runner, &ready) {
         failed.insert(container, e);
     }
+    drop(bar);
     if failed.is_empty() {
         return Ok(());
     }
@@ -166,9 +176,11 @@ fn start_together<'a>(
             Err(e) => {
                 for name in names {
                     if e.kind == Kind::Interrupted {
-                        eprintln!("{name}: not finished (interrupted before: start)");
+                        progress::line(format_args!(
+                            "{name}: not finished (interrupted before: start)"
+                        ));
                     } else {
-                        eprintln!("{name}: {e}");
+                        progress::line(format_args!("{name}: {e}"));
                     }
                     failed.push((name, e.clone()));
                 }
@@ -198,11 +210,21 @@ fn start_together<'a>(
                     stderr: own,
                 },
             );
-            eprintln!("{name}: {e}");
+            progress::line(format_args!("{name}: {e}"));
             failed.push((name, e));
         }
     }
     failed
+}
+
+/// A step, with the progress bar put aside while a build or a collection writes its own log
+/// to the terminal.
+fn run_watched(runner: &dyn Run, step: &Step, bar: &progress::Bar) -> Result<()> {
+    if matches!(step.what, What::Build | What::Collect) {
+        bar.aside(|| run_step(runner, step))
+    } else {
+        run_step(runner, step)
+    }
 }
 
 /// A folder of inx's host profiles is shared with their group (see `host_files`); any other

@@ -99,6 +99,10 @@ pub trait Run: Sync {
     fn show_all(&self, cmd: &Cmd) -> Result<Output>;
     /// A progress line (not with -q).
     fn progress(&self, line: std::fmt::Arguments);
+    /// Whether a progress bar is drawn while plans are carried out (see `progress`).
+    fn bars(&self) -> bool {
+        false
+    }
 }
 
 impl Run for Runner {
@@ -110,6 +114,9 @@ impl Run for Runner {
     }
     fn show_all(&self, cmd: &Cmd) -> Result<Output> {
         Runner::show_all(self, cmd)
+    }
+    fn bars(&self) -> bool {
+        self.bars
     }
     fn progress(&self, line: std::fmt::Arguments) {
         Runner::progress(self, line)
@@ -184,6 +191,8 @@ pub struct Runner {
     pub verbose: u8,
     /// -q: no progress lines.
     pub quiet: bool,
+    /// A progress bar while plans run (a terminal, no -q, no --json).
+    pub bars: bool,
 }
 
 impl Runner {
@@ -191,7 +200,7 @@ impl Runner {
     /// unless -q. Errors and warnings do not come through here: they always print.
     pub fn progress(&self, line: std::fmt::Arguments) {
         if !self.quiet {
-            eprintln!("{line}");
+            crate::execute::progress::line(line);
         }
     }
 
@@ -302,7 +311,10 @@ impl Runner {
 
     fn trace(&self, cmd: &Cmd) {
         if self.verbose > 0 {
-            eprintln!("+ {}", cmd.to_shell().lines().next().unwrap_or_default());
+            crate::execute::progress::line(format_args!(
+                "+ {}",
+                cmd.to_shell().lines().next().unwrap_or_default()
+            ));
         }
     }
 }

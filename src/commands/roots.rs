@@ -259,6 +259,16 @@ fn sync_planned(
             }
         }
         let now = roots::read_links(&snapshots_dir);
+        // A root made in the last minute stays even if the listing lacks its snapshot: the
+        // listing may be older than the root (`inx snapshot` makes the root, then the
+        // snapshot), and a root too many is harmless while a missing one is not.
+        for (snapshot, target) in &now {
+            if !links.contains_key(snapshot) && roots::is_recent(&snapshots_dir.join(snapshot)) {
+                if let Ok(path) = StorePath::parse(target) {
+                    links.insert(snapshot.clone(), path);
+                }
+            }
+        }
         let same = now.len() == links.len()
             && links
                 .iter()

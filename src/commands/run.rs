@@ -100,8 +100,8 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         ctx.carry_out(&start)
     };
     let code = match &started {
-        Ok(()) if !stop.load(Ordering::SeqCst) => ctx.runner.interactive(&exec),
-        Ok(()) => Err(interrupted()),
+        Ok(()) => wait_until_up(ctx, client, &run_name, &manifest.toplevel, &stop)
+            .and_then(|()| ctx.runner.interactive(&exec)),
         Err(e) => Err(e.clone()),
     };
     let ended = remove(ctx, &end, started.is_ok());
@@ -109,6 +109,43 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     let code = code?;
     ended?;
     Ok(code)
+}
+
+/// A container has started once its init made `/run/current-system` (NixOS's activation
+/// does, early in stage 2): until then a command by that path is not there. Asked with the
+/// system's own `test`, by its store path.
+fn wait_until_up(
+    ctx: &Ctx,
+    client: &incus::Client,
+    run: &ContainerName,
+    system: &crate::name::StorePath,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let probe = client.exec(
+        run,
+        &[
+            format!("{}/sw/bin/test", system.as_str()),
+            "-e".to_string(),
+            "/run/current-system".to_string(),
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Err(interrupted());
+        }
+        if ctx.runner.capture(&probe).is_ok_and(|o| o.success()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::new(
+                Kind::Failed,
+                format!("{run} did not come up within 60 s (no /run/current-system)"),
+            )
+            .with_hint(format!("see its console: incus console --show-log {run}")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn interrupted() -> Error {

@@ -309,6 +309,16 @@ pub fn read_links(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Whether the link at `path` was made in the last minute (see the snapshot roots in
+/// `commands::roots`).
+pub fn is_recent(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(60))
+}
+
 /// Makes `dir` hold exactly `links` (name -> store path): new and changed ones first, by
 /// rename, then the others go; with none left, the folder goes too. Only links are removed.
 pub fn write_links(dir: &Path, links: &BTreeMap<String, StorePath>) -> io::Result<()> {

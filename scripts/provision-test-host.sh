@@ -187,16 +187,8 @@ if [ -S "$socket" ] && [ "$(stat -c %G "$socket")" != incus-admin ]; then
   fi
 fi
 
-# provision-host.sh started it; stop_if_stale may have stopped it since.
-if ! incus info >/dev/null 2>&1; then
-  say "starting incusd"
-  setsid /usr/libexec/incus/incusd --group incus-admin >"$log_dir/incusd.log" 2>&1 </dev/null &
-  if ! timeout 60 incus admin waitready; then
-    say "incusd did not start: see $log_dir/incusd.log"
-    tail -n 20 "$log_dir/incusd.log" >&2 || true
-    exit 1
-  fi
-fi
+# Started again if stop_if_stale stopped it (provision-host.sh starts what does not answer).
+INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh"
 
 # LXD 5.0 from Debian beside Incus, for the `--backend lxd` tests, with Incus's storage-only
 # setup (provision-host.sh).

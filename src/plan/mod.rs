@@ -30,6 +30,23 @@ pub struct Step {
     pub action: Action,
 }
 
+impl Step {
+    /// A step of one container's chain.
+    pub fn of(
+        container: &ContainerName,
+        what: What,
+        description: impl Into<String>,
+        action: Action,
+    ) -> Step {
+        Step {
+            container: Some(container.clone()),
+            what,
+            description: description.into(),
+            action,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum What {

@@ -22,12 +22,7 @@ pub fn rollback(
     incus: &Client,
 ) -> Plan {
     let mut plan = Plan::default();
-    let step = |what, description: String, action| Step {
-        container: Some(name.clone()),
-        what,
-        description,
-        action,
-    };
+    let step = |what, description: String, action| Step::of(name, what, description, action);
     if current.map(|c| c.number) != Some(target.number) {
         plan.steps.push(step(
             What::Profile,

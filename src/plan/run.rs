@@ -25,12 +25,7 @@ pub fn start(
         (Some(drv), false) => drv.clone(),
         _ => manifest.toplevel.to_string(),
     };
-    let step = |what, description: String, action| Step {
-        container: Some(run.clone()),
-        what,
-        description,
-        action,
-    };
+    let step = |what, description: String, action| Step::of(run, what, description, action);
     Plan {
         steps: vec![
             step(
@@ -82,18 +77,18 @@ pub fn start(
 pub fn end(run: &ContainerName, profile_dir: &Path, incus: &Client) -> Plan {
     Plan {
         steps: vec![
-            Step {
-                container: Some(run.clone()),
-                what: What::Delete,
-                description: "delete the throw-away instance".to_string(),
-                action: Action::Run(incus.delete(run)),
-            },
-            Step {
-                container: Some(run.clone()),
-                what: What::RemoveProfile,
-                description: "remove the run's profile".to_string(),
-                action: Action::RemoveDir(profile_dir.to_path_buf()),
-            },
+            Step::of(
+                run,
+                What::Delete,
+                "delete the throw-away instance",
+                Action::Run(incus.delete(run)),
+            ),
+            Step::of(
+                run,
+                What::RemoveProfile,
+                "remove the run's profile",
+                Action::RemoveDir(profile_dir.to_path_buf()),
+            ),
         ],
         ..Plan::default()
     }

@@ -21,12 +21,7 @@ pub fn take(
 ) -> Plan {
     let mut links = roots_now.clone();
     links.insert(snapshot.to_string(), system.clone());
-    let step = |what, description: String, action| Step {
-        container: Some(name.clone()),
-        what,
-        description,
-        action,
-    };
+    let step = |what, description: String, action| Step::of(name, what, description, action);
     Plan {
         steps: vec![
             step(
@@ -63,12 +58,7 @@ pub fn restore(
     incus: &Client,
 ) -> Plan {
     let mut plan = Plan::default();
-    let step = |what, description: String, action| Step {
-        container: Some(name.clone()),
-        what,
-        description,
-        action,
-    };
+    let step = |what, description: String, action| Step::of(name, what, description, action);
     if instance.running() {
         plan.steps.push(step(
             What::Stop,

@@ -107,3 +107,38 @@ pub fn run_spec(mut spec: Spec, owner: u32) -> Spec {
         .retain(|_, d| d.get("type").map(String::as_str) != Some("proxy"));
     spec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_run_is_marked_as_a_run_not_as_managed_and_has_no_proxy_devices() {
+        let dev = |kind: &str| BTreeMap::from([("type".to_string(), kind.to_string())]);
+        let spec = Spec {
+            config: BTreeMap::from([
+                (instance::KEY_MANAGED.to_string(), "1".to_string()),
+                ("limits.memory".to_string(), "1GiB".to_string()),
+            ]),
+            devices: BTreeMap::from([
+                ("forward-tcp-8080".to_string(), dev("proxy")),
+                ("data".to_string(), dev("disk")),
+            ]),
+            profiles: vec!["default".to_string()],
+        };
+        let run = run_spec(spec, 4821);
+        assert!(!run.config.contains_key(instance::KEY_MANAGED));
+        assert_eq!(
+            run.config
+                .get(crate::containers::runs::KEY_RUN)
+                .map(String::as_str),
+            Some("4821")
+        );
+        assert_eq!(
+            run.config.get("limits.memory").map(String::as_str),
+            Some("1GiB")
+        );
+        assert_eq!(run.devices.keys().collect::<Vec<_>>(), ["data"]);
+    }
+}

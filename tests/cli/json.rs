@@ -67,11 +67,12 @@ fn up_json_of_a_flake_without_containers_is_an_empty_plan() {
 }
 
 #[test]
-fn exec_shell_and_completions_refuse_json() {
+fn exec_shell_run_and_completions_refuse_json() {
     let sb = Sandbox::new();
     for args in [
         &["--json", "exec", "web", "--", "true"][..],
         &["--json", "--dry-run", "shell", "web"],
+        &["--json", "run", "web", "--", "true"],
         &["--json", "completions", "bash"],
     ] {
         let assert = sb.run(args).code(2);

@@ -159,3 +159,23 @@ fn a_failed_step_is_reported_once() {
     );
     assert!(stderr.contains("web failed (see above)"), "{stderr}");
 }
+
+#[test]
+fn dry_run_of_run_prints_an_ephemeral_instance_its_command_and_its_removal() {
+    let sb = Sandbox::new();
+    sb.fresh_web();
+    let assert = sb
+        .run(&["--dry-run", "run", "web", "--", "uname", "-a"])
+        .code(0);
+    let stdout = stdout_of(&assert);
+    for expected in [
+        "create --empty --ephemeral web-run-",
+        "exec web-run-",
+        "-- uname -a",
+        "delete --force web-run-",
+        "rm -rf ",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
+    }
+    assert_nothing_changed(&sb);
+}

@@ -405,6 +405,15 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
         "{manifests}"
     );
     assert_drv(&hello["drvPath"], "inxContainers.hello's drvPath");
+    assert_eq!(
+        hello["incus"]["devices"]["forward-tcp-8080"],
+        serde_json::json!({
+            "type": "proxy",
+            "listen": "tcp:127.0.0.1:8080",
+            "connect": "tcp:127.0.0.1:80"
+        }),
+        "the template's port forward: {manifests}"
+    );
 
     for system in ["x86_64-linux", "aarch64-linux"] {
         let shell = through_registry(&[

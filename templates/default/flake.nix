@@ -38,6 +38,15 @@
             }
           )
         ];
+        # nginx from the host: http://127.0.0.1:8080/ (an Incus proxy device; without
+        # listenAddress, every address of the host listens).
+        forwardPorts = [
+          {
+            hostPort = 8080;
+            containerPort = 80;
+            listenAddress = "127.0.0.1";
+          }
+        ];
         # Added to the Incus instance as it is.
         incus.config."limits.memory" = "1GiB";
       };

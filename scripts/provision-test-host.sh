@@ -35,6 +35,9 @@ command -v openssl >/dev/null || extra+=(openssl)
 command -v update-ca-certificates >/dev/null || extra+=(ca-certificates)
 [ -x /usr/bin/python3 ] || extra+=(python3)
 command -v lxd >/dev/null || extra+=(lxd)
+# sshd for the multi-host bed (scripts/hosts.sh starts its own on 127.0.0.N:22; the image's
+# policy-rc.d keeps the package from starting a system sshd).
+[ -x /usr/sbin/sshd ] || extra+=(openssh-server)
 INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh" "${extra[@]}"
 
 # Nix 2.26 (Debian 13's nix-bin), the version users run, unpacked beside Debian 12's 2.8

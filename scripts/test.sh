@@ -41,6 +41,13 @@ cargo fmt --all -- --check
 "$cargo" clippy --locked --all-targets -- -D warnings
 
 failed=()
+# The multi-host bed (scripts/hosts.sh) for tests/hosts.rs, down again however the run ends.
+if [ "$(id -u)" = 0 ]; then
+  trap 'scripts/hosts.sh down || true' EXIT
+  scripts/hosts.sh down
+  scripts/hosts.sh up
+  export INX_TEST_HOSTS_ROOT=${INX_HOSTS_ROOT:-/var/lib/inx-test/hosts}
+fi
 # One labelled cargo test run with `dir` first on PATH, then the tests it skipped.
 run() {
   local label=$1 dir=$2

@@ -127,7 +127,11 @@ fn unique(test: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("inx-hosts-{test}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+    format!(
+        "inx-hosts-{test}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
 }
 
 /// A synthetic system (tests/fixtures/synthetic-system.nix from /bin/busybox) built on the main
@@ -199,7 +203,14 @@ fn boot_on(bed: &Bed, host: u8, remote: &str, target: Option<&str>, system: &str
         ),
     ] {
         let mut add = bed.incus();
-        add.args(["config", "device", "add", &instance.remote_name, dev, "disk"]);
+        add.args([
+            "config",
+            "device",
+            "add",
+            &instance.remote_name,
+            dev,
+            "disk",
+        ]);
         add.arg(format!("source={source}"));
         add.arg(format!("path={path}"));
         add.arg("shift=true");
@@ -256,7 +267,10 @@ fn a_system_built_here_reaches_host3_store_only_by_nix_copy() {
     let system = build_system(&unique("copy"));
     assert!(!bed.has_path(3, &system), "host3 already has {system}");
     bed.copy_to(3, &system);
-    assert!(bed.has_path(3, &system), "host3 lacks {system} after nix copy");
+    assert!(
+        bed.has_path(3, &system),
+        "host3 lacks {system} after nix copy"
+    );
     assert!(!bed.has_path(4, &system), "host4 got {system} too");
 }
 
@@ -288,32 +302,89 @@ fn down_leaves_no_process_mount_or_dir_of_the_bed() {
     let Some(bed) = Bed::get("down_leaves_no_process_mount_or_dir_of_the_bed") else {
         return;
     };
-    // A bed of its own beside the shared one, with a running container, then down.
-    let root = bed.root.with_file_name(format!("{}-down", unique("d")));
+    // A running container on host4 gives `down` LXC monitors and container processes to stop.
+    let name = unique("down");
+    let system = build_system(&name);
+    bed.copy_to(4, &system);
+    let profiles = bed.root.join(format!("host4/profiles/{name}"));
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::os::unix::fs::symlink(&system, profiles.join("system")).unwrap();
+    let remote_name = format!("h4:{name}");
+    check(
+        "incus create",
+        bed.incus()
+            .args(["--project", "default", "create", "--empty", &remote_name])
+            .args([
+                "-c",
+                "raw.lxc=lxc.init.cmd = /nix/var/nix/profiles/system/init",
+            ])
+            .output()
+            .unwrap(),
+    );
+    for (dev, source, path) in [
+        ("inx-store", "/nix/store".to_string(), "/nix/store"),
+        (
+            "inx-profiles",
+            profiles.display().to_string(),
+            "/nix/var/nix/profiles",
+        ),
+    ] {
+        check(
+            "incus config device add",
+            bed.incus()
+                .args(["config", "device", "add", &remote_name, dev, "disk"])
+                .arg(format!("source={source}"))
+                .arg(format!("path={path}"))
+                .arg("shift=true")
+                .output()
+                .unwrap(),
+        );
+    }
+    check(
+        "incus start",
+        bed.incus().args(["start", &remote_name]).output().unwrap(),
+    );
+
     let script = repo().join("scripts/hosts.sh");
     let run = |arg: &str| {
         check(
             &format!("hosts.sh {arg}"),
             Command::new(&script)
                 .arg(arg)
-                .env("INX_HOSTS_ROOT", &root)
+                .env("INX_HOSTS_ROOT", &bed.root)
                 .output()
                 .unwrap(),
         )
     };
-    let _ = bed;
-    // Two beds cannot both listen on 127.0.0.N; this test only runs when it has its own bed.
-    if std::env::var_os("INX_TEST_HOSTS_OWN_DOWN").is_none() {
-        return;
-    }
-    run("up");
     run("down");
-    let needle = format!("{}/", root.display());
+    assert!(
+        !bed.root.exists(),
+        "{} is still there after down",
+        bed.root.display()
+    );
+    let needle = format!(" {}/", bed.root.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&needle),
+        "a mount of the bed is left after down"
+    );
+    let mut held = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let mi = entry.path().join("mountinfo");
-        if let Ok(text) = std::fs::read_to_string(&mi) {
-            assert!(!text.contains(&needle), "{} still mentions the bed", mi.display());
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("mountinfo")) {
+            if text.contains(&needle) {
+                held.push(entry.file_name().to_string_lossy().into_owned());
+            }
         }
     }
-    assert!(!root.exists(), "{} is still there", root.display());
+    // Bring the bed back for the other tests (they take the same lock) before asserting.
+    let back = Command::new(&script)
+        .arg("up")
+        .env("INX_HOSTS_ROOT", &bed.root)
+        .output()
+        .unwrap();
+    assert!(
+        held.is_empty(),
+        "processes still see the bed after down: {held:?}"
+    );
+    check("hosts.sh up after down", back);
 }

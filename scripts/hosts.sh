@@ -138,6 +138,10 @@ initialised() { in_host "$1" incus storage show default >/dev/null 2>&1; }
 up() {
   [ "$(id -u)" = 0 ] || { say "needs root"; exit 1; }
   command -v /usr/sbin/sshd >/dev/null || { say "needs openssh-server (/usr/sbin/sshd)"; exit 1; }
+  if ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qxE '(0\.0\.0\.0|\*|\[::\]):(22|8443)'; then
+    say "a listener on every address holds port 22 or 8443 (a system sshd or incusd?): the bed's hosts cannot bind 127.0.0.N"
+    exit 1
+  fi
   mkdir -p "$root"
   ssh_setup
   local n

@@ -39,6 +39,11 @@ command -v lxd >/dev/null || extra+=(lxd)
 # policy-rc.d keeps the package from starting a system sshd).
 [ -x /usr/sbin/sshd ] || extra+=(openssh-server)
 INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh" "${extra[@]}"
+# Where no policy-rc.d holds it back, the package starts a system sshd on every address, whose
+# wildcard port 22 would keep the bed's sshds off 127.0.0.N:22: stop it when this run installed it.
+if [[ " ${extra[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+fi
 
 # Nix 2.26 (Debian 13's nix-bin), the version users run, unpacked beside Debian 12's 2.8
 # without touching the system's apt state: a private apt configuration that reads trixie from

@@ -87,7 +87,6 @@ host_up() {
   mv "$r/holder.pid.new" "$r/holder.pid"
   # Wait until the binds are in place.
   for i in $(seq 100); do
-    grep -qF " $r/nix " "/proc/$(cat "$r/holder.pid")/mountinfo" 2>/dev/null || true
     in_host "$n" test -e /nix/.inx-host$n 2>/dev/null && break
     touch "$r/nix/.inx-host$n"
     sleep 0.05
@@ -166,7 +165,6 @@ up() {
   mkdir -p "$INCUS_CONF"
   local name
   for name in 2 4; do
-    incus remote get-default >/dev/null 2>&1 || true
     if ! incus remote list -f csv 2>/dev/null | grep -q "^h$name,"; then
       local tok
       tok=$(in_host "$name" incus config trust add "main-h$name-$RANDOM" -q)

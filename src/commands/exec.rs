@@ -9,10 +9,9 @@ use crate::plan::unmanaged_error;
 pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     let name = ContainerName::parse(name)?;
     let instances = ctx.instances()?;
-    let instance = instances.get(name.as_str()).ok_or_else(|| {
-        Error::input(format!("there is no instance named {name}"))
-            .with_hint(format!("create it with `inx up {name}`"))
-    })?;
+    let instance = instances
+        .get(name.as_str())
+        .ok_or_else(|| crate::plan::missing_error(&name))?;
     if !is_managed(instance) {
         return Err(unmanaged_error(name.as_str()));
     }

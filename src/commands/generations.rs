@@ -72,10 +72,9 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     let _lock = ctx.lock()?;
     let gens = read(ctx, &name)?;
     let instances = ctx.instances()?;
-    let inst = instances.get(name.as_str()).ok_or_else(|| {
-        Error::input(format!("there is no instance named {name}"))
-            .with_hint(format!("create it with `inx up {name}`"))
-    })?;
+    let inst = instances
+        .get(name.as_str())
+        .ok_or_else(|| crate::plan::missing_error(&name))?;
     if !instance::is_managed(inst) {
         return Err(unmanaged_error(name.as_str()));
     }

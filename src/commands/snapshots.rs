@@ -33,10 +33,9 @@ struct Listing<'a> {
 /// The managed instance `name`, or why there is none.
 fn managed(ctx: &Ctx, name: &ContainerName) -> Result<Instance> {
     let mut instances = ctx.instances()?;
-    let inst = instances.remove(name.as_str()).ok_or_else(|| {
-        Error::input(format!("there is no instance named {name}"))
-            .with_hint(format!("create it with `inx up {name}`"))
-    })?;
+    let inst = instances
+        .remove(name.as_str())
+        .ok_or_else(|| crate::plan::missing_error(name))?;
     if !instance::is_managed(&inst) {
         return Err(unmanaged_error(name.as_str()));
     }

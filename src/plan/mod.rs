@@ -30,23 +30,6 @@ pub struct Step {
     pub action: Action,
 }
 
-impl Step {
-    /// A step of one container's chain.
-    pub fn of(
-        container: &ContainerName,
-        what: What,
-        description: impl Into<String>,
-        action: Action,
-    ) -> Step {
-        Step {
-            container: Some(container.clone()),
-            what,
-            description: description.into(),
-            action,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum What {
@@ -204,11 +187,13 @@ pub fn unmanaged_error(name: &str) -> Error {
     .with_hint("give the container another name in the flake, or remove or rename that instance with incus yourself")
 }
 
-fn missing_error(name: &ContainerName) -> Error {
+/// There is no instance of that name (commands that need one say it alike).
+pub fn missing_error(name: &ContainerName) -> Error {
     Error::input(format!("there is no instance named {name}"))
         .with_hint(format!("create it with `inx up {name}`"))
 }
 
+/// A step of one container's chain.
 fn step(
     container: &ContainerName,
     what: What,

@@ -1,6 +1,6 @@
 //! The plan of `inx rollback`.
 
-use super::{Action, Plan, Step, What};
+use super::{Action, Plan, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::generations::Generation;
@@ -22,7 +22,7 @@ pub fn rollback(
     incus: &Client,
 ) -> Plan {
     let mut plan = Plan::default();
-    let step = |what, description: String, action| Step::of(name, what, description, action);
+    let step = |what, description: String, action| super::step(name, what, description, action);
     if current.map(|c| c.number) != Some(target.number) {
         plan.steps.push(step(
             What::Profile,

@@ -1,7 +1,7 @@
 //! The plans of `inx run`: bringing a throw-away instance of a declared container's system
 //! up, and removing it again (see `containers::runs`).
 
-use super::{Action, Plan, Step, What};
+use super::{Action, Plan, What};
 use crate::clients::incus::Client;
 use crate::clients::nix;
 use crate::containers::instance::{self, Spec};
@@ -25,7 +25,7 @@ pub fn start(
         (Some(drv), false) => drv.clone(),
         _ => manifest.toplevel.to_string(),
     };
-    let step = |what, description: String, action| Step::of(run, what, description, action);
+    let step = |what, description: String, action| super::step(run, what, description, action);
     Plan {
         steps: vec![
             step(
@@ -77,13 +77,13 @@ pub fn start(
 pub fn end(run: &ContainerName, profile_dir: &Path, incus: &Client) -> Plan {
     Plan {
         steps: vec![
-            Step::of(
+            super::step(
                 run,
                 What::Delete,
                 "delete the throw-away instance",
                 Action::Run(incus.delete(run)),
             ),
-            Step::of(
+            super::step(
                 run,
                 What::RemoveProfile,
                 "remove the run's profile",

@@ -2,7 +2,7 @@
 //! config, and inx keeps the system it was taken with (a GC root per snapshot), so that a
 //! restore brings back both.
 
-use super::{Action, Plan, Step, What};
+use super::{Action, Plan, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::name::{ContainerName, SnapshotName, StorePath};
@@ -21,7 +21,7 @@ pub fn take(
 ) -> Plan {
     let mut links = roots_now.clone();
     links.insert(snapshot.to_string(), system.clone());
-    let step = |what, description: String, action| Step::of(name, what, description, action);
+    let step = |what, description: String, action| super::step(name, what, description, action);
     Plan {
         steps: vec![
             step(
@@ -58,7 +58,7 @@ pub fn restore(
     incus: &Client,
 ) -> Plan {
     let mut plan = Plan::default();
-    let step = |what, description: String, action| Step::of(name, what, description, action);
+    let step = |what, description: String, action| super::step(name, what, description, action);
     if instance.running() {
         plan.steps.push(step(
             What::Stop,

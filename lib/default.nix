@@ -8,7 +8,7 @@ let
   # The schema of `inxManifest`; src/manifest.rs reads the same number.
   schemaVersion = 1;
 
-  knownIncusAttrs = [ "config" "devices" "profiles" ];
+  knownIncusAttrs = [ "config" "devices" "profiles" "remote" "target" ];
 
   checkIncus = incus:
     let unknown = builtins.filter (n: !(builtins.elem n knownIncusAttrs)) (builtins.attrNames incus);
@@ -74,27 +74,56 @@ let
     else if forwardPorts == [ ] then incus
     else incus // { devices = declared // builtins.listToAttrs devices; };
 
+  # Where the container runs and how inx reaches that host's store: `incus.remote` (a remote
+  # the Incus client knows), `incus.target` (a cluster member) and `ssh = { user; host; port; }`
+  # (for `nix copy --to ssh://` and the host profile; the host defaults to the address Incus has
+  # for the remote or member). Written to the manifest as `host`, only when something is set,
+  # so a local container's manifest reads as before. Names are checked again by the CLI.
+  sshKnown = [ "user" "host" "port" ];
+  isName = s: builtins.isString s && builtins.match "[A-Za-z0-9][A-Za-z0-9._-]*" s != null;
+  hostOf = incus: ssh:
+    let
+      where = "inx.lib.mkContainer";
+      unknown = builtins.filter (n: !(builtins.elem n sshKnown)) (builtins.attrNames ssh);
+      remote = incus.remote or null;
+      target = incus.target or null;
+      set = builtins.filter (n: (ssh.${n} or null) != null) sshKnown;
+    in
+    if !(builtins.isAttrs ssh) then throw "${where}: ssh is an attribute set { user ? \"root\"; host ? <from Incus>; port ? 22; }"
+    else if unknown != [ ] then throw "${where}: unknown attribute(s) in ssh: ${builtins.concatStringsSep ", " unknown} (known: ${builtins.concatStringsSep ", " sshKnown})"
+    else if remote != null && !(isName remote) then throw "${where}: incus.remote must be the name of a remote from `incus remote list`, such as \"cluster\""
+    else if target != null && !(isName target) then throw "${where}: incus.target must be the name of a cluster member, such as \"node2\""
+    else if (ssh.user or null) != null && !(isName ssh.user) then throw "${where}: ssh.user must be a user name such as \"root\""
+    else if (ssh.host or null) != null && !(isName ssh.host) then throw "${where}: ssh.host must be a host name or an IPv4 address"
+    else if (ssh.port or null) != null && !(isPort ssh.port) then throw "${where}: ssh.port is an integer from 1 to 65535"
+    else if remote == null && target == null && set == [ ] then { }
+    else {
+      host = (if remote != null then { inherit remote; } else { })
+        // (if target != null then { inherit target; } else { })
+        // (if set == [ ] then { } else { ssh = builtins.listToAttrs (map (n: { name = n; value = ssh.${n}; }) set); });
+    };
+
   # The small, JSON-able description the CLI reads with one `nix eval`. Only `toplevel`'s
   # paths are forced; nothing else of the system is.
   # `fromImage` is written only when set, so manifests of containers that do not use it read
   # the same as before.
-  manifestOf = { toplevel, incus, fromImage }: {
+  manifestOf = { toplevel, incus, fromImage, ssh }: {
     inherit schemaVersion;
     toplevel = "${toplevel}";
     drvPath = toplevel.drvPath or null;
-    incus = withDefaults (checkIncus incus);
-  } // (if fromImage then { fromImage = true; } else { });
+    incus = withDefaults (builtins.removeAttrs (checkIncus incus) [ "remote" "target" ]);
+  } // (if fromImage then { fromImage = true; } else { }) // hostOf incus ssh;
 
   # `images` (see images.nix) are the derivations of this system's image files; without them
   # the container has no image outputs and `inx image` says so.
-  fromToplevel = { toplevel, incus ? { }, forwardPorts ? [ ], images ? null, fromImage ? false }: {
+  fromToplevel = { toplevel, incus ? { }, forwardPorts ? [ ], images ? null, fromImage ? false, ssh ? { } }: {
     _type = "inx-container";
     inherit toplevel;
     images = if images == null then null else imagesLib.fromToplevel { inherit toplevel images; };
-    inxManifest = manifestOf { inherit toplevel fromImage; incus = withForwards incus forwardPorts; };
+    inxManifest = manifestOf { inherit toplevel fromImage ssh; incus = withForwards incus forwardPorts; };
   };
 
-  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { }, forwardPorts ? [ ], fromImage ? false }:
+  fromNixpkgs = { nixpkgs, system, modules ? [ ], specialArgs ? { }, incus ? { }, forwardPorts ? [ ], fromImage ? false, ssh ? { } }:
     let
       nixos = nixpkgs.lib.nixosSystem {
         inherit specialArgs;
@@ -107,7 +136,7 @@ let
       inherit toplevel nixos;
       inherit (nixos) config;
       images = imagesLib.fromNixpkgs { inherit nixpkgs system modules specialArgs; };
-      inxManifest = manifestOf { inherit toplevel fromImage; incus = withForwards incus forwardPorts; };
+      inxManifest = manifestOf { inherit toplevel fromImage ssh; incus = withForwards incus forwardPorts; };
     };
 in
 {
@@ -116,7 +145,10 @@ in
      (evaluates NixOS with inx's guest module) or
        mkContainer { toplevel, incus ? {} }
      (an already-built NixOS system, such as nixosConfigurations.x.config.system.build.toplevel).
-     `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; } is added to the instance.
+     `incus` = { config ? {}; devices ? {}; profiles ? [ "default" ]; remote ? null; target ? null; }
+     is added to the instance; `remote` and `target` say where it runs (an Incus remote, a
+     cluster member) and `ssh = { user ? "root"; host ? <from Incus>; port ? 22; }` how inx
+     reaches that host's store (see hostOf).
      `forwardPorts` = [ { hostPort; containerPort ? hostPort; protocol ? "tcp";
      listenAddress ? "0.0.0.0"; } ] adds a proxy device per entry (see withForwards).
      `fromImage = true` makes `inx up` create the container from its image instead of the shared

@@ -18,7 +18,7 @@ creating one costs no image and an update is a switch in place.",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 usage, 3 bad input, 4 flake or evaluation error, \
 5 build failed, 6 nix, incus or lxc missing, 7 Incus or LXD server down or refusing, 8 instance \
 not managed by inx, 9 another inx is running, 10 unknown manifest schema, 11 no image outputs, \
-12 needs root."
+12 needs root, 13 another host cannot be reached over ssh."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -81,6 +81,40 @@ pub struct Global {
     pub quiet: bool,
 }
 
+/// Where the named containers run, over what mkContainer declares (`incus.remote`,
+/// `incus.target`, `ssh`). Given to the commands that reach containers on other hosts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Place {
+    /// The Incus remote the containers run on (as `incus remote list` names it).
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+    /// The cluster member the containers run on.
+    #[arg(long, value_name = "MEMBER")]
+    pub target: Option<String>,
+    /// How to reach their host's store: [USER@]HOST[:PORT] for ssh.
+    #[arg(long, value_name = "DEST")]
+    pub ssh: Option<String>,
+}
+
+impl Command {
+    /// The placement given on the command line, for the commands that take one.
+    pub fn place(&self) -> Option<&Place> {
+        match self {
+            Command::Up { place, .. }
+            | Command::List { place }
+            | Command::Status { place, .. }
+            | Command::Start { place, .. }
+            | Command::Stop { place, .. }
+            | Command::Restart { place, .. }
+            | Command::Exec { place, .. }
+            | Command::Shell { place, .. }
+            | Command::Destroy { place, .. }
+            | Command::Move { place, .. } => Some(place),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build, create, start and update declared containers (all when none is named).
@@ -96,6 +130,8 @@ pub enum Command {
         /// `fromImage = true` in mkContainer does), for hosts whose store is not shared.
         #[arg(long)]
         from_image: bool,
+        #[command(flatten)]
+        place: Place,
     },
     /// List declared and managed containers with their state.
     ///
@@ -103,23 +139,36 @@ pub enum Command {
     /// other than its profile's), drifted (running a system inx did not deploy, such as a
     /// `nixos-rebuild` inside), orphaned (managed but no longer declared), conflict (an
     /// instance inx does not manage has the name).
-    List,
+    List {
+        #[command(flatten)]
+        place: Place,
+    },
     /// The state of some containers (all when none is named), like `list`.
-    Status { names: Vec<String> },
+    Status {
+        names: Vec<String>,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Start containers.
     Start {
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Stop containers.
     Stop {
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Restart containers (a stopped one is started).
     Restart {
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Run a command in a container, with PATH from its NixOS system.
     ///
@@ -129,9 +178,15 @@ pub enum Command {
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true)]
         command: Vec<String>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Open an interactive login shell (bash) as root in a container.
-    Shell { name: String },
+    Shell {
+        name: String,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Delete containers: the instance, its root filesystem and its host profile.
     ///
     /// Nothing else is touched. Deleting a root filesystem asks for confirmation on a
@@ -142,6 +197,22 @@ pub enum Command {
         /// Do not ask; delete even though data in the root filesystem is lost.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Move a container to another member of its Incus cluster, with its root filesystem.
+    ///
+    /// Incus cannot move a container that binds a host's /nix/store (`incus cluster evacuate`
+    /// stops it instead). inx stops it, copies its system to the member's store and profile,
+    /// moves it with `incus move --target`, starts it if it ran, then releases the old
+    /// member's profile and GC roots.
+    Move {
+        name: String,
+        /// The cluster member to move it to.
+        #[arg(long, value_name = "MEMBER")]
+        to: String,
+        #[command(flatten)]
+        place: Place,
     },
     /// List a container's system generations: which one it boots (current), runs and booted.
     Generations { name: String },

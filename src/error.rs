@@ -27,6 +27,8 @@ pub enum Kind {
     NoImage,
     /// The command needs root and runs as another user.
     NeedsRoot,
+    /// Another host's store cannot be reached over ssh (nothing was changed).
+    Unreachable,
     /// Ctrl-C or SIGTERM: running steps ended, no new one started.
     Interrupted,
 }
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Schema => 10,
             Kind::NoImage => 11,
             Kind::NeedsRoot => 12,
+            Kind::Unreachable => 13,
             Kind::Interrupted => 130,
         }
     }

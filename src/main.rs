@@ -8,6 +8,7 @@ mod containers;
 mod error;
 mod execute;
 mod host_files;
+mod hosts;
 mod images;
 mod name;
 mod output;
@@ -104,17 +105,20 @@ fn run(cli: &Cli) -> error::Result<i32> {
             .with_hint("run it with sudo; with nixosModules.host, the inx-roots service (roots watch) and the sync before the scheduled GC do this for you"));
         }
     }
-    let ctx = Ctx::new(&cli.global)?;
+    let ctx = Ctx::new(&cli.global, cli.command.place())?;
     match &cli.command {
-        Command::Up { names, from_image } => commands::up(&ctx, names, *from_image)?,
-        Command::List => commands::list(&ctx, &[])?,
-        Command::Status { names } => commands::list(&ctx, names)?,
-        Command::Start { names } => commands::lifecycle(&ctx, Lifecycle::Start, names)?,
-        Command::Stop { names } => commands::lifecycle(&ctx, Lifecycle::Stop, names)?,
-        Command::Restart { names } => commands::lifecycle(&ctx, Lifecycle::Restart, names)?,
-        Command::Exec { name, command } => return commands::exec(&ctx, name, command),
-        Command::Shell { name } => return commands::shell(&ctx, name),
-        Command::Destroy { names, force } => commands::destroy(&ctx, names, *force)?,
+        Command::Up {
+            names, from_image, ..
+        } => commands::up(&ctx, names, *from_image)?,
+        Command::List { .. } => commands::list(&ctx, &[])?,
+        Command::Status { names, .. } => commands::list(&ctx, names)?,
+        Command::Start { names, .. } => commands::lifecycle(&ctx, Lifecycle::Start, names)?,
+        Command::Stop { names, .. } => commands::lifecycle(&ctx, Lifecycle::Stop, names)?,
+        Command::Restart { names, .. } => commands::lifecycle(&ctx, Lifecycle::Restart, names)?,
+        Command::Exec { name, command, .. } => return commands::exec(&ctx, name, command),
+        Command::Shell { name, .. } => return commands::shell(&ctx, name),
+        Command::Destroy { names, force, .. } => commands::destroy(&ctx, names, *force)?,
+        Command::Move { name, to, .. } => commands::relocate(&ctx, name, to)?,
         Command::Generations { name } => commands::generations(&ctx, name)?,
         Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,
         Command::Diff { names } => commands::diff(&ctx, names)?,

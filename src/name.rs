@@ -111,7 +111,8 @@ impl ProjectName {
 }
 
 /// A remote as the client names it (`incus remote list`), without the trailing `:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct RemoteName(String);
 
 const REMOTE: Rule = Rule {
@@ -134,6 +135,60 @@ impl RemoteName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl fmt::Display for RemoteName {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A word that names a host for ssh or Incus: a cluster member, an ssh user or host name (or
+/// IPv4 address). Starting with a letter or digit, it can never be read as an option.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct HostWord(String);
+
+const MEMBER: Rule = Rule {
+    what: "cluster member name",
+    max: 253,
+    char_ok: word_char,
+    first_ok: |c| c.is_ascii_alphanumeric(),
+    first_rule: "it must start with a letter or a digit",
+    whole_ok: None,
+    hint: "give a member from `incus cluster list REMOTE:`",
+};
+
+const SSH_WORD: Rule = Rule {
+    what: "ssh user or host",
+    max: 253,
+    char_ok: word_char,
+    first_ok: |c| c.is_ascii_alphanumeric(),
+    first_rule: "it must start with a letter or a digit",
+    whole_ok: None,
+    hint: "give a user name and a host name or IPv4 address, as USER@HOST or HOST",
+};
+
+impl HostWord {
+    pub fn member(s: &str) -> Result<Self> {
+        check(s, &MEMBER)?;
+        Ok(HostWord(s.to_string()))
+    }
+
+    pub fn ssh(s: &str) -> Result<Self> {
+        check(s, &SSH_WORD)?;
+        Ok(HostWord(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostWord {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

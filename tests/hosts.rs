@@ -8,8 +8,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-#[path = "e2e/skips.rs"]
-mod skips;
+/// The end-to-end harness (a throw-away user flake, the real inx), for inx across the bed.
+#[allow(dead_code)]
+#[path = "e2e/harness.rs"]
+mod harness;
+
+#[path = "hosts/inx.rs"]
+mod inx;
 
 /// The tests share the bed's hosts: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -53,7 +58,7 @@ impl Bed {
             .stderr(Stdio::null())
             .status();
         if !matches!(status, Ok(s) if s.success()) {
-            skips::record(
+            harness::skips::record(
                 "hosts",
                 test,
                 test,
@@ -75,6 +80,16 @@ impl Bed {
     /// The ssh options that Nix's ssh store needs to reach 127.0.0.N.
     fn nix_sshopts(&self) -> String {
         format!("-F {}", self.root.join("ssh/config").display())
+    }
+
+    /// Host N's folder of inx's profiles, as the main host sees it.
+    fn profiles(&self, n: u8) -> PathBuf {
+        self.root.join(format!("host{n}/nix/var/nix/profiles/inx"))
+    }
+
+    /// Host N's folder of inx's GC roots, as the main host sees it.
+    fn gcroots(&self, n: u8) -> PathBuf {
+        self.root.join(format!("host{n}/nix/var/nix/gcroots/inx"))
     }
 
     /// `ssh://root@127.0.0.N`, host N's store for `nix copy --to`.

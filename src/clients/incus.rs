@@ -44,6 +44,8 @@ impl Backend {
 pub struct Client {
     pub backend: Backend,
     pub project: Option<ProjectName>,
+    /// The remote whose instances it manages (`None`: the local server).
+    pub remote: Option<RemoteName>,
 }
 
 /// Where `incus exec` looks for programs: NixOS keeps everything under these, and `incus exec`
@@ -57,6 +59,7 @@ impl Client {
         Client {
             backend,
             project: None,
+            remote: None,
         }
     }
 
@@ -81,9 +84,41 @@ impl Client {
         Cmd::new("incus").args(["project", "get-current"])
     }
 
-    /// All instances of the project with config, devices and state, in one call.
+    /// This client for the instances of another remote (`None`: the local server).
+    pub fn on(&self, remote: Option<&RemoteName>) -> Client {
+        Client {
+            remote: remote.cloned(),
+            ..self.clone()
+        }
+    }
+
+    /// An instance as the client addresses it: `REMOTE:NAME`, or `NAME` on the local server.
+    pub fn at(&self, name: &ContainerName) -> String {
+        Self::prefixed(self.remote.as_ref(), name.as_str())
+    }
+
+    /// All instances of the project with config, devices and state, in one call (a cluster's
+    /// from every member, each with its `location`).
     pub fn list(&self) -> Cmd {
-        self.cmd().args(["list", "--format", "json"])
+        self.cmd()
+            .arg("list")
+            .args(Self::target(self.remote.as_ref()))
+            .args(["--format", "json"])
+    }
+
+    /// A cluster's members and their addresses (fails on a server that is not a cluster).
+    pub fn cluster_list(&self) -> Cmd {
+        self.cmd()
+            .args(["cluster", "list"])
+            .args(Self::target(self.remote.as_ref()))
+            .args(["--format", "json"])
+    }
+
+    /// Moves a stopped instance to another member of its cluster (Incus moves the root
+    /// filesystem).
+    pub fn move_to(&self, name: &ContainerName, member: &str) -> Cmd {
+        self.cmd()
+            .args(["move", &self.at(name), "--target", member])
     }
 
     /// Every project's instances: GC roots are the whole host's business.
@@ -103,17 +138,21 @@ impl Client {
 
     /// The server's description, for kernel features.
     pub fn server_info(&self) -> Cmd {
-        Cmd::new("incus").args(["query", "/1.0"])
+        Cmd::new("incus").args(["query", &Self::prefixed(self.remote.as_ref(), "/1.0")])
     }
 
     /// One call creates the instance with its whole config: no image, no unpacking.
     pub fn create_empty(
         &self,
         name: &ContainerName,
+        target: Option<&str>,
         profiles: &[String],
         config_json: String,
     ) -> Cmd {
-        let mut cmd = self.cmd().args(["create", "--empty", name.as_str()]);
+        let mut cmd = self.cmd().args(["create", "--empty", &self.at(name)]);
+        if let Some(member) = target {
+            cmd = cmd.args(["--target", member]);
+        }
         if profiles.is_empty() {
             cmd = cmd.arg("--no-profiles");
         }
@@ -132,7 +171,7 @@ impl Client {
     ) -> Cmd {
         let mut cmd = self
             .cmd()
-            .args(["create", "--empty", "--ephemeral", name.as_str()]);
+            .args(["create", "--empty", "--ephemeral", &self.at(name)]);
         if profiles.is_empty() {
             cmd = cmd.arg("--no-profiles");
         }
@@ -150,7 +189,7 @@ impl Client {
         profiles: &[String],
         config_json: String,
     ) -> Cmd {
-        let mut cmd = self.cmd().args(["create", fingerprint, name.as_str()]);
+        let mut cmd = self.cmd().args(["create", fingerprint, &self.at(name)]);
         if profiles.is_empty() {
             cmd = cmd.arg("--no-profiles");
         }
@@ -161,39 +200,39 @@ impl Client {
     }
 
     pub fn start(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["start", name.as_str()])
+        self.cmd().args(["start", &self.at(name)])
     }
 
     pub fn stop(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["stop", name.as_str()])
+        self.cmd().args(["stop", &self.at(name)])
     }
 
     /// A snapshot of the root filesystem and the config (`user.inx.system` with it).
     pub fn snapshot_create(&self, name: &ContainerName, snapshot: &SnapshotName) -> Cmd {
         self.cmd()
-            .args(["snapshot", "create", name.as_str(), snapshot.as_str()])
+            .args(["snapshot", "create", &self.at(name), snapshot.as_str()])
     }
 
     /// Brings back a snapshot's root filesystem and config; the instance must be stopped.
     pub fn snapshot_restore(&self, name: &ContainerName, snapshot: &SnapshotName) -> Cmd {
         self.cmd()
-            .args(["snapshot", "restore", name.as_str(), snapshot.as_str()])
+            .args(["snapshot", "restore", &self.at(name), snapshot.as_str()])
     }
 
     pub fn restart(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["restart", name.as_str()])
+        self.cmd().args(["restart", &self.at(name)])
     }
 
     /// Deletes the instance and its root filesystem, stopping it first if it runs.
     pub fn delete(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["delete", "--force", name.as_str()])
+        self.cmd().args(["delete", "--force", &self.at(name)])
     }
 
     pub fn exec(&self, name: &ContainerName, argv: &[String]) -> Cmd {
         self.cmd()
             .args([
                 "exec",
-                name.as_str(),
+                &self.at(name),
                 "--env",
                 &format!("PATH={GUEST_PATH}"),
                 "--",
@@ -203,12 +242,12 @@ impl Client {
 
     pub fn config_set(&self, name: &ContainerName, values: &Config) -> Cmd {
         self.cmd()
-            .args(["config", "set", name.as_str()])
+            .args(["config", "set", &self.at(name)])
             .args(values.iter().map(|(k, v)| format!("{k}={v}")))
     }
 
     pub fn config_unset(&self, name: &ContainerName, key: &str) -> Cmd {
-        self.cmd().args(["config", "unset", name.as_str(), key])
+        self.cmd().args(["config", "unset", &self.at(name), key])
     }
 
     pub fn device_add(
@@ -219,7 +258,7 @@ impl Client {
     ) -> Cmd {
         let kind = props.get("type").map(String::as_str).unwrap_or("none");
         self.cmd()
-            .args(["config", "device", "add", name.as_str(), device, kind])
+            .args(["config", "device", "add", &self.at(name), device, kind])
             .args(
                 props
                     .iter()
@@ -230,12 +269,12 @@ impl Client {
 
     pub fn device_remove(&self, name: &ContainerName, device: &str) -> Cmd {
         self.cmd()
-            .args(["config", "device", "remove", name.as_str(), device])
+            .args(["config", "device", "remove", &self.at(name), device])
     }
 
     pub fn profile_assign(&self, name: &ContainerName, profiles: &[String]) -> Cmd {
         self.cmd()
-            .args(["profile", "assign", name.as_str(), &profiles.join(",")])
+            .args(["profile", "assign", &self.at(name), &profiles.join(",")])
     }
 
     /// `REMOTE:` or, for the local server, nothing.
@@ -348,6 +387,9 @@ pub struct Instance {
     pub state: Option<InstanceState>,
     #[serde(default = "default_project")]
     pub project: String,
+    /// The cluster member it is on (`none` or empty off a cluster).
+    #[serde(default)]
+    pub location: String,
     /// Listed with the instance (`incus list` asks for everything), each with its own copy of
     /// the config it was taken with.
     #[serde(default, deserialize_with = "null_is_empty")]
@@ -564,10 +606,34 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_prefixes_instances_and_a_target_places_the_new_one() {
+        let h2 = Client::default().on(Some(&RemoteName::parse("h2").unwrap()));
+        let web = ContainerName::parse("web").unwrap();
+        assert_eq!(h2.list().to_shell(), "incus list h2: --format json");
+        assert_eq!(
+            h2.create_empty(&web, Some("member3"), &[], "{}".into())
+                .args
+                .join(" "),
+            "create --empty h2:web --target member3 --no-profiles"
+        );
+        assert_eq!(h2.exec(&web, &["true".into()]).args[1], "h2:web");
+        assert_eq!(
+            h2.move_to(&web, "member2").to_shell(),
+            "incus move h2:web --target member2"
+        );
+        assert_eq!(h2.server_info().to_shell(), "incus query h2:/1.0");
+        assert_eq!(
+            Client::default().list().to_shell(),
+            "incus list --format json"
+        );
+    }
+
+    #[test]
     fn project_goes_first() {
         let incus = Client {
             backend: Backend::Incus,
             project: Some(ProjectName::parse("lab").unwrap()),
+            remote: None,
         };
         assert_eq!(
             incus.list().to_shell(),
@@ -576,7 +642,7 @@ mod tests {
         let web = ContainerName::parse("web").unwrap();
         let profiles = vec!["default".to_string(), "lab".to_string()];
         assert_eq!(
-            incus.create_empty(&web, &profiles, "{}".into()).args,
+            incus.create_empty(&web, None, &profiles, "{}".into()).args,
             [
                 "--project",
                 "lab",
@@ -590,7 +656,7 @@ mod tests {
             ]
         );
         assert!(Client::default()
-            .create_empty(&web, &[], "{}".into())
+            .create_empty(&web, None, &[], "{}".into())
             .args
             .contains(&"--no-profiles".into()));
     }

@@ -44,24 +44,16 @@ pub fn eval_manifests(flake: &str, names: Option<&[ContainerName]>) -> Cmd {
     ])
 }
 
-/// The declared names only: cheap, nothing of any system is evaluated.
-pub fn eval_names(flake: &str) -> Cmd {
+/// Each declared container's placement (`inxManifest.host`, `null` when local or not made
+/// with mkContainer): cheap too, no system is evaluated.
+pub fn eval_placements(flake: &str) -> Cmd {
     Cmd::new("nix").args(FEATURES).args([
         "eval",
         "--json",
         &format!("{flake}#{OUTPUT}"),
         "--apply",
-        "builtins.attrNames",
+        "builtins.mapAttrs (_: c: (c.inxManifest or { }).host or null)",
     ])
-}
-
-pub fn parse_names(out: &Output) -> Result<Vec<String>> {
-    serde_json::from_str(&out.stdout).map_err(|e| {
-        Error::new(
-            Kind::Eval,
-            format!("cannot read the output of nix eval: {e}"),
-        )
-    })
 }
 
 /// One build for all systems, each output rooted at `root` (then `root-2`, `root-3`, ...) from
@@ -378,7 +370,7 @@ mod tests {
 
     #[test]
     fn eval_failures_are_explained() {
-        let cmd = eval_names(".");
+        let cmd = eval_placements(".");
         let missing = eval_failure(".", &cmd, &out("error: flake 'path:/x' does not provide attribute 'packages.x86_64-linux.inxContainers', 'legacyPackages.x86_64-linux.inxContainers' or 'inxContainers'"));
         assert_eq!(missing.kind, Kind::Eval);
         insta::assert_snapshot!("missing_output", missing.to_string());

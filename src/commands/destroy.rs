@@ -1,38 +1,57 @@
-use super::{parse_names, Ctx};
+use super::{hosts, parse_names, Ctx};
 use crate::error::{Error, Result};
+use crate::hosts::Store;
+use crate::name::ContainerName;
 use crate::plan;
 use crate::roots::Layout;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
-/// `inx destroy NAME...`: the instances and their host profiles, after confirmation.
+/// `inx destroy NAME...`: the instances, their host profiles and GC roots (on whichever host
+/// they are), after confirmation.
 pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
-    let instances = ctx.instances()?;
-    let roots = Layout::new();
+    let located = hosts::locate(ctx, &names)?;
     let scope = ctx.scope()?;
-    let project = scope
-        .incus
-        .project
-        .as_ref()
-        .map_or("default", |p| p.as_str());
-    let exists = |d: PathBuf| {
-        let e = d.symlink_metadata().is_ok();
-        (d, e)
-    };
-    let dirs: BTreeMap<_, _> = names
+    let project = scope.incus.project_name();
+    // Another host's folders are read over ssh first: a host that cannot be reached stops
+    // the command before its instance is deleted.
+    let stores: Vec<(&ContainerName, Option<&Store>)> =
+        located.iter().map(|(n, l)| (n, l.store.as_ref())).collect();
+    let profiles = hosts::profiles(ctx, &scope.profiles, &stores)?;
+    let here = Layout::new();
+    let there = Layout::on_other_host();
+    let doomed: BTreeMap<ContainerName, plan::Doomed> = located
         .iter()
-        .map(|n| {
-            let dirs = plan::HostDirs {
-                profile: exists(scope.profiles.dir(n)),
-                roots: exists(roots.dir(project, n)),
+        .map(|(n, l)| {
+            let (profile, exists, _) = profiles[n].clone();
+            let ssh = match &l.store {
+                Some(Store::Ssh(dest)) => Some(dest.clone()),
+                _ => None,
             };
-            (n.clone(), dirs)
+            let roots = match ssh {
+                Some(_) => (there.dir(&project, n), true),
+                None => {
+                    let d = here.dir(&project, n);
+                    let e = d.symlink_metadata().is_ok();
+                    (d, e)
+                }
+            };
+            let dirs = plan::HostDirs {
+                profile: (profile, exists),
+                roots,
+                ssh,
+            };
+            let d = plan::Doomed {
+                instance: l.instance.as_ref(),
+                incus: &l.incus,
+                dirs,
+            };
+            (n.clone(), d)
         })
         .collect();
-    let plan = plan::destroy(&names, &instances, &dirs, ctx.incus()?)?;
+    let plan = plan::destroy(&names, &doomed)?;
     if !ctx.dry_run && plan.deletes_data() && !force && !confirm(&names)? {
         return Err(Error::input("nothing was destroyed"));
     }

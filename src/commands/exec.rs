@@ -8,9 +8,11 @@ use crate::plan::unmanaged_error;
 /// `inx exec NAME -- CMD...`; returns the command's exit code.
 pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     let name = ContainerName::parse(name)?;
-    let instances = ctx.instances()?;
-    let instance = instances
-        .get(name.as_str())
+    let mut located = super::hosts::locate(ctx, std::slice::from_ref(&name))?;
+    let located = located.remove(&name).expect("located every name");
+    let instance = located
+        .instance
+        .as_ref()
         .ok_or_else(|| crate::plan::missing_error(&name))?;
     if !is_managed(instance) {
         return Err(unmanaged_error(name.as_str()));
@@ -19,7 +21,7 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         return Err(Error::input(format!("{name} is not running"))
             .with_hint(format!("start it with `inx start {name}`")));
     }
-    let cmd = ctx.incus()?.exec(&name, argv);
+    let cmd = located.incus.exec(&name, argv);
     if ctx.dry_run {
         outln!("{}", cmd.to_shell());
         return Ok(0);

@@ -18,12 +18,9 @@ struct Generations<'a> {
 /// The profile's generations, which one the container boots (current), runs and booted.
 pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
     let name = ContainerName::parse(name)?;
-    let mut gens = read(ctx, &name)?;
-    let instances = ctx.instances()?;
-    if let Some(inst) = instances
-        .get(name.as_str())
-        .filter(|i| instance::is_managed(i))
-    {
+    let mut gens = read(ctx, &name, "generations")?;
+    let inst = super::hosts::here(ctx, &name, "generations")?;
+    if let Some(inst) = inst.as_ref().filter(|i| instance::is_managed(i)) {
         generations::mark(
             &mut gens,
             instance::running_system(inst).as_ref(),
@@ -70,10 +67,10 @@ pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
 pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     let name = ContainerName::parse(name)?;
     let _lock = ctx.lock()?;
-    let gens = read(ctx, &name)?;
-    let instances = ctx.instances()?;
-    let inst = instances
-        .get(name.as_str())
+    let gens = read(ctx, &name, "rollback")?;
+    let inst = super::hosts::here(ctx, &name, "rollback")?;
+    let inst = inst
+        .as_ref()
         .ok_or_else(|| crate::plan::missing_error(&name))?;
     if !instance::is_managed(inst) {
         return Err(unmanaged_error(name.as_str()));
@@ -107,10 +104,15 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-fn read(ctx: &Ctx, name: &ContainerName) -> Result<Vec<Generation>> {
+/// The profile's generations here; none is an error (one that says so when the flake places
+/// the container on another host).
+fn read(ctx: &Ctx, name: &ContainerName, command: &str) -> Result<Vec<Generation>> {
     let dir = ctx.profiles()?.dir(name);
     let gens = generations::read(&dir);
     if gens.is_empty() {
+        if let Ok(located) = super::hosts::locate(ctx, std::slice::from_ref(name)) {
+            located[name].here_only(name, command)?;
+        }
         return Err(Error::input(format!(
             "{name} has no generations (no host profile in {})",
             dir.display()

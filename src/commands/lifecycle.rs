@@ -1,13 +1,27 @@
-use super::{parse_names, Ctx};
+use super::{hosts, parse_names, Ctx};
 use crate::error::Result;
-use crate::plan::{self, Lifecycle};
+use crate::plan::{self, Lifecycle, Plan};
+use std::collections::BTreeMap;
 
-/// `inx start|stop|restart NAME...`: one listing, then only the calls that change something.
+/// `inx start|stop|restart NAME...`: one listing per server, then only the calls that change
+/// something.
 pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
-    let instances = ctx.instances()?;
-    let plan = plan::lifecycle(op, &names, &instances, ctx.incus()?)?;
+    let located = hosts::locate(ctx, &names)?;
+    // Each container's plan with its own server's client, in the order given.
+    let mut plan = Plan::default();
+    for name in &names {
+        let l = &located[name];
+        let one: BTreeMap<String, _> = l
+            .instance
+            .iter()
+            .map(|i| (i.name.clone(), i.clone()))
+            .collect();
+        let part = plan::lifecycle(op, std::slice::from_ref(name), &one, &l.incus)?;
+        plan.steps.extend(part.steps);
+        plan.unchanged.extend(part.unchanged);
+    }
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         let already = if op == Lifecycle::Stop {
             "stopped"

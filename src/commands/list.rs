@@ -1,13 +1,15 @@
-use super::{parse_names, Ctx};
+use super::{hosts, parse_names, Ctx};
 use crate::clients::incus::Instance;
 use crate::clients::{incus, nix};
 use crate::containers::instance::{self, is_managed};
-use crate::containers::profile::Profiles;
+use crate::containers::manifest;
+use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
+use crate::hosts::Placement;
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, out};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +56,8 @@ pub struct Row {
     /// The profile points at a system inx did not put there (a `nixos-rebuild` inside, or a
     /// `nix-env --set` by hand): the next `up` switches back to the flake's.
     pub drifted: bool,
+    /// Where it runs: `local`, `REMOTE` or `REMOTE/MEMBER` (see `hosts::label`).
+    pub host: String,
 }
 
 /// The JSON of `list` and `status` (docs/json.md).
@@ -62,30 +66,87 @@ struct Listing<'a> {
     containers: &'a [Row],
 }
 
-/// `inx list` (no names) and `inx status [NAME...]`: one name-only evaluation (no system is
-/// evaluated) and one listing; profiles and running systems are read from the filesystem.
+/// `inx list` (no names) and `inx status [NAME...]`: one placement-only evaluation (no system
+/// is evaluated) and one listing per server; profiles and running systems are read from the
+/// filesystem here, and over one ssh call per other host.
 pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     let wanted = parse_names(names)?;
-    // The evaluation and the listing run at the same time: `list` then takes about as long as
-    // `incus list` alone. A failed evaluation is still reported first.
-    let eval = nix::eval_names(&ctx.flake);
+    // The evaluation and the local listing run at the same time: `list` then takes about as
+    // long as `incus list` alone. A failed evaluation is still reported first.
+    let eval = nix::eval_placements(&ctx.flake);
     let listing = ctx.incus()?.list();
     let (out, listed) = ctx.runner.capture_both(&eval, &listing);
     let out = nix::evaluated(&ctx.flake, &eval, out)?;
-    let declared: BTreeSet<String> = nix::parse_names(&out)?.into_iter().collect();
-    let instances = incus::parse_list(&incus::checked(&listing, listed?)?)?;
-
-    let mut all: BTreeSet<&String> = declared.iter().collect();
-    all.extend(
-        instances
-            .values()
-            .filter(|i| is_managed(i))
-            .map(|i| &i.name),
-    );
-    let profiles = ctx.profiles()?;
-    let mut rows: Vec<Row> = all
+    let declared: BTreeMap<String, Placement> = manifest::parse_placements(&out.stdout)?
         .into_iter()
-        .map(|name| row(profiles, name, declared.contains(name), instances.get(name)))
+        .map(|(n, p)| (n, ctx.placement.over(&p)))
+        .collect();
+    let local = incus::parse_list(&incus::checked(&listing, listed?)?)?;
+    let placements: Vec<&Placement> = declared.values().collect();
+    let servers = hosts::servers(ctx, &placements, BTreeMap::from([(None, local)]), false)?;
+
+    // Every declared container where it is declared, then every managed instance of every
+    // listed server that is not one of those (orphans, wherever they are).
+    let mut found: Vec<(String, Option<Placement>, Option<&Instance>)> = declared
+        .iter()
+        .map(|(n, p)| {
+            let inst = ContainerName::parse(n)
+                .ok()
+                .and_then(|c| servers.instance(p, &c));
+            (n.clone(), Some(p.clone()), inst)
+        })
+        .collect();
+    for (remote, instances) in &servers.listings {
+        for i in instances.values().filter(|i| is_managed(i)) {
+            let here = declared.get(&i.name).is_some_and(|p| &p.remote == remote);
+            if !here {
+                let p = Placement {
+                    remote: remote.clone(),
+                    ..Placement::default()
+                };
+                found.push((i.name.clone(), Some(p), Some(i)));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut stores = Vec::new();
+    let mut names = Vec::new();
+    for (name, placement, inst) in &found {
+        let Ok(n) = ContainerName::parse(name) else {
+            continue;
+        };
+        let p = placement.clone().unwrap_or_default();
+        let store = servers
+            .addresses
+            .store(&p, inst.map(|i| i.location.as_str()))?;
+        names.push((n, store));
+    }
+    for (n, store) in &names {
+        stores.push((n, store.as_ref()));
+    }
+    let profiles = hosts::profiles(ctx, ctx.profiles()?, &stores)?;
+
+    let mut rows: Vec<Row> = found
+        .iter()
+        .map(|(name, placement, inst)| {
+            let profile = ContainerName::parse(name)
+                .ok()
+                .and_then(|n| profiles.get(&n))
+                .map(|(_, _, state)| state.clone())
+                .unwrap_or_default();
+            let p = placement.clone().unwrap_or_default();
+            let member = inst
+                .map(|i| i.location.as_str())
+                .filter(|l| !l.is_empty() && *l != "none");
+            let host = crate::hosts::label(
+                p.remote.as_ref(),
+                p.target.as_ref().map(|t| t.as_str()).or(member),
+            );
+            let here = p.is_local();
+            let declared = declared.get(name).is_some_and(|d| d.remote == p.remote);
+            row(name, declared, *inst, profile, host, here)
+        })
         .collect();
     if !wanted.is_empty() {
         let unknown: Vec<&ContainerName> = wanted
@@ -120,14 +181,21 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn row(profiles: &Profiles, name: &str, declared: bool, instance: Option<&Instance>) -> Row {
+fn row(
+    name: &str,
+    declared: bool,
+    instance: Option<&Instance>,
+    profile: ProfileState,
+    host: String,
+    here: bool,
+) -> Row {
     let managed = instance.is_some_and(is_managed);
-    let profile = ContainerName::parse(name)
-        .map(|n| profiles.read(&n))
-        .unwrap_or_default();
-    let running_system = instance
-        .filter(|_| managed)
-        .and_then(instance::running_system);
+    // Another host's /proc is not ours: there, what inx recorded is what runs.
+    let running_system = instance.filter(|_| managed).and_then(if here {
+        instance::running_system
+    } else {
+        instance::recorded_system
+    });
     // inx records each system it deploys (`up`, `rollback`) on the instance.
     let recorded = instance
         .filter(|_| managed)
@@ -165,16 +233,22 @@ fn row(profiles: &Profiles, name: &str, declared: bool, instance: Option<&Instan
         profile_system: profile.system,
         running_system,
         drifted,
+        host,
     }
 }
 
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 4]> = rows
+    // The HOST column shows only when some container runs on another host.
+    let hosts = rows.iter().any(|r| r.host != "local");
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let system = r.running_system.as_ref().or(r.profile_system.as_ref());
-            [
-                r.name.clone(),
+            let mut row = vec![r.name.clone()];
+            if hosts {
+                row.push(r.host.clone());
+            }
+            row.extend([
                 r.state.as_str().to_string(),
                 r.generation
                     .map(|g| g.to_string())
@@ -182,11 +256,17 @@ pub fn table(rows: &[Row]) -> String {
                 system
                     .map(|s| s.base_name().to_string())
                     .unwrap_or_else(|| "-".into()),
-            ]
+            ]);
+            row
         })
         .collect();
-    let header = ["NAME", "STATE", "GEN", "SYSTEM"].map(String::from);
-    let widths: Vec<usize> = (0..4)
+    let mut header: Vec<String> = vec!["NAME".into()];
+    if hosts {
+        header.push("HOST".into());
+    }
+    header.extend(["STATE", "GEN", "SYSTEM"].map(String::from));
+    let columns = header.len();
+    let widths: Vec<usize> = (0..columns)
         .map(|c| {
             cells
                 .iter()
@@ -198,7 +278,7 @@ pub fn table(rows: &[Row]) -> String {
         .collect();
     let mut out = String::new();
     for r in [&header].into_iter().chain(&cells) {
-        let line: Vec<String> = (0..4)
+        let line: Vec<String> = (0..columns)
             .map(|c| format!("{:<w$}", r[c], w = widths[c]))
             .collect();
         out.push_str(line.join("  ").trim_end());

@@ -5,9 +5,11 @@ mod destroy;
 mod diff;
 mod exec;
 mod generations;
+mod hosts;
 pub mod image;
 mod lifecycle;
 mod list;
+mod relocate;
 mod roots;
 mod run;
 mod snapshots;
@@ -20,6 +22,7 @@ pub use exec::{exec, shell};
 pub use generations::{generations, rollback};
 pub use lifecycle::lifecycle;
 pub use list::list;
+pub use relocate::relocate;
 pub use roots::{gc, sync as roots_sync};
 pub use run::run;
 pub use snapshots::{restore, snapshot, snapshots};
@@ -27,7 +30,7 @@ pub use up::up;
 pub use watch::watch as roots_watch;
 
 use crate::cli::Global;
-use crate::clients::incus::{self, Client, Instance};
+use crate::clients::incus::{self, Client};
 use crate::containers::profile::Profiles;
 use crate::error::Result;
 use crate::execute::process::Runner;
@@ -37,7 +40,6 @@ use crate::output::{self, out};
 use crate::plan::{Plan, What};
 use crate::roots::build_roots::{self, BuildRoots};
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub struct Ctx {
@@ -50,6 +52,8 @@ pub struct Ctx {
     scope: OnceCell<Scope>,
     /// Held from the first build until the command ends (see `build_roots`).
     build_roots: OnceCell<BuildRoots>,
+    /// `--remote`, `--target`, `--ssh`: over every container's declared placement.
+    pub placement: crate::hosts::Placement,
 }
 
 /// The Incus project a command works in and its profile directory: settled once, on first
@@ -61,7 +65,8 @@ pub struct Scope {
 }
 
 impl Ctx {
-    pub fn new(global: &Global) -> Result<Self> {
+    pub fn new(global: &Global, place: Option<&crate::cli::Place>) -> Result<Self> {
+        let place = place.cloned().unwrap_or_default();
         Ok(Ctx {
             flake: global.flake.clone(),
             dry_run: global.dry_run,
@@ -82,6 +87,24 @@ impl Ctx {
                 .transpose()?,
             scope: OnceCell::new(),
             build_roots: OnceCell::new(),
+            placement: crate::hosts::Placement {
+                remote: place
+                    .remote
+                    .as_deref()
+                    .map(crate::name::RemoteName::parse)
+                    .transpose()?,
+                target: place
+                    .target
+                    .as_deref()
+                    .map(crate::name::HostWord::member)
+                    .transpose()?,
+                ssh: place
+                    .ssh
+                    .as_deref()
+                    .map(crate::hosts::SshSettings::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+            },
         })
     }
 
@@ -97,6 +120,7 @@ impl Ctx {
             incus: Client {
                 backend: crate::clients::incus::Backend::Incus,
                 project: Some(project.clone()),
+                remote: None,
             },
             profiles: Profiles::new(Some(project)),
         };
@@ -117,13 +141,6 @@ impl Ctx {
         cmd: &crate::execute::process::Cmd,
     ) -> Result<crate::execute::process::Output> {
         crate::clients::nix::evaluated(&self.flake, cmd, self.runner.capture(cmd))
-    }
-
-    /// The one listing of what Incus has.
-    pub fn instances(&self) -> Result<BTreeMap<String, Instance>> {
-        let cmd = self.incus()?.list();
-        let out = incus::checked(&cmd, self.runner.capture(&cmd)?)?;
-        incus::parse_list(&out)
     }
 
     /// The flake as recorded on instances: a local path made absolute, so `.` means

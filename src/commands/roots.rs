@@ -87,6 +87,7 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
     let collect = Plan {
         steps: vec![Step {
             container: None,
+            host: None,
             what: What::Collect,
             description: "collect garbage".to_string(),
             action: Action::Run(cmd.clone()),
@@ -217,6 +218,7 @@ fn sync_planned(
     let mut plan = Plan::default();
     let write = |name: &ContainerName, dir: PathBuf, next: roots::Index, change: &Change| Step {
         container: Some(name.clone()),
+        host: None,
         what: What::Roots,
         description: describe(change, ctx.dry_run),
         action: Action::WriteRoots { dir, index: next },
@@ -276,6 +278,7 @@ fn sync_planned(
         if !same {
             plan.steps.push(Step {
                 container: Some(c.name.clone()),
+                host: None,
                 what: What::Roots,
                 description: format!(
                     "keep the systems of {} snapshot{}",
@@ -325,6 +328,7 @@ fn sync_planned(
         if !roots::read_links(&snapshots_dir).is_empty() {
             plan.steps.push(Step {
                 container: Some(name.clone()),
+                host: None,
                 what: What::Roots,
                 description: "release the systems of its snapshots".to_string(),
                 action: Action::WriteSnapshotRoots {

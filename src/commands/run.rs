@@ -177,6 +177,7 @@ pub fn sweep(ctx: &Ctx) {
         let client = incus::Client {
             backend: incus::Backend::Incus,
             project: Some(stale.project.clone()),
+            remote: None,
         };
         let end = plan::run::end(&stale.name, &stale.dir, &client);
         ctx.runner.progress(format_args!(

@@ -32,9 +32,7 @@ struct Listing<'a> {
 
 /// The managed instance `name`, or why there is none.
 fn managed(ctx: &Ctx, name: &ContainerName) -> Result<Instance> {
-    let mut instances = ctx.instances()?;
-    let inst = instances
-        .remove(name.as_str())
+    let inst = super::hosts::here(ctx, name, "snapshot")?
         .ok_or_else(|| crate::plan::missing_error(name))?;
     if !instance::is_managed(&inst) {
         return Err(unmanaged_error(name.as_str()));

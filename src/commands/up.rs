@@ -1,22 +1,25 @@
-use super::{parse_names, Ctx};
+use super::{hosts, parse_names, Ctx};
 use crate::clients::{incus, nix};
 use crate::containers::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::containers::manifest::{self, Manifest};
-use crate::containers::profile::Profiles;
 use crate::error::{Error, Kind, Result};
+use crate::execute::process::{Cmd, Output};
+use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
+use crate::name::RemoteName;
 use crate::plan::{self, Facts, ImageSource, Plan, What};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
 
-    // Gather: one evaluation, one listing and the server's idmap support, all at once (the
-    // two queries take less time than the evaluation, so `up` waits for Nix only). The project
-    // is settled first, from the client's own config.
+    // Gather: one evaluation, the local server's listing and its idmap support, all at once
+    // (the two queries take less time than the evaluation, so `up` waits for Nix only). The
+    // project is settled first, from the client's own config.
     let incus = ctx.incus()?;
     let eval = nix::eval_manifests(&ctx.flake, (!names.is_empty()).then_some(&names[..]));
     let (list, query) = (incus.list(), incus.server_info());
@@ -34,56 +37,178 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let instances = incus::parse_list(&incus::checked(&list, listed?)?)?;
-    let images = image_sources(ctx, &manifests, &instances, from_image)?;
+    let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
+    let local_info = (query, server);
+    let first = deploy(ctx, &manifests, listings, &local_info, from_image)?;
+    // Containers on a cluster with no target were created where Incus put them: a second
+    // round, with fresh listings, gives them their store and starts them.
+    let placed: Vec<Manifest> = manifests
+        .iter()
+        .filter(|m| first.unplaced.contains(&m.name))
+        .cloned()
+        .collect();
+    if !placed.is_empty() && !ctx.dry_run {
+        deploy(ctx, &placed, BTreeMap::new(), &local_info, from_image)?;
+    }
+    Ok(())
+}
 
-    // Plan, assuming the server can shift the shared mounts; its answer matters only when
-    // inx's devices are about to be written (a server that failed that query but listed fine
-    // fails nothing else).
-    let flake = ctx.flake_record();
+/// What `deploy` leaves for a second round.
+struct Deployed {
+    unplaced: Vec<ContainerName>,
+}
+
+/// Gathers the rest (other servers, other hosts' profiles), plans and carries out `up` for
+/// these containers.
+fn deploy(
+    ctx: &Ctx,
+    manifests: &[Manifest],
+    listings: hosts::Listings,
+    local_info: &(Cmd, Result<Output>),
+    from_image: bool,
+) -> Result<Deployed> {
+    let placements: Vec<Placement> = manifests
+        .iter()
+        .map(|m| ctx.placement.over(&m.host))
+        .collect();
+    let servers = hosts::servers(ctx, &placements.iter().collect::<Vec<_>>(), listings, true)?;
+    let located: Vec<(Option<&incus::Instance>, Option<Store>)> = manifests
+        .iter()
+        .zip(&placements)
+        .map(|(m, p)| {
+            let inst = servers.instance(p, &m.name);
+            let store = servers
+                .addresses
+                .store(p, inst.map(|i| i.location.as_str()))?;
+            Ok((inst, store))
+        })
+        .collect::<Result<_>>()?;
     let profiles = ctx.profiles()?;
-    let targets = |shift: bool| -> Vec<Facts> {
+    let stores: Vec<(&ContainerName, Option<&Store>)> = manifests
+        .iter()
+        .zip(&located)
+        .map(|(m, (_, s))| (&m.name, s.as_ref()))
+        .collect();
+    let states = hosts::profiles(ctx, profiles, &stores)?;
+    let images = image_sources(ctx, manifests, &servers, &placements, from_image)?;
+
+    // Plan, assuming every server can shift the shared mounts; a server's answer matters only
+    // when inx's devices are about to be written there (a server that failed that query but
+    // listed fine fails nothing else).
+    let flake = ctx.flake_record();
+    let targets = |no_shift: &BTreeSet<Option<RemoteName>>| -> Result<Vec<Facts>> {
         manifests
             .iter()
-            .map(|m| target(profiles, m, &instances, &flake, shift, images.get(&m.name)))
+            .zip(&placements)
+            .zip(&located)
+            .map(|((m, p), (inst, store))| {
+                let (dir, exists, state) = states[&m.name].clone();
+                Ok(target(TargetIn {
+                    m,
+                    instance: *inst,
+                    flake: &flake,
+                    shift: !no_shift.contains(&p.remote),
+                    image: images.get(&m.name),
+                    incus: hosts::client_for(ctx, p)?,
+                    placement: p,
+                    store: store.clone(),
+                    profile_dir: dir,
+                    profile_dir_exists: exists,
+                    profile: state,
+                }))
+            })
             .collect()
     };
-    let mut plan = plan::up(&targets(true), ctx.incus()?, &ctx.build_root())?;
-    if plan.writes_inx_devices() && !incus::parse_idmapped_mounts(&incus::checked(&query, server?)?)
+    let mut no_shift = BTreeSet::new();
+    let mut plan = plan::up(&targets(&no_shift)?, &ctx.build_root())?;
+    for (remote, (query, answer)) in std::iter::once((&None, local_info)).chain(servers.info.iter())
     {
-        eprintln!(
-            "warning: this Incus server cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
-        );
-        plan = plan::up(&targets(false), ctx.incus()?, &ctx.build_root())?;
+        let writes = plan.writes_inx_devices_on(|c| {
+            placements
+                .iter()
+                .zip(manifests)
+                .any(|(p, m)| &m.name == c && &p.remote == remote)
+        });
+        if !writes {
+            continue;
+        }
+        let answer = match answer {
+            Ok(out) => incus::checked(query, out.clone())?,
+            Err(e) => return Err(e.clone()),
+        };
+        if !incus::parse_idmapped_mounts(&answer) {
+            let server = match remote {
+                None => "this Incus server".to_string(),
+                Some(r) => format!("the Incus server {r}"),
+            };
+            eprintln!(
+                "warning: {server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
+            );
+            no_shift.insert(remote.clone());
+        }
+    }
+    if !no_shift.is_empty() {
+        plan = plan::up(&targets(&no_shift)?, &ctx.build_root())?;
     }
     if !ctx.dry_run {
-        check_host(&plan, &images)?;
+        let elsewhere: BTreeSet<&ContainerName> = manifests
+            .iter()
+            .zip(&located)
+            .filter(|(_, (_, store))| *store != Some(Store::Local))
+            .map(|(m, _)| &m.name)
+            .collect();
+        check_host(&plan, &images, &elsewhere)?;
     }
     ctx.carry_out(&plan)?;
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         ctx.runner.progress(format_args!("{name}: up to date"));
     }
     for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
-        eprintln!("note: {note}");
+        if !note.starts_with("then: ") {
+            eprintln!("note: {note}");
+        }
     }
-    Ok(())
+    Ok(Deployed {
+        unplaced: located
+            .iter()
+            .zip(manifests)
+            .filter(|((_, store), _)| store.is_none())
+            .map(|(_, m)| m.name.clone())
+            .collect(),
+    })
 }
 
-fn target<'a>(
-    profiles: &Profiles,
+struct TargetIn<'a> {
     m: &'a Manifest,
-    instances: &'a BTreeMap<String, incus::Instance>,
-    flake: &str,
+    instance: Option<&'a incus::Instance>,
+    flake: &'a str,
     shift: bool,
-    image: Option<&ImageSource>,
-) -> Facts<'a> {
-    let profile_dir = profiles.dir(&m.name);
-    let instance = instances.get(m.name.as_str());
-    let running_system = instance
-        .filter(|i| instance::is_managed(i))
-        .and_then(instance::running_system);
+    image: Option<&'a ImageSource>,
+    incus: incus::Client,
+    placement: &'a Placement,
+    store: Option<Store>,
+    profile_dir: std::path::PathBuf,
+    profile_dir_exists: bool,
+    profile: crate::containers::profile::ProfileState,
+}
+
+fn target(t: TargetIn) -> Facts {
+    let TargetIn {
+        m,
+        instance,
+        flake,
+        shift,
+        image,
+        ..
+    } = t;
+    let managed = instance.filter(|i| instance::is_managed(i));
+    // Another host's /proc is not ours: there, what inx recorded is what runs.
+    let running_system = match t.store {
+        Some(Store::Local) => managed.and_then(instance::running_system),
+        _ => managed.and_then(instance::recorded_system),
+    };
     let spec = match image {
-        None => instance::desired(m, flake, &profile_dir, shift),
+        None => instance::desired(m, flake, &t.profile_dir, shift),
         Some(image) => {
             // An existing instance keeps the image and system it was made from.
             let recorded = |key: &str| instance.and_then(|i| i.config.get(key)).cloned();
@@ -94,16 +219,27 @@ fn target<'a>(
             instance::desired_from_image(m, flake, &fingerprint, &system)
         }
     };
+    let member = instance
+        .map(|i| i.location.as_str())
+        .filter(|l| !l.is_empty() && *l != "none");
     Facts {
         manifest: m,
         spec,
-        profile: profiles.read(&m.name),
-        profile_dir_exists: profile_dir.is_dir(),
-        profile_dir,
+        profile: t.profile,
+        profile_dir_exists: t.profile_dir_exists,
+        profile_dir: t.profile_dir,
         instance,
         running_system,
+        // Built here, whatever host it runs on: the one build is on this machine.
         built: Path::new(m.toplevel.as_str()).exists(),
         image: image.cloned(),
+        incus: t.incus,
+        target: t.placement.target.as_ref().map(|t| t.to_string()),
+        host: crate::hosts::label(
+            t.placement.remote.as_ref(),
+            t.placement.target.as_ref().map(|t| t.as_str()).or(member),
+        ),
+        store: t.store,
     }
 }
 
@@ -113,15 +249,23 @@ fn target<'a>(
 fn image_sources(
     ctx: &Ctx,
     manifests: &[Manifest],
-    instances: &BTreeMap<String, incus::Instance>,
+    servers: &hosts::Servers,
+    placements: &[Placement],
     from_image: bool,
 ) -> Result<BTreeMap<ContainerName, ImageSource>> {
     let mut sources = BTreeMap::new();
     let mut outputs: Vec<ImageOutputs> = Vec::new();
-    for m in manifests {
+    for (m, p) in manifests.iter().zip(placements) {
         let wanted = from_image || m.from_image;
-        let inst = instances
-            .get(m.name.as_str())
+        if wanted && !p.is_local() {
+            return Err(Error::input(format!(
+                "{} is declared to run from its image on another server; inx runs image-based containers on the local server only",
+                m.name
+            ))
+            .with_hint("publish the image there with `inx image publish NAME REMOTE:` and launch it with incus, or drop fromImage to use that host's store"));
+        }
+        let inst = servers
+            .instance(p, &m.name)
             .filter(|i| instance::is_managed(i));
         match inst.map(instance::is_from_image) {
             Some(true) if !wanted => {
@@ -201,10 +345,17 @@ fn image_sources(
 
 /// A shared-store container cannot start without the host daemon's socket directory bound in
 /// (one made from its image needs no daemon).
-fn check_host(plan: &Plan, images: &BTreeMap<ContainerName, ImageSource>) -> Result<()> {
+fn check_host(
+    plan: &Plan,
+    images: &BTreeMap<ContainerName, ImageSource>,
+    elsewhere: &BTreeSet<&ContainerName>,
+) -> Result<()> {
     let starts = plan.steps.iter().any(|s| {
         matches!(s.what, What::Create | What::Start)
-            && !s.container.as_ref().is_some_and(|c| images.contains_key(c))
+            && !s
+                .container
+                .as_ref()
+                .is_some_and(|c| images.contains_key(c) || elsewhere.contains(c))
     });
     if starts && !Path::new(DAEMON_SOCKET_DIR).is_dir() {
         return Err(Error::new(

@@ -66,6 +66,18 @@ pub fn running_system(instance: &Instance) -> Option<StorePath> {
         })
 }
 
+/// What inx last deployed in a running instance (for an instance on another host, whose init
+/// cannot be read from here).
+pub fn recorded_system(instance: &Instance) -> Option<StorePath> {
+    if !instance.running() {
+        return None;
+    }
+    instance
+        .config
+        .get(KEY_SYSTEM)
+        .and_then(|s| StorePath::parse(s).ok())
+}
+
 /// `shift` is whether Incus can idmap the shared mounts (so the store is owned by root inside
 /// an unprivileged container rather than by nobody).
 pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool) -> Spec {
@@ -313,6 +325,7 @@ mod tests {
             drv_path: None,
             incus,
             from_image: false,
+            host: Default::default(),
         }
     }
 
@@ -328,6 +341,7 @@ mod tests {
             profiles: spec.profiles.clone(),
             state: None,
             project: "default".into(),
+            location: String::new(),
             snapshots: Vec::new(),
         }
     }

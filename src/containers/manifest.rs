@@ -2,6 +2,7 @@
 //! one `nix eval --json` for all containers (see `nix::eval_manifests`).
 
 use crate::error::{Error, Kind, Result};
+use crate::hosts::{Placement, SshSettings};
 use crate::name::{ContainerName, StorePath};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub struct Manifest {
     pub incus: IncusSettings,
     /// Run from the container's image instead of the shared store (`fromImage = true`).
     pub from_image: bool,
+    /// Where it runs, as the flake declares it (the local server when it says nothing).
+    pub host: Placement,
 }
 
 /// Instance settings the user adds on top of what inx needs.
@@ -73,6 +76,60 @@ struct RawManifest {
     incus: IncusSettings,
     #[serde(default)]
     from_image: bool,
+    #[serde(default)]
+    host: RawHost,
+}
+
+/// `host` as lib/default.nix writes it (only when the flake sets something).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    remote: Option<String>,
+    target: Option<String>,
+    #[serde(default)]
+    ssh: RawSsh,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    user: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl RawHost {
+    fn parse(self) -> Result<Placement> {
+        use crate::name::{HostWord, RemoteName};
+        Ok(Placement {
+            remote: self.remote.as_deref().map(RemoteName::parse).transpose()?,
+            target: self.target.as_deref().map(HostWord::member).transpose()?,
+            ssh: SshSettings {
+                user: self.ssh.user.as_deref().map(HostWord::ssh).transpose()?,
+                host: self.ssh.host.as_deref().map(HostWord::ssh).transpose()?,
+                port: self.ssh.port.filter(|p| *p > 0),
+            },
+        })
+    }
+}
+
+/// The output of `nix::eval_placements`: each declared name and where it runs.
+pub fn parse_placements(json: &str) -> Result<BTreeMap<String, Placement>> {
+    let raw: BTreeMap<String, Option<RawHost>> = serde_json::from_str(json).map_err(|e| {
+        Error::new(
+            Kind::Eval,
+            format!("cannot read the output of nix eval: {e}"),
+        )
+    })?;
+    raw.into_iter()
+        .map(|(name, host)| {
+            let placement = host.unwrap_or_default().parse().map_err(|e| {
+                Error::input(format!("inxContainers.{name}: {}", e.message))
+                    .with_hint(e.hint.unwrap_or_default())
+            })?;
+            Ok((name, placement))
+        })
+        .collect()
 }
 
 /// The containers an evaluation selected, in name order.
@@ -149,12 +206,17 @@ fn parse_one(name: &str, value: serde_json::Value) -> Result<Manifest> {
             )));
         }
     }
+    let host = raw.host.parse().map_err(|e| {
+        Error::input(format!("inxContainers.{name}: {}", e.message))
+            .with_hint(e.hint.unwrap_or_default())
+    })?;
     Ok(Manifest {
         name,
         toplevel,
         drv_path: raw.drv_path,
         incus: raw.incus,
         from_image: raw.from_image,
+        host,
     })
 }
 
@@ -188,6 +250,35 @@ mod tests {
             m.incus.profiles.as_deref(),
             Some(&["default".to_string(), "lab".to_string()][..])
         );
+    }
+
+    #[test]
+    fn reads_where_a_container_runs_and_refuses_a_bad_name() {
+        let with = |host: serde_json::Value| {
+            eval_json(serde_json::json!({
+                "schemaVersion": 1,
+                "toplevel": format!("/nix/store/{H}-nixos-system-web"),
+                "host": host,
+            }))
+        };
+        let m = &parse_eval_output(&with(serde_json::json!({
+            "remote": "h2", "target": "member3", "ssh": { "user": "deploy", "port": 2222 }
+        })))
+        .unwrap()[0];
+        assert_eq!(m.host.remote.as_ref().unwrap().as_str(), "h2");
+        assert_eq!(m.host.target.as_ref().unwrap().as_str(), "member3");
+        assert_eq!(m.host.ssh.user.as_ref().unwrap().as_str(), "deploy");
+        assert_eq!(m.host.ssh.port, Some(2222));
+        let e = parse_eval_output(&with(serde_json::json!({ "target": "-x" }))).unwrap_err();
+        assert_eq!(e.kind, Kind::Input);
+        assert!(
+            e.message
+                .starts_with("inxContainers.web: invalid cluster member name"),
+            "{}",
+            e.message
+        );
+        let e = parse_eval_output(&with(serde_json::json!({ "where": "x" }))).unwrap_err();
+        assert_eq!(e.kind, Kind::Eval);
     }
 
     #[test]

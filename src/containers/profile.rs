@@ -29,6 +29,14 @@ impl Profiles {
         }
     }
 
+    /// The profiles of another host: always under the default root there.
+    pub fn on_other_host(&self) -> Profiles {
+        Profiles {
+            root: PathBuf::from(DEFAULT_ROOT),
+            project: self.project.clone(),
+        }
+    }
+
     /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
     pub fn root() -> PathBuf {
         std::env::var_os("INX_PROFILES_DIR")
@@ -65,15 +73,26 @@ impl Profiles {
         let Ok(gen_link) = std::fs::read_link(dir.join("system")) else {
             return ProfileState::default();
         };
+        let system = std::fs::read_link(dir.join(&gen_link)).unwrap_or_default();
+        ProfileState::from_links(
+            gen_link.to_str().unwrap_or(""),
+            system.to_str().unwrap_or(""),
+        )
+    }
+}
+
+impl ProfileState {
+    /// From the profile's two links, `system -> system-N-link -> /nix/store/...` (read here or
+    /// over ssh on another host).
+    pub fn from_links(gen_link: &str, system: &str) -> ProfileState {
         let generation = gen_link
-            .to_str()
-            .and_then(|s| s.strip_prefix("system-"))
+            .strip_prefix("system-")
             .and_then(|s| s.strip_suffix("-link"))
             .and_then(|n| n.parse().ok());
-        let system = std::fs::read_link(dir.join(&gen_link))
-            .ok()
-            .and_then(|p| p.to_str().and_then(|s| StorePath::parse(s).ok()));
-        ProfileState { system, generation }
+        ProfileState {
+            system: StorePath::parse(system).ok(),
+            generation,
+        }
     }
 }
 

@@ -30,7 +30,15 @@ const JOBS: usize = 4;
 pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
     let bar = progress::Bar::start(runner.bars(), plan.steps.len());
     let mut chains: Vec<(&ContainerName, Vec<&Step>)> = Vec::new();
+    let mut hosts: Vec<(&str, Vec<&Step>)> = Vec::new();
     for step in &plan.steps {
+        if let (None, Some(host)) = (&step.container, &step.host) {
+            match hosts.iter_mut().find(|(h, _)| h == host) {
+                Some((_, steps)) => steps.push(step),
+                None => hosts.push((host, vec![step])),
+            }
+            continue;
+        }
         let Some(container) = &step.container else {
             debug_assert!(
                 chains.is_empty(),
@@ -48,6 +56,8 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
             None => chains.push((container, vec![step])),
         }
     }
+
+    run_hosts(runner, &hosts, &bar)?;
 
     let deferred: Vec<Option<&Step>> = chains
         .iter_mut()
@@ -127,6 +137,41 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
         n => format!("{n} containers failed: {} (see above)", names.join(", ")),
     };
     Err(Error::new(kind, what))
+}
+
+/// Each other host's steps in order, the hosts side by side (each waits on its own network
+/// and daemon). Any host's failure ends the command before any container's step runs.
+fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar) -> Result<()> {
+    let failed: Mutex<Vec<Error>> = Mutex::default();
+    std::thread::scope(|scope| {
+        for (host, steps) in hosts {
+            let failed = &failed;
+            scope.spawn(move || {
+                for step in steps {
+                    let done = crate::execute::interrupt::check().and_then(|()| {
+                        runner.progress(format_args!("host {host}: {}", step.description));
+                        bar.now(&format!("host {host}: {}", step.description));
+                        run_watched(runner, step, bar)
+                    });
+                    bar.done();
+                    if let Err(e) = done {
+                        progress::line(format_args!("host {host}: {e}"));
+                        failed.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    match failed.into_iter().next() {
+        None => Ok(()),
+        Some(e) if e.kind == Kind::Interrupted => Err(e),
+        Some(e) => Err(Error::new(
+            e.kind,
+            "copying to another host failed (see above); no container was changed",
+        )),
+    }
 }
 
 /// The command of `step` when it is a start of `container` alone (`... start NAME`), which can
@@ -321,6 +366,7 @@ mod tests {
     fn sh(container: &str, script: &str) -> Step {
         Step {
             container: Some(ContainerName::parse(container).unwrap()),
+            host: None,
             what: What::Start,
             description: script.to_string(),
             action: Action::Run(Cmd::new("sh").args(["-c", script])),
@@ -390,6 +436,7 @@ mod tests {
     fn step_of(container: Option<&str>, what: What, program: &str, args: &[&str]) -> Step {
         Step {
             container: container.map(|c| ContainerName::parse(c).unwrap()),
+            host: None,
             what,
             description: format!("{program} {}", args.join(" ")),
             action: Action::Run(Cmd::new(program).args(args.iter().copied())),

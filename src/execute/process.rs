@@ -63,7 +63,7 @@ pub fn quote(word: &str) -> String {
         .unwrap_or_else(|_| format!("{word:?}"))
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Output {
     /// `None` when the process was killed by a signal.
     pub code: Option<i32>,
@@ -281,6 +281,18 @@ impl Runner {
     pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
         let started = cmds.map(|c| (c, self.start(c, Mode::Capture, false)));
         started.map(|(c, handle)| handle.and_then(|h| finish(c, h)))
+    }
+
+    /// `capture_all` for as many queries as a command has (one per host, say).
+    pub fn capture_many(&self, cmds: &[&Cmd]) -> Vec<Result<Output>> {
+        let started: Vec<_> = cmds
+            .iter()
+            .map(|c| (*c, self.start(c, Mode::Capture, false)))
+            .collect();
+        started
+            .into_iter()
+            .map(|(c, handle)| handle.and_then(|h| finish(c, h)))
+            .collect()
     }
 
     fn start(&self, cmd: &Cmd, mode: Mode, detach: bool) -> Result<duct::Handle> {

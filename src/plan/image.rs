@@ -29,6 +29,7 @@ impl Destination<'_> {
 fn step(name: &ContainerName, what: What, description: String, cmd: Cmd) -> Step {
     Step {
         container: Some(name.clone()),
+        host: None,
         what,
         description,
         action: Action::Run(cmd),

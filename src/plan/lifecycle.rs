@@ -5,6 +5,7 @@ use super::{missing_error, run, step, unmanaged_error, Action, Plan, What};
 use crate::clients::incus::{Client, Instance};
 use crate::containers::instance;
 use crate::error::{Error, Result};
+use crate::hosts::SshDest;
 use crate::name::ContainerName;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,23 +58,32 @@ pub fn lifecycle(
     Ok(plan)
 }
 
-/// Where a container keeps things on the host, and whether each exists.
+/// Where a container keeps things on its host, and whether each exists; `ssh` when that host
+/// is another machine (then its folders are removed over ssh).
 #[derive(Debug, Clone)]
 pub struct HostDirs {
     pub profile: (PathBuf, bool),
     pub roots: (PathBuf, bool),
+    pub ssh: Option<SshDest>,
+}
+
+/// A container `destroy` is asked for: its instance (if any), its server's client, its folders.
+#[derive(Debug, Clone)]
+pub struct Doomed<'a> {
+    pub instance: Option<&'a Instance>,
+    pub incus: &'a Client,
+    pub dirs: HostDirs,
 }
 
 /// The plan of `inx destroy`: the instance, its host profile and its GC roots, nothing else.
-pub fn destroy(
-    names: &[ContainerName],
-    instances: &BTreeMap<String, Instance>,
-    host_dirs: &BTreeMap<ContainerName, HostDirs>,
-    incus: &Client,
-) -> Result<Plan> {
+pub fn destroy(names: &[ContainerName], doomed: &BTreeMap<ContainerName, Doomed>) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in names {
-        let inst = instances.get(name.as_str());
+        let Doomed {
+            instance: inst,
+            incus,
+            dirs,
+        } = &doomed[name];
         if let Some(inst) = inst {
             if !instance::is_managed(inst) {
                 return Err(unmanaged_error(name.as_str()));
@@ -82,7 +92,8 @@ pub fn destroy(
         let HostDirs {
             profile: (dir, exists),
             roots: (roots, has_roots),
-        } = &host_dirs[name];
+            ssh,
+        } = dirs;
         if inst.is_none() && !exists && !has_roots {
             return Err(Error::input(format!(
                 "there is no container named {name} to destroy"
@@ -95,6 +106,18 @@ pub fn destroy(
                 "delete the instance and its root filesystem",
                 incus.delete(name),
             ));
+        }
+        if let Some(dest) = ssh {
+            plan.steps.push(run(
+                name,
+                What::RemoveProfile,
+                format!(
+                    "remove the host profile and its GC roots on {}",
+                    dest.login()
+                ),
+                dest.remove(&[dir.clone(), roots.clone()]),
+            ));
+            continue;
         }
         if *exists {
             plan.steps.push(step(

@@ -3,12 +3,14 @@
 
 pub mod image;
 mod lifecycle;
+mod relocate;
 mod rollback;
 pub mod run;
 mod snapshot;
 mod up;
 
-pub use lifecycle::{destroy, lifecycle, HostDirs, Lifecycle};
+pub use lifecycle::{destroy, lifecycle, Doomed, HostDirs, Lifecycle};
+pub use relocate::{relocate, Move};
 pub use rollback::rollback;
 pub use snapshot::{restore as restore_snapshot, take as take_snapshot};
 pub use up::{up, Facts, ImageSource};
@@ -24,6 +26,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub container: Option<ContainerName>,
+    /// A step for another host's store (a copy, its profiles): such steps run after the build,
+    /// each host's in order, the hosts side by side, before any container's steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub what: What,
     pub description: String,
     #[serde(flatten)]
@@ -49,6 +55,10 @@ pub enum What {
     Import,
     Alias,
     Public,
+    /// Closures copied to another host's store.
+    Copy,
+    /// A cluster member the instance is moved to.
+    Move,
     /// A container's GC roots written (`roots sync`, `gc`, `roots watch`).
     Roots,
     /// A snapshot taken or restored.
@@ -98,11 +108,11 @@ impl Plan {
     pub fn to_shell(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
-            let who = step
-                .container
-                .as_ref()
-                .map(|c| format!("{c}: "))
-                .unwrap_or_default();
+            let who = match (&step.container, &step.host) {
+                (Some(c), _) => format!("{c}: "),
+                (None, Some(h)) => format!("host {h}: "),
+                (None, None) => String::new(),
+            };
             out.push_str(&format!("# {who}{}\n", step.description));
             let line = match &step.action {
                 Action::Run(cmd) => cmd.to_shell(),
@@ -155,6 +165,7 @@ impl Plan {
         if !to_realise.is_empty() {
             plan.steps.push(Step {
                 container: container.cloned(),
+                host: None,
                 what: What::Build,
                 description: description(to_realise.len()),
                 action: Action::Run(nix::realise(to_realise, root)),
@@ -168,14 +179,17 @@ impl Plan {
         self.steps.iter().any(|s| s.what == What::Delete)
     }
 
-    /// Whether carrying out the plan writes any of inx's own devices (then it matters whether
-    /// the server can shift them).
-    pub fn writes_inx_devices(&self) -> bool {
-        self.steps.iter().any(|s| match (&s.what, &s.action) {
-            (What::Create, _) => true,
-            (What::Devices, Action::Run(cmd)) => cmd.args.iter().any(|a| a.starts_with("inx-")),
-            _ => false,
-        })
+    /// Whether carrying out the plan writes any of inx's own devices on the containers `on`
+    /// picks (those of one server): then it matters whether that server can shift them.
+    pub fn writes_inx_devices_on(&self, on: impl Fn(&ContainerName) -> bool) -> bool {
+        self.steps
+            .iter()
+            .filter(|s| s.container.as_ref().is_some_and(&on))
+            .any(|s| match (&s.what, &s.action) {
+                (What::Create, _) => true,
+                (What::Devices, Action::Run(cmd)) => cmd.args.iter().any(|a| a.starts_with("inx-")),
+                _ => false,
+            })
     }
 }
 
@@ -202,6 +216,7 @@ fn step(
 ) -> Step {
     Step {
         container: Some(container.clone()),
+        host: None,
         what,
         description: description.into(),
         action,

@@ -98,6 +98,7 @@ mod tests {
         Client {
             backend: Backend::Incus,
             project: Some(ProjectName::parse("default").unwrap()),
+            remote: None,
         }
     }
 

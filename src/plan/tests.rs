@@ -24,6 +24,7 @@ fn manifest(n: &str, system: &str, incus: IncusSettings) -> Manifest {
         drv_path: Some(format!("{}.drv", system.replace("nixos-system", "drv"))),
         incus,
         from_image: false,
+        host: Default::default(),
     }
 }
 
@@ -38,6 +39,7 @@ fn deployed(m: &Manifest, status: &str) -> Instance {
         profiles: spec.profiles.clone(),
         state: None,
         project: "default".into(),
+        location: String::new(),
         snapshots: Vec::new(),
     }
 }
@@ -70,13 +72,15 @@ fn target<'a>(
         running_system: running.map(|p| StorePath::parse(p).unwrap()),
         built: profile.is_some_and(|(p, _)| p == m.toplevel.as_str()),
         image: None,
+        incus: Client::default(),
+        target: None,
+        store: Some(crate::hosts::Store::Local),
+        host: "local".into(),
     }
 }
 
 fn shell(targets: &[Facts]) -> String {
-    up(targets, &Client::default(), BUILD_ROOT.as_ref())
-        .unwrap()
-        .to_shell()
+    up(targets, BUILD_ROOT.as_ref()).unwrap().to_shell()
 }
 
 #[test]
@@ -91,7 +95,6 @@ fn nothing_changed_plans_nothing() {
     let inst = deployed(&m, "Running");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -106,7 +109,6 @@ fn changed_system_switches_in_place_without_restart() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -127,7 +129,6 @@ fn a_switch_that_failed_before_is_retried() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -142,7 +143,6 @@ fn stopped_container_is_started_with_its_new_system() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), None)],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -158,7 +158,7 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(&[t], &Client::default(), BUILD_ROOT.as_ref())
+        up(&[t], BUILD_ROOT.as_ref())
             .unwrap()
             .steps
             .iter()
@@ -183,7 +183,6 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), None, Some(OLD))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -205,7 +204,6 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let stopped = deployed(&new, "Stopped");
     let plan = up(
         &[target(&new, Some(&stopped), None, None)],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -227,7 +225,6 @@ fn live_config_change_does_not_restart() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -245,7 +242,6 @@ fn config_change_that_acts_at_start_restarts() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -259,7 +255,6 @@ fn interrupted_up_finishes_where_it_stopped() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -278,7 +273,6 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&other, None, None, None),
             target(&m, Some(&foreign), None, None),
         ],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap_err();
@@ -292,7 +286,6 @@ fn several_containers_share_one_build() {
     let b = manifest("b", NEW, IncusSettings::default());
     let plan = up(
         &[target(&a, None, None, None), target(&b, None, None, None)],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -323,7 +316,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -335,7 +328,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(&[unchanged], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[unchanged], BUILD_ROOT.as_ref()).unwrap();
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -348,7 +341,6 @@ fn plan_as_json() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
@@ -394,40 +386,36 @@ fn destroy_removes_instance_and_profile_only() {
             PathBuf::from(format!("/nix/var/nix/gcroots/inx/{n}")),
             exist,
         ),
+        ssh: None,
     };
-    let dirs = BTreeMap::from([
-        (name("web"), dirs("web", true)),
-        (name("db"), dirs("db", false)),
+    let client = Client::default();
+    let doomed = |n: &str, exist: bool| Doomed {
+        instance: instances.get(n),
+        incus: &client,
+        dirs: dirs(n, exist),
+    };
+    let all = BTreeMap::from([
+        (name("web"), doomed("web", true)),
+        (name("db"), doomed("db", false)),
     ]);
-    let plan = destroy(&[name("web")], &instances, &dirs, &Client::default()).unwrap();
+    let plan = destroy(&[name("web")], &all).unwrap();
     assert!(plan.deletes_data());
     insta::assert_snapshot!(plan.to_shell());
-    assert_eq!(
-        destroy(&[name("db")], &instances, &dirs, &Client::default())
-            .unwrap_err()
-            .kind,
-        Kind::Input
-    );
+    assert_eq!(destroy(&[name("db")], &all).unwrap_err().kind, Kind::Input);
 }
 
 #[test]
 fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
-    let new = up(
-        &[target(&m, None, None, None)],
-        &Client::default(),
-        BUILD_ROOT.as_ref(),
-    )
-    .unwrap();
-    assert!(new.writes_inx_devices(), "a create writes them");
+    let new = up(&[target(&m, None, None, None)], BUILD_ROOT.as_ref()).unwrap();
+    assert!(new.writes_inx_devices_on(|_| true), "a create writes them");
     let inst = deployed(&m, "Running");
     let same = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
-    assert!(!same.writes_inx_devices());
+    assert!(!same.writes_inx_devices_on(|_| true));
     let mut unshifted = inst.clone();
     unshifted
         .devices
@@ -436,11 +424,10 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         .remove("shift");
     let fix = up(
         &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
-    assert!(fix.writes_inx_devices());
+    assert!(fix.writes_inx_devices_on(|_| true));
     let settings = IncusSettings {
         devices: BTreeMap::from([(
             "data".into(),
@@ -451,11 +438,13 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let user_dev = manifest("web", NEW, settings);
     let add = up(
         &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Client::default(),
         BUILD_ROOT.as_ref(),
     )
     .unwrap();
-    assert!(!add.writes_inx_devices(), "a user's device is not inx's");
+    assert!(
+        !add.writes_inx_devices_on(|_| true),
+        "a user's device is not inx's"
+    );
 }
 
 fn image_files(fp: &str) -> crate::images::ImageFiles {
@@ -479,12 +468,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t.clone()], BUILD_ROOT.as_ref()).unwrap();
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -501,6 +490,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         profiles: spec.profiles.clone(),
         state: None,
         project: "default".into(),
+        location: String::new(),
         snapshots: Vec::new(),
     };
     let new = manifest("web", NEW, IncusSettings::default());
@@ -511,7 +501,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], &Client::default(), BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(

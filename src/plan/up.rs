@@ -8,6 +8,7 @@ use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
 use crate::containers::manifest::Manifest;
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
+use crate::hosts::Store;
 use crate::images::ImageFiles;
 use crate::name::{ContainerName, StorePath};
 use std::path::PathBuf;
@@ -28,6 +29,14 @@ pub struct Facts<'a> {
     pub built: bool,
     /// Set when the container runs from its image instead of the shared store.
     pub image: Option<ImageSource>,
+    /// The client of the server it runs on (its remote's).
+    pub incus: Client,
+    /// The cluster member to create it on, when declared.
+    pub target: Option<String>,
+    /// The store of its host; `None` while Incus has yet to pick a cluster member for it.
+    pub store: Option<Store>,
+    /// Its host as plans and `list` name it (see `hosts::label`).
+    pub host: String,
 }
 
 /// The image a container runs from.
@@ -43,11 +52,23 @@ pub struct ImageSource {
 }
 
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Result<Plan> {
+pub fn up(targets: &[Facts], build_root: &std::path::Path) -> Result<Plan> {
     for t in targets {
         if let Some(inst) = t.instance {
             if !instance::is_managed(inst) {
                 return Err(unmanaged_error(inst.name.as_str()));
+            }
+            if let (Some(member), false) = (&t.target, inst.location.is_empty()) {
+                if *member != inst.location {
+                    return Err(Error::input(format!(
+                        "{} is on member {}, but is declared on {member}",
+                        inst.name, inst.location
+                    ))
+                    .with_hint(format!(
+                        "`inx move {} --to {member}` moves it (or declare the member it is on)",
+                        inst.name
+                    )));
+                }
             }
             if inst.kind != "container" {
                 return Err(Error::input(format!(
@@ -63,7 +84,8 @@ pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Re
     // that exists but nothing roots could be collected before `nix-env --set` holds it.
     let deploy: Vec<&Facts> = targets
         .iter()
-        .filter(|t| t.image.is_none() && t.profile.system.as_ref() != Some(&t.manifest.toplevel))
+        .filter(|t| t.image.is_none() && t.store.is_some())
+        .filter(|t| t.profile.system.as_ref() != Some(&t.manifest.toplevel))
         .collect();
     let unbuilt = deploy.iter().filter(|t| !t.built).count();
     let mut to_realise: Vec<String> = deploy
@@ -73,6 +95,18 @@ pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Re
             _ => t.manifest.toplevel.to_string(),
         })
         .collect();
+    // Systems of containers that Incus has yet to place are built now too (one build for
+    // all), and deployed once they are placed.
+    let unplaced: Vec<String> = targets
+        .iter()
+        .filter(|t| t.image.is_none() && t.store.is_none() && !t.built)
+        .map(|t| match &t.manifest.drv_path {
+            Some(drv) => drv.clone(),
+            None => t.manifest.toplevel.to_string(),
+        })
+        .collect();
+    let unbuilt = unbuilt + unplaced.len();
+    to_realise.extend(unplaced);
     let images: Vec<String> = targets
         .iter()
         .filter_map(|t| t.image.as_ref())
@@ -84,7 +118,7 @@ pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Re
             1 => "1 system".to_string(),
             n => format!("{n} systems"),
         };
-        let mut description = match (unbuilt, deploy.len() - unbuilt) {
+        let mut description = match (unbuilt, to_realise.len() - images.len() - unbuilt) {
             (0, n) => format!(
                 "keep {} from the GC until the profiles hold them",
                 systems(n)
@@ -92,25 +126,65 @@ pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Re
             (b, 0) => format!("build {}", systems(b)),
             (b, n) => format!("build {} (and keep {n} built ones from the GC)", systems(b)),
         };
-        if deploy.is_empty() {
+        if to_realise.len() == images.len() {
             description = format!("build {} image outputs", images.len());
         } else if !images.is_empty() {
             description.push_str(&format!(", and {} image outputs", images.len()));
         }
         plan.steps.push(Step {
             container: None,
+            host: None,
             what: What::Build,
             description,
             action: Action::Run(nix::realise(&to_realise, build_root)),
         });
     }
 
+    // Other hosts' stores: per host, one copy of what its containers need, then their
+    // profiles set in one ssh call (from then on the systems are roots there).
+    let mut remote: std::collections::BTreeMap<&crate::hosts::SshDest, Vec<&Facts>> =
+        Default::default();
+    for t in &deploy {
+        if let Some(Store::Ssh(dest)) = &t.store {
+            remote.entry(dest).or_default().push(t);
+        }
+    }
+    for (dest, ts) in remote {
+        let host = Some(ts[0].host.clone());
+        let systems: Vec<&StorePath> = ts.iter().map(|t| &t.manifest.toplevel).collect();
+        let names: Vec<&str> = ts.iter().map(|t| t.manifest.name.as_str()).collect();
+        plan.steps.push(Step {
+            container: None,
+            host: host.clone(),
+            what: What::Copy,
+            description: format!(
+                "copy the systems of {} to {}",
+                names.join(", "),
+                dest.login()
+            ),
+            action: Action::Run(dest.copy(&systems)),
+        });
+        let sets: Vec<(PathBuf, StorePath)> = ts
+            .iter()
+            .map(|t| (t.profile_dir.clone(), t.manifest.toplevel.clone()))
+            .collect();
+        plan.steps.push(Step {
+            container: None,
+            host,
+            what: What::Profile,
+            description: format!("point the host profiles of {} at them", names.join(", ")),
+            action: Action::Run(dest.set_profiles(&sets)),
+        });
+    }
+
     for t in targets {
         let before = plan.steps.len();
         if let Some(image) = &t.image {
-            plan_image_container(t, image, incus, &mut plan);
+            plan_image_container(t, image, &t.incus, &mut plan);
+        } else if t.store.is_none() {
+            plan_unplaced(t, &mut plan);
         } else {
-            plan_container(t, incus, &mut plan.steps);
+            plan_container(t, &t.incus, &mut plan.steps);
         }
         if plan.steps.len() == before {
             plan.unchanged.push(t.manifest.name.clone());
@@ -122,11 +196,35 @@ pub fn up(targets: &[Facts], incus: &Client, build_root: &std::path::Path) -> Re
 /// The device that binds a container's host profile directory.
 const PROFILES_DEVICE: &str = "inx-profiles";
 
+/// A container on a cluster with no target and no instance yet: created where Incus places it,
+/// without the profile directory it cannot have yet (Incus checks a disk's source exists) and
+/// not started. `inx up` then reads where it landed and plans again: copy, profile, the
+/// device, start.
+fn plan_unplaced(t: &Facts, plan: &mut Plan) {
+    let name = &t.manifest.name;
+    let mut spec = t.spec.clone();
+    spec.devices.remove(PROFILES_DEVICE);
+    plan.steps.push(run(
+        name,
+        What::Create,
+        format!(
+            "create the instance where {} places it (not started yet)",
+            t.host
+        ),
+        t.incus
+            .create_empty(name, None, &spec.profiles, instance::create_input(&spec)),
+    ));
+    plan.notes.push(format!(
+        "then: {name}: copy its system to the member it is on, point its profile there, bind it and start"
+    ));
+}
+
 fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
+    let local = t.store == Some(Store::Local);
 
-    if t.profile.system.as_ref() != Some(system) {
+    if t.profile.system.as_ref() != Some(system) && local {
         let next = t.profile.generation.map_or(1, |g| g + 1);
         if !t.profile_dir_exists {
             steps.push(step(
@@ -152,7 +250,12 @@ fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
             name,
             What::Create,
             "create the instance (empty root filesystem, shared store)",
-            incus.create_empty(name, &t.spec.profiles, instance::create_input(&t.spec)),
+            incus.create_empty(
+                name,
+                t.target.as_deref(),
+                &t.spec.profiles,
+                instance::create_input(&t.spec),
+            ),
         ));
         steps.push(run(name, What::Start, "start", incus.start(name)));
         return;

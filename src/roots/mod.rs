@@ -83,6 +83,15 @@ impl Layout {
         }
     }
 
+    /// The layout on another host: always under Nix's default state folder there.
+    pub fn on_other_host() -> Self {
+        let gcroots = PathBuf::from("/nix/var/nix/gcroots");
+        Layout {
+            base: gcroots.join("inx"),
+            auto: gcroots.join("auto"),
+        }
+    }
+
     /// `inx/NAME` for the default project, `inx/.projects/PROJECT/NAME` for others, as the
     /// profiles are laid out.
     pub fn dir(&self, project: &str, name: &ContainerName) -> PathBuf {

@@ -19,7 +19,7 @@ fn an_invalid_name_is_refused_before_anything_runs() {
 #[test]
 fn incus_daemon_down_is_exit_7_with_a_hint() {
     let sb = Sandbox::new();
-    sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+    sb.respond("nix", "eval", r#"{"web":null}"#, "", 0);
     sb.respond(
         "incus",
         "list",
@@ -40,7 +40,7 @@ fn incus_daemon_down_is_exit_7_with_a_hint() {
 #[test]
 fn incus_refusing_access_is_exit_7() {
     let sb = Sandbox::new();
-    sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+    sb.respond("nix", "eval", r#"{"web":null}"#, "", 0);
     sb.respond(
         "incus",
         "list",

@@ -34,9 +34,10 @@ fn list_json_shows_declared_and_managed_containers() {
     );
     let calls = sb.calls();
     let eval = calls.iter().find(|c| c.starts_with("nix ")).unwrap();
+    // Names and placements only: `.host` of each manifest, never its toplevel.
     assert!(
-        eval.ends_with("[--apply] [builtins.attrNames]"),
-        "list evaluates names only: {eval}"
+        eval.ends_with("[--apply] [builtins.mapAttrs (_: c: (c.inxManifest or { }).host or null)]"),
+        "list evaluates placements only: {eval}"
     );
 }
 
@@ -44,7 +45,7 @@ fn list_json_shows_declared_and_managed_containers() {
 fn list_shows_a_container_without_its_host_profile_as_unprofiled() {
     for status in ["Running", "Stopped"] {
         let sb = Sandbox::new();
-        sb.respond("nix", "eval", r#"["web"]"#, "", 0);
+        sb.respond("nix", "eval", r#"{"web":null}"#, "", 0);
         sb.list_answers(json!([instance("web", status, true)]));
         let assert = sb.run(&["list", "--json"]).code(0);
         let doc: Value = serde_json::from_slice(&assert.get_output().stdout).expect("JSON rows");

@@ -345,7 +345,7 @@ pub fn profile_web(sb: &Sandbox) {
 pub fn list_sandbox() -> Sandbox {
     let sb = Sandbox::new();
     profile_web(&sb);
-    sb.respond("nix", "eval", r#"["web","db"]"#, "", 0);
+    sb.respond("nix", "eval", r#"{"web":null,"db":null}"#, "", 0);
     let mut other = instance("other", "Running", false);
     other["state"] = json!({ "pid": 1 });
     sb.list_answers(json!([

@@ -65,7 +65,7 @@ pub fn host(test: &str) -> Option<MutexGuard<'static, ()>> {
 }
 
 #[path = "skips.rs"]
-mod skips;
+pub mod skips;
 
 /// Skips an end-to-end test that this host cannot run (in CI: fails it); see skips.rs.
 pub fn skip(test: &str, why: &str) {

@@ -75,6 +75,7 @@ fn link_folder_is_free(dir: &Path) -> Result<()> {
 fn link_steps(outputs: &ImageOutputs, dir: &Path) -> Vec<Step> {
     let step = |what, description: String, action| Step {
         container: Some(outputs.name.clone()),
+        host: None,
         what,
         description,
         action,

@@ -79,6 +79,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
     let plan = Plan {
         steps: vec![Step {
             container: Some(outputs.name.clone()),
+            host: None,
             what: What::Write,
             description: format!(
                 "write {}: metadata.tar.xz, {root}, SHA256SUMS, IMPORT.txt",

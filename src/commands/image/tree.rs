@@ -124,6 +124,7 @@ pub fn simplestreams(
     let plan = Plan {
         steps: vec![Step {
             container: Some(outputs.name.clone()),
+            host: None,
             what: What::Write,
             description: format!(
                 "add version {} of {} to {}",

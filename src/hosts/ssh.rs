@@ -1,0 +1,196 @@
+//! What inx runs to reach another host's store, as data: `nix copy --to ssh://` for closures and
+//! one `ssh HOST -- sh -c SCRIPT` per host for its profiles. ssh gets `NIX_SSHOPTS`, as Nix's
+//! own ssh does, so one setting serves both.
+
+use crate::clients::nix::FEATURES;
+use crate::containers::profile::ProfileState;
+use crate::error::{Error, Kind, Result};
+use crate::execute::process::{quote, Cmd, Output};
+use crate::name::{HostWord, StorePath};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SshDest {
+    pub user: HostWord,
+    pub host: HostWord,
+    pub port: Option<u16>,
+    /// `NIX_SSHOPTS`, split on whitespace (as Nix does).
+    pub opts: Vec<String>,
+}
+
+/// The last line of every script: a host that printed it ran the whole script.
+const DONE: &str = "inx-done";
+
+impl SshDest {
+    /// `USER@HOST`, as ssh and Nix's store URL take it.
+    pub fn login(&self) -> String {
+        format!("{}@{}", self.user, self.host)
+    }
+
+    fn ssh_opts(&self) -> Vec<String> {
+        let mut opts = self.opts.clone();
+        if let Some(port) = self.port {
+            opts.extend(["-p".to_string(), port.to_string()]);
+        }
+        opts
+    }
+
+    /// `ssh` that never prompts (a password prompt would hang a deploy) and gives up on a host
+    /// that does not answer, then runs `script` with the remote's `sh`.
+    pub fn run(&self, script: &str) -> Cmd {
+        Cmd::new("ssh")
+            .args(self.ssh_opts())
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args([self.login(), "--".to_string()])
+            .arg(format!("sh -c {}", quote(script)))
+    }
+
+    /// One copy of everything the host lacks of these closures (Nix skips what it has).
+    pub fn copy(&self, paths: &[&StorePath]) -> Cmd {
+        let copy = |cmd: Cmd| {
+            cmd.args(FEATURES)
+                .args(["copy", "--to", &format!("ssh://{}", self.login())])
+                .args(paths.iter().map(|p| p.to_string()))
+        };
+        match self.port {
+            // Nix's ssh store takes no port; ssh takes it from NIX_SSHOPTS.
+            Some(_) => copy(
+                Cmd::new("env")
+                    .arg(format!("NIX_SSHOPTS={}", self.ssh_opts().join(" ")))
+                    .arg("nix"),
+            ),
+            None => copy(Cmd::new("nix")),
+        }
+    }
+
+    /// A copy from another host's store to this one, through this machine (`nix copy --from
+    /// ssh://A --to ssh://B`), for a system this machine no longer has.
+    pub fn copy_from(&self, from: &SshDest, paths: &[&StorePath]) -> Cmd {
+        let copy = self.copy(paths);
+        let at = copy
+            .args
+            .iter()
+            .position(|a| a == "--to")
+            .expect("copy has --to");
+        let mut args = copy.args.clone();
+        args.splice(
+            at..at,
+            ["--from".to_string(), format!("ssh://{}", from.login())],
+        );
+        Cmd { args, ..copy }
+    }
+
+    /// Reads each profile directory: one line each, in order (see `parse_profiles`).
+    pub fn read_profiles(&self, dirs: &[PathBuf]) -> Cmd {
+        let dirs: Vec<String> = dirs
+            .iter()
+            .map(|d| quote(&d.display().to_string()))
+            .collect();
+        self.run(&format!(
+            "for d in {}; do if [ -d \"$d\" ]; then g=$(readlink \"$d/system\"); s=; \
+             [ -n \"$g\" ] && s=$(readlink \"$d/$g\"); echo \"profile $g $s\"; else echo none; fi; \
+             done; echo {DONE}",
+            dirs.join(" ")
+        ))
+    }
+
+    /// Points each profile at its system, the profile directory made first: run right after
+    /// the copy, so the system is a root on the host from then on.
+    pub fn set_profiles(&self, sets: &[(PathBuf, StorePath)]) -> Cmd {
+        let mut script = String::from("set -e");
+        for (dir, system) in sets {
+            let d = quote(&dir.display().to_string());
+            let p = quote(&dir.join("system").display().to_string());
+            script.push_str(&format!(
+                "; mkdir -p {d}; nix-env --profile {p} --set {}",
+                quote(system.as_str())
+            ));
+        }
+        self.run(&script)
+    }
+
+    /// Removes folders (a profile, a container's GC roots) on the host.
+    pub fn remove(&self, dirs: &[PathBuf]) -> Cmd {
+        let dirs: Vec<String> = dirs
+            .iter()
+            .map(|d| quote(&d.display().to_string()))
+            .collect();
+        self.run(&format!("rm -rf {}", dirs.join(" ")))
+    }
+}
+
+/// The output of `read_profiles`: each directory's state (`None`: no such directory).
+pub fn parse_profiles(cmd: &Cmd, out: &Output, count: usize) -> Result<Vec<Option<ProfileState>>> {
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    if lines.last() != Some(&DONE) || lines.len() != count + 1 {
+        return Err(Error::new(
+            Kind::Failed,
+            format!(
+                "cannot read the host profiles over ssh ({}): unexpected output {:?}",
+                cmd.to_shell(),
+                crate::execute::process::tail(&out.stdout, 3)
+            ),
+        ));
+    }
+    Ok(lines[..count]
+        .iter()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("profile") => Some(ProfileState::from_links(
+                    words.next().unwrap_or(""),
+                    words.next().unwrap_or(""),
+                )),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(port: Option<u16>) -> SshDest {
+        SshDest {
+            user: HostWord::ssh("root").unwrap(),
+            host: HostWord::ssh("127.0.0.3").unwrap(),
+            port,
+            opts: vec!["-F".into(), "/r/ssh config".into()],
+        }
+    }
+
+    #[test]
+    fn commands_carry_nix_sshopts_and_the_port() {
+        let s = dest(Some(2222))
+            .copy(&[&StorePath::parse("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-s").unwrap()])
+            .to_shell();
+        assert!(
+            s.starts_with(
+                "env 'NIX_SSHOPTS=-F /r/ssh config -p 2222' nix --extra-experimental-features"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("copy --to ssh://root@127.0.0.3 /nix/store/"),
+            "{s}"
+        );
+        let r = dest(None).run("true").to_shell();
+        assert_eq!(r, "ssh -F '/r/ssh config' -o 'BatchMode=yes' -o 'ConnectTimeout=10' root@127.0.0.3 -- 'sh -c true'");
+    }
+
+    #[test]
+    fn profiles_read_in_order_and_a_short_answer_is_an_error() {
+        let cmd = dest(None).read_profiles(&["/p/a".into(), "/p/b".into()]);
+        let out = |stdout: &str| Output {
+            code: Some(0),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        };
+        let got = parse_profiles(&cmd, &out("profile system-2-link /nix/store/0123456789abcdfghijklmnpqrsvwxyz-s\nnone\ninx-done\n"), 2).unwrap();
+        assert_eq!(got[0].as_ref().unwrap().generation, Some(2));
+        assert!(got[1].is_none());
+        assert!(parse_profiles(&cmd, &out("none\ninx-done\n"), 2).is_err());
+        assert!(parse_profiles(&cmd, &out("none\nnone\n"), 2).is_err());
+    }
+}

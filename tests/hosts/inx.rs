@@ -1,0 +1,280 @@
+//! inx itself across the bed: one flake's containers on the local server, on the remote `h4`
+//! and on the cluster `h2`'s members, each fed from its own host's store over ssh.
+
+use super::harness::{Fixture, Run};
+use super::{check, Bed};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Runs the real inx against the bed: its Incus remotes and its ssh config.
+fn inx(fx: &Fixture, bed: &Bed, args: &[&str]) -> Run {
+    let conf = bed.incus_conf();
+    let opts = bed.nix_sshopts();
+    fx.inx_with(args, |c: &mut Command| {
+        c.env("INCUS_CONF", &conf).env("NIX_SSHOPTS", &opts);
+    })
+}
+
+/// Removes the test's instances and their folders on every host, however the test ends.
+struct Cleanup<'a> {
+    bed: &'a Bed,
+    names: Vec<String>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            for remote in ["h2", "h4"] {
+                let _ = self
+                    .bed
+                    .incus()
+                    .args(["delete", "--force", &format!("{remote}:{name}")])
+                    .output();
+            }
+            for n in [2, 3, 4] {
+                let _ = std::fs::remove_dir_all(self.bed.profiles(n).join(name));
+                let _ = std::fs::remove_dir_all(self.bed.gcroots(n).join(name));
+            }
+        }
+    }
+}
+
+/// The instance as `incus list REMOTE:` shows it.
+fn listed(bed: &Bed, remote: &str, name: &str) -> Option<serde_json::Value> {
+    let out = check(
+        "incus list",
+        bed.incus()
+            .args(["list", &format!("{remote}:"), "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    list.into_iter().find(|i| i["name"] == name)
+}
+
+fn system_of(i: &serde_json::Value) -> String {
+    i["config"]["user.inx.system"].as_str().unwrap().to_string()
+}
+
+/// Waits until the container at `at` (`REMOTE:NAME`) has activated `system` (its
+/// /run/current-system points there), through its own system's readlink.
+fn wait_active(bed: &Bed, at: &str, system: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = bed
+            .incus()
+            .args([
+                "exec",
+                at,
+                "--",
+                &format!("{system}/sw/bin/readlink"),
+                "/run/current-system",
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stdout).trim() == system {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at} did not activate {system}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn profile_target(bed: &Bed, n: u8, name: &str) -> Option<String> {
+    let dir = bed.profiles(n).join(name);
+    let generation = std::fs::read_link(dir.join("system")).ok()?;
+    Some(
+        std::fs::read_link(dir.join(generation))
+            .ok()?
+            .display()
+            .to_string(),
+    )
+}
+
+/// The flake of the test: `local` here, `rem` on h4, `m2` and `m3` on the cluster's members
+/// and `any` where the cluster puts it; each system's version names the container and `v`.
+fn declare(fx: &Fixture, names: &[String; 5], versions: [&str; 5], extra_rem: &str) {
+    let [local, rem, m2, m3, any] = names;
+    fx.write_flake(&format!(
+        r#"
+        {local} = inx.lib.mkContainer {{ toplevel = sys "{local}-{v0}"; }};
+        {rem} = inx.lib.mkContainer {{ toplevel = sys "{rem}-{v1}"; incus.remote = "h4"; {extra_rem} }};
+        {m2} = inx.lib.mkContainer {{ toplevel = sys "{m2}-{v2}"; incus = {{ remote = "h2"; target = "member2"; }}; }};
+        {m3} = inx.lib.mkContainer {{ toplevel = sys "{m3}-{v3}"; incus = {{ remote = "h2"; target = "member3"; }}; }};
+        {any} = inx.lib.mkContainer {{ toplevel = sys "{any}-{v4}"; incus.remote = "h2"; }};
+"#,
+        v0 = versions[0],
+        v1 = versions[1],
+        v2 = versions[2],
+        v3 = versions[3],
+        v4 = versions[4],
+    ));
+}
+
+#[test]
+fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_own_store() {
+    let test =
+        "one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_own_store";
+    let Some(bed) = Bed::get(test) else { return };
+    let Some(_host) = super::harness::host(test) else {
+        return;
+    };
+    let fx = Fixture::new("mh");
+    let names = ["loc", "rem", "m2", "m3", "any"].map(|s| fx.name(s));
+    let _cleanup = Cleanup {
+        bed: &bed,
+        names: names.to_vec(),
+    };
+    let [local, rem, m2, m3, any] = &names;
+    declare(&fx, &names, ["v1"; 5], "");
+
+    let first = inx(&fx, &bed, &["up"]).ok();
+    let on = |remote: &str, name: &str| {
+        listed(&bed, remote, name).unwrap_or_else(|| panic!("{name} is not on {remote}"))
+    };
+    let (i_rem, i_m2, i_m3, i_any) = (on("h4", rem), on("h2", m2), on("h2", m3), on("h2", any));
+    assert_eq!(i_m2["location"], "member2");
+    assert_eq!(i_m3["location"], "member3");
+    let any_member: u8 = match i_any["location"].as_str().unwrap() {
+        "member2" => 2,
+        "member3" => 3,
+        other => panic!("{any} landed on {other}"),
+    };
+    for i in [&i_rem, &i_m2, &i_m3, &i_any] {
+        assert_eq!(i["status"], "Running", "{}: {}", i["name"], first.stderr);
+    }
+    // Each system is in its own host's store only (the paths are unique to this run), and
+    // its host's profile points at it.
+    let placed = [
+        (rem, &i_rem, 4u8),
+        (m2, &i_m2, 2),
+        (m3, &i_m3, 3),
+        (any, &i_any, any_member),
+    ];
+    for (name, i, n) in placed {
+        let system = system_of(i);
+        assert!(bed.has_path(n, &system), "host{n} lacks {name}'s system");
+        for other in [2u8, 3, 4].into_iter().filter(|o| *o != n) {
+            assert!(
+                !bed.has_path(other, &system),
+                "host{other} got {name}'s system too"
+            );
+        }
+        assert_eq!(
+            profile_target(&bed, n, name).as_deref(),
+            Some(system.as_str())
+        );
+        wait_active(
+            &bed,
+            &format!("{}:{name}", if n == 4 { "h4" } else { "h2" }),
+            &system,
+        );
+    }
+    assert_eq!(super::harness::status(local), "Running");
+
+    // `list` shows each with its host, from one listing per server.
+    let list = inx(&fx, &bed, &["list", "--json"]).ok().json();
+    let host_of = |name: &str| {
+        list["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| {
+                (
+                    r["host"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(host_of(local), ("local".into(), "running".into()));
+    assert_eq!(host_of(rem), ("h4".into(), "running".into()));
+    assert_eq!(host_of(m3), ("h2/member3".into(), "running".into()));
+    assert_eq!(
+        host_of(any),
+        (format!("h2/member{any_member}"), "running".into())
+    );
+
+    // A second `up` copies nothing and changes nothing: one read per host, no copy.
+    let again = inx(&fx, &bed, &["-v", "up"]).ok();
+    let traced = again.traced();
+    assert!(!traced.iter().any(|c| c.contains(" copy ")), "{traced:?}");
+    let reads = traced.iter().filter(|c| c.starts_with("ssh ")).count();
+    assert_eq!(reads, 3, "one ssh read per other host: {traced:?}");
+    for name in &names {
+        assert!(
+            again.stderr.contains(&format!("{name}: up to date")),
+            "{}",
+            again.stderr
+        );
+    }
+
+    // A changed system is copied to its host alone and switched in place there.
+    let pid_before = on("h2", m3)["state"]["pid"].as_i64().unwrap();
+    declare(&fx, &names, ["v1", "v1", "v1", "v2", "v1"], "");
+    let change = inx(&fx, &bed, &["-v", "up"]).ok();
+    let copies: Vec<String> = change
+        .traced()
+        .into_iter()
+        .filter(|c| c.contains(" copy "))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].contains("ssh://root@127.0.0.3"), "{copies:?}");
+    let i_m3 = on("h2", m3);
+    let v2 = system_of(&i_m3);
+    assert!(v2.ends_with(&format!("{m3}-v2")), "{v2}");
+    assert!(bed.has_path(3, &v2) && !bed.has_path(2, &v2));
+    assert_eq!(
+        i_m3["state"]["pid"].as_i64().unwrap(),
+        pid_before,
+        "m3 was restarted"
+    );
+    wait_active(&bed, &format!("h2:{m3}"), &v2);
+    assert_eq!(profile_target(&bed, 3, m3).as_deref(), Some(v2.as_str()));
+}
+
+#[test]
+fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() {
+    let test = "a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes";
+    let Some(bed) = Bed::get(test) else { return };
+    let Some(_host) = super::harness::host(test) else {
+        return;
+    };
+    let fx = Fixture::new("mhdown");
+    let names = ["loc", "rem", "m2", "m3", "any"].map(|s| fx.name(s));
+    let _cleanup = Cleanup {
+        bed: &bed,
+        names: names.to_vec(),
+    };
+    // host4's store through a port where no sshd listens: as a host whose sshd is down.
+    declare(&fx, &names, ["v1"; 5], "ssh.port = 2;");
+    let run = inx(&fx, &bed, &["up"])
+        .code(13)
+        .stderr_has("cannot reach root@127.0.0.4 over ssh");
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_eq!(super::harness::status(&names[0]), "absent");
+    for (remote, name) in [
+        ("h4", &names[1]),
+        ("h2", &names[2]),
+        ("h2", &names[3]),
+        ("h2", &names[4]),
+    ] {
+        assert!(
+            listed(&bed, remote, name).is_none(),
+            "{name} was created on {remote}"
+        );
+    }
+    for n in [2, 3, 4] {
+        for name in &names {
+            assert!(
+                !bed.profiles(n).join(name).exists(),
+                "host{n} got a profile for {name}"
+            );
+        }
+    }
+}

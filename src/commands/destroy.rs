@@ -31,7 +31,9 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
                 _ => None,
             };
             let roots = match ssh {
-                Some(_) => (there.dir(&project, n), true),
+                // Its roots there go with the instance or the profile: the profile read
+                // tells no more.
+                Some(_) => (there.dir(&project, n), exists || l.instance.is_some()),
                 None => {
                     let d = here.dir(&project, n);
                     let e = d.symlink_metadata().is_ok();

@@ -107,7 +107,7 @@ pub fn destroy(names: &[ContainerName], doomed: &BTreeMap<ContainerName, Doomed>
                 incus.delete(name),
             ));
         }
-        if let Some(dest) = ssh {
+        if let Some(dest) = ssh.as_ref().filter(|_| *exists || *has_roots) {
             plan.steps.push(run(
                 name,
                 What::RemoveProfile,
@@ -117,6 +117,9 @@ pub fn destroy(names: &[ContainerName], doomed: &BTreeMap<ContainerName, Doomed>
                 ),
                 dest.remove(&[dir.clone(), roots.clone()]),
             ));
+            continue;
+        }
+        if ssh.is_some() {
             continue;
         }
         if *exists {

@@ -97,8 +97,11 @@ fn profile_target(bed: &Bed, n: u8, name: &str) -> Option<String> {
 
 /// The flake of the test: `local` here, `rem` on h4, `m2` and `m3` on the cluster's members
 /// and `any` where the cluster puts it; each system's version names the container and `v`.
-fn declare(fx: &Fixture, names: &[String; 5], versions: [&str; 5], extra_rem: &str) {
+/// `run` (see `super::unique`) makes the systems paths no earlier run made: the bed's stores
+/// outlive a test.
+fn declare(fx: &Fixture, run: &str, names: &[String; 5], versions: [&str; 5], extra_rem: &str) {
     let [local, rem, m2, m3, any] = names;
+    let versions = versions.map(|v| format!("{v}-{run}"));
     fx.write_flake(&format!(
         r#"
         {local} = inx.lib.mkContainer {{ toplevel = sys "{local}-{v0}"; }};
@@ -130,7 +133,8 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
         names: names.to_vec(),
     };
     let [local, rem, m2, m3, any] = &names;
-    declare(&fx, &names, ["v1"; 5], "");
+    let run = super::unique("v");
+    declare(&fx, &run, &names, ["v1"; 5], "");
 
     let first = inx(&fx, &bed, &["up"]).ok();
     let on = |remote: &str, name: &str| {
@@ -216,7 +220,7 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
 
     // A changed system is copied to its host alone and switched in place there.
     let pid_before = on("h2", m3)["state"]["pid"].as_i64().unwrap();
-    declare(&fx, &names, ["v1", "v1", "v1", "v2", "v1"], "");
+    declare(&fx, &run, &names, ["v1", "v1", "v1", "v2", "v1"], "");
     let change = inx(&fx, &bed, &["-v", "up"]).ok();
     let copies: Vec<String> = change
         .traced()
@@ -227,7 +231,7 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
     assert!(copies[0].contains("ssh://root@127.0.0.3"), "{copies:?}");
     let i_m3 = on("h2", m3);
     let v2 = system_of(&i_m3);
-    assert!(v2.ends_with(&format!("{m3}-v2")), "{v2}");
+    assert!(v2.contains(&format!("{m3}-v2-")), "{v2}");
     assert!(bed.has_path(3, &v2) && !bed.has_path(2, &v2));
     assert_eq!(
         i_m3["state"]["pid"].as_i64().unwrap(),
@@ -252,7 +256,7 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
         names: names.to_vec(),
     };
     // host4's store through a port where no sshd listens: as a host whose sshd is down.
-    declare(&fx, &names, ["v1"; 5], "ssh.port = 2;");
+    declare(&fx, &super::unique("v"), &names, ["v1"; 5], "ssh.port = 2;");
     let run = inx(&fx, &bed, &["up"])
         .code(13)
         .stderr_has("cannot reach root@127.0.0.4 over ssh");
@@ -277,4 +281,123 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
             );
         }
     }
+}
+
+#[test]
+fn move_takes_a_container_with_its_files_to_another_member_and_releases_the_old_one() {
+    let test = "move_takes_a_container_with_its_files_to_another_member_and_releases_the_old_one";
+    let Some(bed) = Bed::get(test) else { return };
+    let Some(_host) = super::harness::host(test) else {
+        return;
+    };
+    let fx = Fixture::new("mhmove");
+    let name = fx.name("web");
+    let _cleanup = Cleanup {
+        bed: &bed,
+        names: vec![name.clone()],
+    };
+    fx.write_flake(&format!(
+        r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h2"; }};"#
+    ));
+    inx(&fx, &bed, &["up", "--target", "member2"]).ok();
+    let at = format!("h2:{name}");
+    let i = listed(&bed, "h2", &name).unwrap();
+    assert_eq!(i["location"], "member2");
+    let system = system_of(&i);
+    wait_active(&bed, &at, &system);
+    let sh = format!("{system}/sw/bin/sh");
+    check(
+        "write a file in the container",
+        bed.incus()
+            .args(["exec", &at, "--", &sh, "-c", "echo kept > /root/data"])
+            .output()
+            .unwrap(),
+    );
+    // Roots the old member keeps for the container, which the move must release.
+    std::fs::create_dir_all(bed.gcroots(2).join(&name)).unwrap();
+
+    inx(&fx, &bed, &["move", &name, "--to", "member3"]).ok();
+    let i = listed(&bed, "h2", &name).unwrap();
+    assert_eq!(i["location"], "member3");
+    assert_eq!(i["status"], "Running");
+    assert!(bed.has_path(3, &system), "member3's store lacks the system");
+    assert_eq!(
+        profile_target(&bed, 3, &name).as_deref(),
+        Some(system.as_str())
+    );
+    wait_active(&bed, &at, &system);
+    let data = check(
+        "read the file",
+        bed.incus()
+            .args(["exec", &at, "--", &sh, "-c", "cat /root/data"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(data.trim(), "kept");
+    assert!(
+        !bed.profiles(2).join(&name).exists(),
+        "member2 still has its profile"
+    );
+    assert!(
+        !bed.gcroots(2).join(&name).exists(),
+        "member2 still has its roots"
+    );
+
+    // Again: nothing to do. Then `up` (no target declared) leaves it where it is.
+    let again = inx(&fx, &bed, &["move", &name, "--to", "member3"]).ok();
+    assert!(
+        again.stderr.contains("already on member3"),
+        "{}",
+        again.stderr
+    );
+    let up = inx(&fx, &bed, &["up"]).ok();
+    assert!(
+        up.stderr.contains(&format!("{name}: up to date")),
+        "{}",
+        up.stderr
+    );
+    // A declared target elsewhere is refused, with the way out.
+    inx(&fx, &bed, &["up", "--target", "member2"])
+        .code(3)
+        .stderr_has(&format!("inx move {name} --to member2"));
+}
+
+#[test]
+fn destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there() {
+    let test = "destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there";
+    let Some(bed) = Bed::get(test) else { return };
+    let Some(_host) = super::harness::host(test) else {
+        return;
+    };
+    let fx = Fixture::new("mhdestroy");
+    let name = fx.name("db");
+    let _cleanup = Cleanup {
+        bed: &bed,
+        names: vec![name.clone()],
+    };
+    fx.write_flake(&format!(
+        r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h4"; }};"#
+    ));
+    inx(&fx, &bed, &["up"]).ok();
+    assert!(listed(&bed, "h4", &name).is_some());
+    assert!(bed.profiles(4).join(&name).exists());
+    // What host4's own roots watcher would have written for the container's builds.
+    std::fs::create_dir_all(bed.gcroots(4).join(&name)).unwrap();
+
+    inx(&fx, &bed, &["destroy", "--force", &name]).ok();
+    assert!(
+        listed(&bed, "h4", &name).is_none(),
+        "the instance is still on h4"
+    );
+    assert!(
+        !bed.profiles(4).join(&name).exists(),
+        "host4 still has the profile"
+    );
+    assert!(
+        !bed.gcroots(4).join(&name).exists(),
+        "host4 still has the roots"
+    );
+    inx(&fx, &bed, &["destroy", "--force", &name])
+        .code(3)
+        .stderr_has("no container named");
 }

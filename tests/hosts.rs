@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 #[path = "e2e/harness.rs"]
 mod harness;
 
+#[path = "e2e/builds.rs"]
+#[allow(dead_code)]
+mod builds;
+
 #[path = "hosts/inx.rs"]
 mod inx;
 

@@ -529,6 +529,17 @@ pub fn parse_idmapped_mounts(out: &Output) -> bool {
         .is_some_and(|v| v == "true" || v == true)
 }
 
+/// This server's name in its cluster, from `query /1.0`; `None` when it is not clustered (or
+/// the answer cannot be read).
+pub fn parse_member_name(out: &Output) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let env = v.get("environment")?;
+    if env.get("server_clustered")? != true {
+        return None;
+    }
+    env.get("server_name")?.as_str().map(String::from)
+}
+
 /// Explains a failed `incus` or `lxc` command: a daemon that is down or refuses us, or a
 /// server that does not trust this client, gets its own exit code and a hint naming the
 /// client that ran.
@@ -626,6 +637,23 @@ mod tests {
             Client::default().list().to_shell(),
             "incus list --format json"
         );
+    }
+
+    #[test]
+    fn a_cluster_member_knows_its_name_and_a_lone_server_has_none() {
+        let member = out(
+            0,
+            r#"{"environment":{"server_clustered":true,"server_name":"member3"}}"#,
+            "",
+        );
+        assert_eq!(parse_member_name(&member).as_deref(), Some("member3"));
+        let alone = out(
+            0,
+            r#"{"environment":{"server_clustered":false,"server_name":"box"}}"#,
+            "",
+        );
+        assert_eq!(parse_member_name(&alone), None);
+        assert_eq!(parse_member_name(&out(0, "", "")), None);
     }
 
     #[test]

@@ -113,7 +113,13 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
 /// The inx containers of every project, and where each one's filesystem can be read.
 pub(super) fn gather(runner: &Runner, incus: &Client) -> Result<Vec<Container>> {
     let cmd = incus.list_all_projects();
-    let out = incus::checked(&cmd, runner.capture(&cmd)?)?;
+    let query = incus.server_info();
+    let (out, about) = runner.capture_both(&cmd, &query);
+    let out = incus::checked(&cmd, out?)?;
+    // A cluster lists every member's instances; only this member's are here (their PIDs and
+    // volumes are this host's). Another member's are as good as gone: their roots here go.
+    // A server that does not say it is a member is alone.
+    let member = about.ok().and_then(|a| incus::parse_member_name(&a));
     let list: Vec<Instance> = serde_json::from_str(&out.stdout).map_err(|e| {
         Error::new(
             Kind::Incus,
@@ -125,6 +131,7 @@ pub(super) fn gather(runner: &Runner, incus: &Client) -> Result<Vec<Container>> 
     // managed containers, but only an instance that is gone makes its roots go.
     Ok(list
         .iter()
+        .filter(|i| member.as_ref().is_none_or(|m| *m == i.location))
         .filter_map(|i| {
             let volume = volume(i);
             let managed = instance::is_managed(i) && i.kind == "container";

@@ -401,3 +401,189 @@ fn destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there() {
         .code(3)
         .stderr_has("no container named");
 }
+
+/// `nix-build` inside the container at `at` (`REMOTE:NAME`) through its host's daemon, as
+/// `builds::nix_build` does on the main host; the `result` link is `link`. Returns the path.
+fn build_in(bed: &Bed, at: &str, client: &str, link: &str, tag: &str) -> String {
+    let system = profile_system_in(bed, at);
+    let sh = format!("{system}/sw/bin/sh");
+    let expr = format!(
+        "derivation {{ name = \"inx-hosts-built-{tag}\"; system = \"x86_64-linux\"; \
+         builder = \"{system}/sw/bin/sh\"; args = [ \"-c\" \"echo {tag} > $out\" ]; }}"
+    );
+    check(
+        "write the expression",
+        bed.incus()
+            .args(["exec", at, "--", &sh, "-c"])
+            .arg(format!(
+                "mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{expr}\nEOF"
+            ))
+            .output()
+            .unwrap(),
+    );
+    check(
+        "nix-build in the container",
+        bed.incus()
+            .args([
+                "exec",
+                at,
+                "--env",
+                "NIX_REMOTE=daemon",
+                "--env",
+                "HOME=/root",
+            ])
+            .args(["--cwd", "/root", "--"])
+            .arg(format!("{client}/lib/ld-linux-x86-64.so.2"))
+            .args(["--library-path", &format!("{client}/lib")])
+            .args(["--argv0", "nix-build"])
+            .arg(format!("{client}/bin/nix"))
+            .arg(format!("/root/src/{tag}.nix"))
+            .args(["-o", link])
+            .output()
+            .unwrap(),
+    );
+    let path = check(
+        "readlink",
+        bed.incus()
+            .args(["exec", at, "--", &format!("{system}/sw/bin/readlink"), link])
+            .output()
+            .unwrap(),
+    );
+    path.trim().to_string()
+}
+
+fn profile_system_in(bed: &Bed, at: &str) -> String {
+    let remote = at.split(':').next().unwrap();
+    let name = at.split(':').nth(1).unwrap();
+    system_of(&listed(bed, remote, name).unwrap())
+}
+
+/// Host N's collector aimed at one path (Debian's Nix, as the host's daemon): whether it
+/// survived.
+fn gc_on(bed: &Bed, n: u8, path: &str) -> bool {
+    let _ = bed
+        .on_host(n, "/usr/bin/nix-store")
+        .args(["--delete", path])
+        .output()
+        .unwrap();
+    bed.has_path(n, path)
+}
+
+#[test]
+fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_watcher() {
+    let test =
+        "builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_watcher";
+    let Some(bed) = Bed::get(test) else { return };
+    let Some(_host) = super::harness::host(test) else {
+        return;
+    };
+    let fx = Fixture::new("mhgc");
+    let (c3, c2) = (fx.name("c3"), fx.name("c2"));
+    let _cleanup = Cleanup {
+        bed: &bed,
+        names: vec![c3.clone(), c2.clone()],
+    };
+    fx.write_flake(&format!(
+        r#"
+        {c3} = inx.lib.mkContainer {{ toplevel = sys "{c3}-v1"; incus = {{ remote = "h2"; target = "member3"; }}; }};
+        {c2} = inx.lib.mkContainer {{ toplevel = sys "{c2}-v1"; incus = {{ remote = "h2"; target = "member2"; }}; }};
+"#
+    ));
+    inx(&fx, &bed, &["up"]).ok();
+    let at = format!("h2:{c3}");
+    wait_active(&bed, &at, &profile_system_in(&bed, &at));
+    // The Nix client the container builds with, in member3's store.
+    let client = super::builds::nix_client();
+    bed.copy_to(3, client);
+    let nonce = super::unique("b");
+
+    // The control: no roots watcher on member3; its GC takes what the container built.
+    let plain = build_in(&bed, &at, client, "/root/plain", &format!("plain-{nonce}"));
+    assert!(
+        bed.has_path(3, &plain),
+        "the build is not in member3's store"
+    );
+    assert!(
+        !gc_on(&bed, 3, &plain),
+        "the problem did not reproduce on member3"
+    );
+
+    // member3's own `inx roots watch` (what the host module runs there): Debian's tools, its
+    // Incus and its /nix, as a service on that host would have.
+    let mut watcher = bed
+        .on_host(3, env!("CARGO_BIN_EXE_inx"))
+        .args(["roots", "watch"])
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .env_remove("INCUS_CONF")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = watcher.stderr.take().unwrap();
+    let _stop = Stop(watcher);
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
+        s
+    });
+    // A link of the same name in member2's container, to a path both members have: member3
+    // lists
+    // that container too (a cluster lists every member's instances), but its PID and files are
+    // member2's, so member3 must not read it.
+    bed.copy_to(2, client);
+    let at2 = format!("h2:{c2}");
+    let sys2 = profile_system_in(&bed, &at2);
+    wait_active(&bed, &at2, &sys2);
+    check(
+        "link in member2's container",
+        bed.incus()
+            .args([
+                "exec",
+                &at2,
+                "--",
+                &format!("{sys2}/sw/bin/ln"),
+                "-s",
+                client,
+                "/root/kept",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let kept = build_in(&bed, &at, client, "/root/kept", &format!("kept-{nonce}"));
+
+    let roots = bed.gcroots(3).join(&c3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rooted = |p: &str| {
+        std::fs::read_dir(&roots)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.display().to_string() == p))
+    };
+    while !rooted(&kept) {
+        assert!(
+            Instant::now() < deadline,
+            "member3's watcher did not root {kept}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(gc_on(&bed, 3, &kept), "member3's GC took a rooted build");
+    // The other member's container is not member3's business: no roots for it there.
+    assert!(
+        !bed.gcroots(3).join(&c2).exists(),
+        "member3 made roots for member2's container"
+    );
+    drop(_stop);
+    let log = log.join().unwrap();
+    assert!(
+        !log.contains("error"),
+        "the watcher on member3 failed: {log}"
+    );
+}

@@ -7,8 +7,11 @@
 # (virtualisation.incus.{enable,clientPackage,preseed,socketActivation}; its assertion wants
 # nftables when the firewall is on), services/networking/firewall.nix (trustedInterfaces),
 # services/misc/nix-gc.nix (the `nix-gc` service of nix.gc.automatic), config/nix.nix
-# (nix.settings.allowed-users), config/nix-flakes.nix (nix.registry) and
-# system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules).
+# (nix.settings.allowed-users, nix.settings.trusted-users), config/nix-flakes.nix
+# (nix.registry), system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules),
+# services/networking/ssh/sshd.nix (services.openssh.enable,
+# users.users.<name>.openssh.authorizedKeys.keys) and config/users-groups.nix
+# (users.users.<name>.extraGroups).
 { inxPackages, inxFlake }:
 {
   _class = "nixos";
@@ -43,6 +46,8 @@
         # Containers reach the host's nix-daemon as their idmapped uids (1000000 and up), which
         # have no passwd entry: only "*" lets them in.
         allowed = config.nix.settings.allowed-users;
+        deploy = cfg.deploy;
+        deployed = deploy.authorizedKeys != [ ];
       in
       {
         options.services.inx = {
@@ -62,6 +67,30 @@
               Add this inx flake to the host's flake registry as `inx`, so that
               `nix flake init -t inx` and the template's `inx.url = "inx"` find it.
             '';
+          };
+
+          deploy = {
+            authorizedKeys = lib.mkOption {
+              type = lib.types.listOf lib.types.str;
+              default = [ ];
+              example = [ "ssh-ed25519 AAAA... deployer@laptop" ];
+              description = ''
+                Public ssh keys of the machines that run `inx up` for containers on this host
+                (an Incus remote or a cluster member of theirs). inx copies each container's
+                system here with `nix copy --to ssh://` and sets its host profile over ssh.
+                Keys turn on sshd and let `deploy.user` log in with them.
+              '';
+            };
+
+            user = lib.mkOption {
+              type = lib.types.str;
+              default = "root";
+              description = ''
+                The user those machines log in as (mkContainer's `ssh.user`). A user other than
+                root is made a trusted user of the Nix daemon (to add closures nobody signed)
+                and a member of incus-admin (to write the host profiles).
+              '';
+            };
           };
 
           roots = {
@@ -146,6 +175,17 @@
           networking.nftables.enable = lib.mkDefault true;
 
           nix.registry = lib.mkIf cfg.registry { inx.flake = inxFlake; };
+
+          # Another machine's inx deploys here over ssh (see deploy.authorizedKeys).
+          services.openssh.enable = lib.mkIf deployed true;
+          users.users.${deploy.user} = lib.mkIf deployed {
+            openssh.authorizedKeys.keys = deploy.authorizedKeys;
+            extraGroups = lib.mkIf (deploy.user != "root") [ "incus-admin" ];
+          };
+          nix.settings.trusted-users = lib.mkIf (deployed && deploy.user != "root") [
+            "root"
+            deploy.user
+          ];
 
           # Members of incus-admin (incus.nix makes the group and gives it Incus's socket) run
           # inx without sudo: the folders inx writes are theirs too (inx.tmpfiles says how).

@@ -184,6 +184,45 @@ let
       )
     )
     ++ expect "host: inx is in the registry" h.nix.registry.inx.flake inxFlake
+    ++ expect "host: no deploy keys, no sshd" h.services.openssh.enable false
+    ++ expect "host: root deploys with the keys given, trusted as root always is" (
+      let
+        d = outcome (hostOn ++ [ { services.inx.deploy.authorizedKeys = [ "ssh-ed25519 K me" ]; } ]);
+      in
+      {
+        sshd = d.services.openssh.enable;
+        keys = d.users.users.root.openssh.authorizedKeys.keys;
+        trusted = d.nix.settings.trusted-users;
+      }
+    ) {
+      sshd = true;
+      keys = [ "ssh-ed25519 K me" ];
+      trusted = [ "root" ];
+    }
+    ++ expect "host: another deploy user is trusted and in incus-admin" (
+      let
+        d = outcome (
+          hostOn
+          ++ [
+            {
+              services.inx.deploy = {
+                authorizedKeys = [ "ssh-ed25519 K me" ];
+                user = "deploy";
+              };
+            }
+          ]
+        );
+      in
+      {
+        keys = d.users.users.deploy.openssh.authorizedKeys.keys;
+        groups = d.users.users.deploy.extraGroups;
+        trusted = d.nix.settings.trusted-users;
+      }
+    ) {
+      keys = [ "ssh-ed25519 K me" ];
+      groups = [ "incus-admin" ];
+      trusted = [ "root" "deploy" ];
+    }
     ++ check "host: imported twice is harmless" (twice != null)
     ++ check "host: disabledModules removes it" (!(disabled.options.services ? inx))
     ++ check "host: off by default changes nothing" (
@@ -354,6 +393,58 @@ let
     )
     ++ check "forwardPorts: an entry that is not a set fails" (forwarded [ 80 ] { } == null);
 
+  # --- where a container runs: incus.remote, incus.target, ssh ---
+  placed =
+    args:
+    let
+      m = (inxLib.mkContainer ({ toplevel = pkgs.writeTextDir "init" ""; } // args)).inxManifest;
+    in
+    tried (builtins.deepSeq m m) m;
+  hostChecks' =
+    expect "host: a local container's manifest has no host" ((placed { }) ? host) false
+    ++ expect "host: remote, target and ssh go to host, not to the instance"
+      (
+        let
+          m = placed {
+            incus = {
+              remote = "cluster";
+              target = "node-2";
+              config."limits.cpu" = 2;
+            };
+            ssh = {
+              user = "deploy";
+              port = 2222;
+            };
+          };
+        in
+        {
+          inherit (m) host;
+          incus = m.incus.config;
+        }
+      )
+      {
+        host = {
+          remote = "cluster";
+          target = "node-2";
+          ssh = {
+            user = "deploy";
+            port = 2222;
+          };
+        };
+        incus = {
+          "limits.cpu" = 2;
+          "security.nesting" = true;
+        };
+      }
+    ++ expect "host: ssh alone (a host Incus cannot name)" (placed { ssh.host = "10.0.0.5"; }).host {
+      ssh.host = "10.0.0.5";
+    }
+    ++ check "host: an unknown ssh attribute fails" (placed { ssh.hostname = "x"; } == null)
+    ++ check "host: a port out of range fails" (placed { ssh.port = 0; } == null)
+    ++ check "host: a target that could be an option fails" (placed { incus.target = "-x"; } == null)
+    ++ check "host: a remote that is not a string fails" (placed { incus.remote = 1; } == null)
+    ++ check "host: an ssh host with a space fails" (placed { ssh.host = "a b"; } == null);
+
   # --- the package: completions only where the build can run the binary ---
   packageFor =
     hostSystem:
@@ -368,4 +459,4 @@ let
     )
     ++ expect "package: a cross build does not run the binary" (packageFor "aarch64-linux").postInstall "";
 in
-hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks ++ forwardChecks ++ packageChecks
+hostChecks ++ guestChecks ++ imageChecks ++ manifestChecks ++ forwardChecks ++ hostChecks' ++ packageChecks

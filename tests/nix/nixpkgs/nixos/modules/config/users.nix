@@ -1,4 +1,5 @@
-# nixos/modules/config/users-groups.nix: only the password options.
+# nixos/modules/config/users-groups.nix: only the password options and extraGroups; and the
+# per-user part of services/networking/ssh/sshd.nix (openssh.authorizedKeys.keys).
 { lib, ... }:
 let
   nullStr = description: lib.mkOption {
@@ -16,6 +17,16 @@ in
           initialPassword = nullStr "The user's password at first creation.";
           initialHashedPassword = nullStr "The user's hashed password at first creation.";
           password = nullStr "The user's clear-text password.";
+          extraGroups = lib.mkOption {
+            type = lib.types.listOf lib.types.str;
+            default = [ ];
+            description = "The user's auxiliary groups.";
+          };
+          openssh.authorizedKeys.keys = lib.mkOption {
+            type = lib.types.listOf lib.types.str;
+            default = [ ];
+            description = "Public keys that may log in as the user.";
+          };
         };
       }
     );

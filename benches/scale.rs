@@ -18,8 +18,9 @@
 //! store).
 //!
 //! `INX_BENCH_ONLY` runs only some scenarios: a comma-separated list of `new` (`up` of new
-//! containers), `unchanged`, `list`, `update`, `disk`, `parallel` and `image` (the comparison
-//! with images). Unset, it runs them all. `INX_BENCH_RUNS` sets the runs per figure.
+//! containers), `unchanged`, `list`, `update`, `disk`, `parallel`, `image` (the comparison
+//! with images) and `hosts` (three other hosts at once, on the multi-host bed; scale/hosts.rs).
+//! Unset, it runs them all. `INX_BENCH_RUNS` sets the runs per figure.
 
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
@@ -27,6 +28,8 @@ mod harness;
 
 #[path = "scale/bed.rs"]
 mod bed;
+#[path = "scale/hosts.rs"]
+mod hosts;
 #[path = "scale/peer.rs"]
 mod peer;
 #[path = "scale/report.rs"]
@@ -53,7 +56,7 @@ struct Settings {
 }
 
 /// The scenarios `INX_BENCH_ONLY` can name.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "new",
     "unchanged",
     "list",
@@ -61,6 +64,7 @@ const SCENARIOS: [&str; 7] = [
     "disk",
     "parallel",
     "image",
+    "hosts",
 ];
 
 /// The scenarios to run: `INX_BENCH_ONLY`'s, or all. An unknown name stops the bench.
@@ -197,6 +201,26 @@ fn main() {
         }
     }
 
+    let hosts_table = if want("hosts") {
+        match hosts::bed_root() {
+            Some(root) => Some(hosts::compare(
+                &bed,
+                if s.full { 10 } else { 1 },
+                s.runs,
+                root,
+            )),
+            None => {
+                harness::skip(
+                    "bench scale: several hosts",
+                    "the multi-host bed is not up (`scripts/hosts.sh up` as root; scripts/test.sh and scripts/bench.sh bring it up)",
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let scenarios = if only.len() == SCENARIOS.len() {
         String::new()
     } else {
@@ -219,6 +243,7 @@ fn main() {
         parallel_table.as_ref(),
         Some(&images.time),
         Some(&images.disk),
+        hosts_table.as_ref(),
     ];
     for t in tables.into_iter().flatten().filter(|t| !t.is_empty()) {
         out.push_str(&t.render());

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ]; then
   scripts/provision-test-host.sh
+  # The multi-host bed for the `hosts` scenario, down again however the bench ends.
+  trap 'scripts/hosts.sh down || true' EXIT
+  scripts/hosts.sh up
+  export INX_TEST_HOSTS_ROOT=${INX_HOSTS_ROOT:-/var/lib/inx-test/hosts}
 else
   echo "bench: not root, so the host is not provisioned; the bench needs Nix and Incus ready" >&2
 fi
@@ -15,4 +19,4 @@ fi
 # The same client as the test command's main run: Nix 2.26 (what users run), where provisioned.
 modern=/var/lib/inx-test/nix-2.26/bin
 [ -x "$modern/nix" ] && PATH="$modern:$PATH"
-exec cargo bench --locked --bench scale
+cargo bench --locked --bench scale

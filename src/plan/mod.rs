@@ -28,7 +28,6 @@ pub struct Step {
     pub container: Option<ContainerName>,
     /// A step for another host's store (a copy, its profiles): such steps run after the build,
     /// each host's in order, the hosts side by side, before any container's steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     pub what: What,
     pub description: String,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # README's "Try it": on a fresh Debian or Ubuntu machine, as root, makes it an inx host
 # (provision-host.sh: Nix, Incus, their daemons, a storage pool), builds inx, and brings up
-# examples/offline: a container that boots from the shared /nix/store and serves a page on
-# 127.0.0.1:8080. Then it shows what happened and what to type next. Safe to run again.
+# examples/offline (a copy of it in /var/lib/inx-try/offline): a container that boots from
+# the shared /nix/store and serves a page on 127.0.0.1:8080. Then it shows what happened and
+# what to type next. Safe to run again.
 #   scripts/try.sh           try it
 #   scripts/try.sh --undo    destroy the example's container and remove what this script made;
 #                            it lists the packages it installed, which it leaves.
@@ -13,6 +14,11 @@ example=$repo/examples/offline
 state=/var/lib/inx-try
 # The example's `busybox` input names this folder.
 busybox=$state/busybox
+# The example runs from a copy whose `inx` input is a copy of inx's flake and lib: Debian 12's
+# Nix 2.8 cannot keep a lock of the checkout's `path:../..` (it hashes the whole checkout,
+# target/ too, and refuses once anything there changed); Nix 2.26 and later can.
+work=$state/offline
+inx_copy=$state/inx
 link=/usr/local/bin/inx
 # What `cargo build` makes (CARGO_TARGET_DIR moves it).
 bin=${CARGO_TARGET_DIR:-$repo/target}/debug/inx
@@ -26,7 +32,8 @@ fi
 undo() {
   if [ -x "$bin" ]; then
     say "destroying the example's container (inx destroy --force demo)"
-    (cd "$example" && "$bin" destroy --force demo) || say "inx destroy failed: the container 'demo' may be left (incus delete --force demo)"
+    # Found by name on the local server: no flake needed.
+    (cd / && "$bin" destroy --force demo) || say "inx destroy failed: the container 'demo' may be left (incus delete --force demo)"
   fi
   if [ -L "$link" ] && [ "$(readlink "$link")" = "$bin" ]; then
     rm -f "$link"
@@ -81,8 +88,32 @@ if [ ! -x "$busybox/bin/busybox" ]; then
   ln -sfn busybox "$busybox/bin/sh"
 fi
 
-say "4/4 inx up, in examples/offline"
-cd "$example"
+# inx's flake, lib and the system fixture the example imports, as the example's input: copied
+# again when the checkout's changed (then
+# the copy's lock goes, and Nix locks the new one); the example's flake.nix only when there is
+# none yet, so edits to it stay.
+fresh=$state/inx.new
+rm -rf "$fresh"
+mkdir -p "$fresh"
+cp "$repo/flake.nix" "$fresh/"
+cp -r "$repo/lib" "$fresh/"
+mkdir -p "$fresh/tests/fixtures"
+cp "$repo/tests/fixtures/synthetic-system.nix" "$fresh/tests/fixtures/"
+if ! diff -rq "$fresh" "$inx_copy" >/dev/null 2>&1; then
+  rm -rf "$inx_copy"
+  mv "$fresh" "$inx_copy"
+  rm -f "$work/flake.lock"
+else
+  rm -rf "$fresh"
+fi
+if [ ! -f "$work/flake.nix" ]; then
+  mkdir -p "$work"
+  sed "s|path:../..|path:$inx_copy|" "$example/flake.nix" >"$work/flake.nix"
+  say "copied examples/offline to $work (inx as $inx_copy)"
+fi
+
+say "4/4 inx up, in $work"
+cd "$work"
 "$link" up
 "$link" list
 
@@ -106,12 +137,12 @@ fi
 
 cat <<EOF
 
-The container 'demo' runs the system examples/offline/flake.nix declares, straight from the
+The container 'demo' runs the system $work/flake.nix declares, straight from the
 host's /nix/store. Its web server answers on the host's loopback (an Incus proxy device):
   \$ curl http://127.0.0.1:8080/
   $page
 
-Next, in $example:
+Next, in $work (a copy of examples/offline):
   inx shell demo            a shell inside (exit leaves it)
   inx list                  what runs, and which generation
   edit flake.nix            change \`page\`, then: inx up

@@ -140,15 +140,49 @@ fn try_it_brings_up_the_offline_example_twice_and_undo_removes_it() {
     let list = Command::new(env!("CARGO_BIN_EXE_inx"))
         .arg("list")
         .env("PATH", user_path())
-        .current_dir(repo.join("examples/offline"))
+        .current_dir("/var/lib/inx-try/offline")
         .output()
         .expect("inx runs");
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(
         list.status.success() && listed.contains("demo  running  1"),
-        "inx list in examples/offline: {listed}{}",
+        "inx list in /var/lib/inx-try/offline: {listed}{}",
         String::from_utf8_lossy(&list.stderr)
     );
+
+    // What the next steps say: edit the page in the copy, `inx up` (with the Nix try.sh
+    // used, after the checkout's target/ changed under it), and the page follows in place.
+    let work = Path::new("/var/lib/inx-try/offline");
+    let flake = std::fs::read_to_string(work.join("flake.nix")).unwrap();
+    assert!(flake.contains("hello from inx"), "{flake}");
+    std::fs::write(
+        work.join("flake.nix"),
+        flake.replace("hello from inx", "hello again from inx"),
+    )
+    .unwrap();
+    let up = Command::new(env!("CARGO_BIN_EXE_inx"))
+        .arg("up")
+        .env("PATH", user_path())
+        .current_dir(work)
+        .output()
+        .expect("inx runs");
+    assert!(
+        up.status.success(),
+        "inx up after editing the page: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = page_on_loopback().unwrap_or_default();
+        if page == "hello again from inx (system 1)" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page did not change after the edit: {page:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // Undo: no container, no profile, no roots, no link, no state.
     let undo = Command::new(repo.join("scripts/try.sh"))

@@ -186,17 +186,28 @@ impl Ctx {
     /// The end of every changing command: `--dry-run` prints the plan; otherwise it is
     /// carried out, and `--json` prints what was done.
     pub fn carry_out(&self, plan: &Plan) -> Result<()> {
+        self.execute(plan)?;
+        self.report(plan);
+        Ok(())
+    }
+
+    /// Carries out a plan (not in a dry run) and prints nothing: for a command made of several
+    /// plans, which `report`s them as one.
+    pub fn execute(&self, plan: &Plan) -> Result<()> {
         if !self.dry_run {
             if plan.steps.iter().any(|s| s.what == What::Build) {
                 self.hold_build_roots()?;
             }
             execute::execute(&self.runner, plan)?;
-            if !self.json {
-                return Ok(());
-            }
         }
-        self.print_plan(plan);
         Ok(())
+    }
+
+    /// What `carry_out` prints: the plan in a dry run, what was done with `--json`.
+    pub fn report(&self, plan: &Plan) {
+        if self.dry_run || self.json {
+            self.print_plan(plan);
+        }
     }
 
     /// A plan that must run before the rest of the command can be planned (a build whose

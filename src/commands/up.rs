@@ -39,7 +39,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     }
     let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
     let local_info = (query, server);
-    let first = deploy(ctx, &manifests, listings, &local_info, from_image)?;
+    let (first, mut done) = deploy(ctx, &manifests, listings, &local_info, from_image)?;
     // Containers on a cluster with no target were created where Incus put them: a second
     // round, with fresh listings, gives them their store and starts them.
     let placed: Vec<Manifest> = manifests
@@ -48,8 +48,13 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
         .cloned()
         .collect();
     if !placed.is_empty() && !ctx.dry_run {
-        deploy(ctx, &placed, BTreeMap::new(), &local_info, from_image)?;
+        let (_, second) = deploy(ctx, &placed, BTreeMap::new(), &local_info, from_image)?;
+        // One document for the whole command: the second round's steps follow the first's.
+        done.steps.extend(second.steps);
+        done.notes.retain(|n| !n.starts_with("then: "));
+        done.notes.extend(second.notes);
     }
+    ctx.report(&done);
     Ok(())
 }
 
@@ -59,14 +64,14 @@ struct Deployed {
 }
 
 /// Gathers the rest (other servers, other hosts' profiles), plans and carries out `up` for
-/// these containers.
+/// these containers; the plan is returned to be reported.
 fn deploy(
     ctx: &Ctx,
     manifests: &[Manifest],
     listings: hosts::Listings,
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
-) -> Result<Deployed> {
+) -> Result<(Deployed, Plan)> {
     let placements: Vec<Placement> = manifests
         .iter()
         .map(|m| ctx.placement.over(&m.host))
@@ -159,7 +164,7 @@ fn deploy(
             .collect();
         check_host(&plan, &images, &elsewhere)?;
     }
-    ctx.carry_out(&plan)?;
+    ctx.execute(&plan)?;
     for name in plan.unchanged.iter().filter(|_| !ctx.dry_run) {
         ctx.runner.progress(format_args!("{name}: up to date"));
     }
@@ -168,14 +173,13 @@ fn deploy(
             eprintln!("note: {note}");
         }
     }
-    Ok(Deployed {
-        unplaced: located
-            .iter()
-            .zip(manifests)
-            .filter(|((_, store), _)| store.is_none())
-            .map(|(_, m)| m.name.clone())
-            .collect(),
-    })
+    let unplaced = located
+        .iter()
+        .zip(manifests)
+        .filter(|((_, store), _)| store.is_none())
+        .map(|(_, m)| m.name.clone())
+        .collect();
+    Ok((Deployed { unplaced }, plan))
 }
 
 struct TargetIn<'a> {

@@ -136,7 +136,10 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
     let run = super::unique("v");
     declare(&fx, &run, &names, ["v1"; 5], "");
 
-    let first = inx(&fx, &bed, &["up"]).ok();
+    let first = inx(&fx, &bed, &["--json", "up"]).ok();
+    // One plan document for the whole command, the second round (for `any`, once the cluster
+    // placed it) included.
+    let plan = first.json();
     let on = |remote: &str, name: &str| {
         listed(&bed, remote, name).unwrap_or_else(|| panic!("{name} is not on {remote}"))
     };
@@ -179,6 +182,27 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
         );
     }
     assert_eq!(super::harness::status(local), "Running");
+    let steps = plan["steps"].as_array().unwrap();
+    let copies: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["what"] == "copy")
+        .map(|s| s["host"].as_str().unwrap())
+        .collect();
+    // One copy per host in the first round (h4, member2, member3), one more to the member the
+    // cluster put `any` on.
+    let mut sorted = copies.clone();
+    sorted.sort();
+    let mut want = vec!["h2/member2", "h2/member3", "h4"];
+    let any_host = format!("h2/member{any_member}");
+    want.push(&any_host);
+    want.sort();
+    assert_eq!(sorted, want, "copies: {copies:?}");
+    let of_any: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["container"] == any.as_str())
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_any, ["create", "devices", "start"], "{plan}");
 
     // `list` shows each with its host, from one listing per server.
     let list = inx(&fx, &bed, &["list", "--json"]).ok().json();

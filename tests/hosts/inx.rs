@@ -308,8 +308,9 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
 }
 
 #[test]
-fn move_takes_a_container_with_its_files_to_another_member_and_releases_the_old_one() {
-    let test = "move_takes_a_container_with_its_files_to_another_member_and_releases_the_old_one";
+fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_another_member() {
+    let test =
+        "evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_another_member";
     let Some(bed) = Bed::get(test) else { return };
     let Some(_host) = super::harness::host(test) else {
         return;
@@ -337,6 +338,31 @@ fn move_takes_a_container_with_its_files_to_another_member_and_releases_the_old_
             .output()
             .unwrap(),
     );
+    // What `incus cluster evacuate` does instead: it stops the container where it is (a disk
+    // from a host path cannot migrate), and `restore` starts it there again.
+    let cluster = |verb: &str| {
+        check(
+            &format!("incus cluster {verb}"),
+            bed.incus()
+                .args(["cluster", verb, "h2:member2", "--force"])
+                .output()
+                .unwrap(),
+        )
+    };
+    cluster("evacuate");
+    let i = listed(&bed, "h2", &name).unwrap();
+    assert_eq!(
+        (i["location"].as_str(), i["status"].as_str()),
+        (Some("member2"), Some("Stopped"))
+    );
+    cluster("restore");
+    let i = listed(&bed, "h2", &name).unwrap();
+    assert_eq!(
+        (i["location"].as_str(), i["status"].as_str()),
+        (Some("member2"), Some("Running"))
+    );
+    wait_active(&bed, &at, &system);
+
     // Roots the old member keeps for the container, which the move must release.
     std::fs::create_dir_all(bed.gcroots(2).join(&name)).unwrap();
 

@@ -69,37 +69,52 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
         .collect();
 
     let failed: Mutex<BTreeMap<&ContainerName, Error>> = Mutex::default();
-    let next = AtomicUsize::new(0);
+    // Each host's containers get their own workers: another host's daemon is another
+    // machine's, and waits on none of this one's.
+    let mut lanes: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, (_, steps)) in chains.iter().enumerate() {
+        let lane = steps.first().and_then(|s| s.host.as_deref());
+        match lanes.iter_mut().find(|(l, _)| *l == lane) {
+            Some((_, members)) => members.push(i),
+            None => lanes.push((lane, vec![i])),
+        }
+    }
+    let nexts: Vec<AtomicUsize> = lanes.iter().map(|_| AtomicUsize::new(0)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..JOBS.min(chains.len()) {
-            scope.spawn(|| {
-                while let Some((container, steps)) = chains.get(next.fetch_add(1, Ordering::SeqCst))
-                {
-                    for step in steps {
-                        let done = crate::execute::interrupt::check().and_then(|()| {
-                            runner.progress(format_args!("{container}: {}", step.description));
-                            bar.now(&format!("{container}: {}", step.description));
-                            run_watched(runner, step, &bar)
-                        });
-                        bar.done();
-                        if let Err(e) = done {
-                            if e.kind == Kind::Interrupted {
-                                progress::line(format_args!(
-                                    "{container}: not finished (interrupted before: {})",
-                                    step.description
-                                ));
-                            } else {
-                                progress::line(format_args!("{container}: {e}"));
+        for ((_, members), next) in lanes.iter().zip(&nexts) {
+            for _ in 0..JOBS.min(members.len()) {
+                let (chains, failed, bar) = (&chains, &failed, &bar);
+                scope.spawn(move || {
+                    while let Some((container, steps)) = members
+                        .get(next.fetch_add(1, Ordering::SeqCst))
+                        .map(|i| &chains[*i])
+                    {
+                        for step in steps {
+                            let done = crate::execute::interrupt::check().and_then(|()| {
+                                runner.progress(format_args!("{container}: {}", step.description));
+                                bar.now(&format!("{container}: {}", step.description));
+                                run_watched(runner, step, &bar)
+                            });
+                            bar.done();
+                            if let Err(e) = done {
+                                if e.kind == Kind::Interrupted {
+                                    progress::line(format_args!(
+                                        "{container}: not finished (interrupted before: {})",
+                                        step.description
+                                    ));
+                                } else {
+                                    progress::line(format_args!("{container}: {e}"));
+                                }
+                                failed
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .insert(container, e);
+                                break;
                             }
-                            failed
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(container, e);
-                            break;
                         }
                     }
-                }
-            });
+                });
+            }
         }
     });
 

@@ -189,6 +189,13 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path) -> Result<Plan> {
         if plan.steps.len() == before {
             plan.unchanged.push(t.manifest.name.clone());
         }
+        // A container on another host: its steps say which (the executor gives each host its
+        // own workers).
+        if t.store != Some(Store::Local) {
+            for step in &mut plan.steps[before..] {
+                step.host = Some(t.host.clone());
+            }
+        }
     }
     Ok(plan)
 }

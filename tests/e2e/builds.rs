@@ -101,32 +101,56 @@ pub fn nix_build(container: &str, link: &str, tag: &str) -> Output {
     // The builder runs on the host (the daemon builds), so it must be a store path: the
     // container's system has a shell.
     let system = crate::harness::sh_out(container, "readlink -f /nix/var/nix/profiles/system");
-    let expr = format!(
-        "derivation {{ name = \"inx-e2e-built-{tag}\"; system = \"x86_64-linux\"; \
-         builder = \"{system}/sw/bin/sh\"; args = [ \"-c\" \"echo {tag} > $out\" ]; }}"
-    );
     crate::harness::sh_out(
         container,
-        &format!("mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{expr}\nEOF"),
+        &format!(
+            "mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{}\nEOF",
+            derivation(&system, tag)
+        ),
     );
     Command::new("incus")
-        .args([
-            "exec",
-            container,
-            "--env",
-            "NIX_REMOTE=daemon",
-            "--env",
-            "HOME=/root",
-        ])
-        .args(["--cwd", "/root", "--"])
-        .arg(format!("{client}/lib/ld-linux-x86-64.so.2"))
-        .args(["--library-path", &format!("{client}/lib")])
-        .args(["--argv0", "nix-build"])
-        .arg(format!("{client}/bin/nix"))
-        .arg(format!("/root/src/{tag}.nix"))
-        .args(["-o", link])
+        .arg("exec")
+        .arg(container)
+        .args(nix_build_exec(client, tag, link))
         .output()
         .expect("incus exec")
+}
+
+/// The derivation a build tagged `tag` makes: `tag` written to its output by the shell of the
+/// container's `system` (a store path, as the builder runs on the host).
+pub fn derivation(system: &str, tag: &str) -> String {
+    format!(
+        "derivation {{ name = \"inx-e2e-built-{tag}\"; system = \"x86_64-linux\"; \
+         builder = \"{system}/sw/bin/sh\"; args = [ \"-c\" \"echo {tag} > $out\" ]; }}"
+    )
+}
+
+/// What follows `incus exec INSTANCE` to run the Nix client `client` as `nix-build` of
+/// /root/src/TAG.nix through the bound daemon socket, the result link at `link`.
+pub fn nix_build_exec(client: &str, tag: &str, link: &str) -> Vec<String> {
+    [
+        "--env",
+        "NIX_REMOTE=daemon",
+        "--env",
+        "HOME=/root",
+        "--cwd",
+        "/root",
+        "--",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([
+        format!("{client}/lib/ld-linux-x86-64.so.2"),
+        "--library-path".into(),
+        format!("{client}/lib"),
+        "--argv0".into(),
+        "nix-build".into(),
+        format!("{client}/bin/nix"),
+        format!("/root/src/{tag}.nix"),
+        "-o".into(),
+        link.into(),
+    ])
+    .collect()
 }
 
 /// Whether the host still has `path`.

@@ -228,6 +228,17 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
         (format!("h2/member{any_member}"), "running".into())
     );
 
+    // The other commands find them where the flake puts them.
+    inx(&fx, &bed, &["exec", m3, "--", "true"]).ok();
+    inx(&fx, &bed, &["stop", rem]).ok();
+    assert_eq!(on("h4", rem)["status"], "Stopped");
+    inx(&fx, &bed, &["start", rem]).ok();
+    assert_eq!(on("h4", rem)["status"], "Running");
+    wait_active(&bed, &format!("h4:{rem}"), &system_of(&on("h4", rem)));
+    inx(&fx, &bed, &["rollback", m2])
+        .code(3)
+        .stderr_has(&format!("{m2} runs on h2/member2"));
+
     // A second `up` copies nothing and changes nothing: one read per host, no copy.
     let again = inx(&fx, &bed, &["-v", "up"]).ok();
     let traced = again.traced();
@@ -457,16 +468,13 @@ fn destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there() {
 fn build_in(bed: &Bed, at: &str, client: &str, link: &str, tag: &str) -> String {
     let system = profile_system_in(bed, at);
     let sh = format!("{system}/sw/bin/sh");
-    let expr = format!(
-        "derivation {{ name = \"inx-hosts-built-{tag}\"; system = \"x86_64-linux\"; \
-         builder = \"{system}/sw/bin/sh\"; args = [ \"-c\" \"echo {tag} > $out\" ]; }}"
-    );
     check(
         "write the expression",
         bed.incus()
             .args(["exec", at, "--", &sh, "-c"])
             .arg(format!(
-                "mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{expr}\nEOF"
+                "mkdir -p /root/src && cat > /root/src/{tag}.nix <<'EOF'\n{}\nEOF",
+                super::builds::derivation(&system, tag)
             ))
             .output()
             .unwrap(),
@@ -474,21 +482,8 @@ fn build_in(bed: &Bed, at: &str, client: &str, link: &str, tag: &str) -> String 
     check(
         "nix-build in the container",
         bed.incus()
-            .args([
-                "exec",
-                at,
-                "--env",
-                "NIX_REMOTE=daemon",
-                "--env",
-                "HOME=/root",
-            ])
-            .args(["--cwd", "/root", "--"])
-            .arg(format!("{client}/lib/ld-linux-x86-64.so.2"))
-            .args(["--library-path", &format!("{client}/lib")])
-            .args(["--argv0", "nix-build"])
-            .arg(format!("{client}/bin/nix"))
-            .arg(format!("/root/src/{tag}.nix"))
-            .args(["-o", link])
+            .args(["exec", at])
+            .args(super::builds::nix_build_exec(client, tag, link))
             .output()
             .unwrap(),
     );

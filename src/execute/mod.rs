@@ -93,7 +93,7 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
                             let done = crate::execute::interrupt::check().and_then(|()| {
                                 runner.progress(format_args!("{container}: {}", step.description));
                                 bar.now(&format!("{container}: {}", step.description));
-                                run_watched(runner, step, &bar)
+                                run_watched(runner, step, bar)
                             });
                             bar.done();
                             if let Err(e) = done {

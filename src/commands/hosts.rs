@@ -14,6 +14,19 @@ use std::path::PathBuf;
 
 pub type Listings = BTreeMap<Option<RemoteName>, BTreeMap<String, Instance>>;
 
+/// What each call of `servers` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    /// `list REMOTE:`
+    List,
+    /// `query REMOTE:/1.0`
+    Info,
+    /// `cluster list REMOTE:`
+    Members,
+    /// The client's `remote list`.
+    Remotes,
+}
+
 /// What Incus says about the servers a command's containers run on.
 pub struct Servers {
     pub listings: Listings,
@@ -50,21 +63,25 @@ pub fn servers(
         .filter(|p| p.remote.is_some() || p.target.is_some())
         .map(|p| p.remote.clone())
         .collect();
-    let mut cmds: Vec<(&'static str, Option<RemoteName>, Cmd)> = Vec::new();
+    let mut cmds: Vec<(Query, Option<RemoteName>, Cmd)> = Vec::new();
     for r in &remotes {
         let on = client.on(r.as_ref());
         if !listings.contains_key(r) {
-            cmds.push(("list", r.clone(), on.list()));
+            cmds.push((Query::List, r.clone(), on.list()));
         }
         if info && r.is_some() {
-            cmds.push(("info", r.clone(), on.server_info()));
+            cmds.push((Query::Info, r.clone(), on.server_info()));
         }
     }
     for r in &clusters {
-        cmds.push(("cluster", r.clone(), client.on(r.as_ref()).cluster_list()));
+        cmds.push((
+            Query::Members,
+            r.clone(),
+            client.on(r.as_ref()).cluster_list(),
+        ));
     }
     if remotes.iter().any(Option::is_some) {
-        cmds.push(("remotes", None, client.remote_list()));
+        cmds.push((Query::Remotes, None, client.remote_list()));
     }
     let refs: Vec<&Cmd> = cmds.iter().map(|(_, _, c)| c).collect();
     let outs = ctx.runner.capture_many(&refs);
@@ -81,7 +98,7 @@ pub fn servers(
     // Listings first: a remote that is down says so there.
     let mut rest = Vec::new();
     for ((what, remote, cmd), out) in cmds.into_iter().zip(outs) {
-        if what == "list" {
+        if what == Query::List {
             let listed = incus::parse_list(&incus::checked(&cmd, out?)?)?;
             listings.insert(remote, listed);
         } else {
@@ -90,18 +107,21 @@ pub fn servers(
     }
     for (what, remote, cmd, out) in rest {
         match what {
-            "info" => {
+            Query::Info => {
                 info_of.insert(remote, (cmd, out));
             }
             // A server that is not a cluster refuses `cluster list`.
-            "cluster" => {
+            Query::Members => {
                 if let Ok(out) = out.and_then(|o| incus::checked(&cmd, o)) {
                     addresses
                         .members
                         .insert(remote, hosts::parse_members(&out.stdout)?);
                 }
             }
-            _ => addresses.remotes = incus::parse_remotes(&incus::checked(&cmd, out?)?)?,
+            Query::Remotes => {
+                addresses.remotes = incus::parse_remotes(&incus::checked(&cmd, out?)?)?
+            }
+            Query::List => unreachable!("listings are read first"),
         }
     }
     Ok(Servers {

@@ -39,12 +39,12 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     }
     let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
     let local_info = (query, server);
-    let (first, mut done) = deploy(ctx, &manifests, listings, &local_info, from_image)?;
+    let (unplaced, mut done) = deploy(ctx, &manifests, listings, &local_info, from_image)?;
     // Containers on a cluster with no target were created where Incus put them: a second
     // round, with fresh listings, gives them their store and starts them.
     let placed: Vec<Manifest> = manifests
         .iter()
-        .filter(|m| first.unplaced.contains(&m.name))
+        .filter(|m| unplaced.contains(&m.name))
         .cloned()
         .collect();
     if !placed.is_empty() && !ctx.dry_run {
@@ -58,20 +58,16 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     Ok(())
 }
 
-/// What `deploy` leaves for a second round.
-struct Deployed {
-    unplaced: Vec<ContainerName>,
-}
-
 /// Gathers the rest (other servers, other hosts' profiles), plans and carries out `up` for
-/// these containers; the plan is returned to be reported.
+/// these containers. Returns the containers left for a second round (created where a cluster
+/// placed them) and the plan, to be reported.
 fn deploy(
     ctx: &Ctx,
     manifests: &[Manifest],
     listings: hosts::Listings,
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
-) -> Result<(Deployed, Plan)> {
+) -> Result<(Vec<ContainerName>, Plan)> {
     let placements: Vec<Placement> = manifests
         .iter()
         .map(|m| ctx.placement.over(&m.host))
@@ -179,7 +175,7 @@ fn deploy(
         .filter(|((_, store), _)| store.is_none())
         .map(|(_, m)| m.name.clone())
         .collect();
-    Ok((Deployed { unplaced }, plan))
+    Ok((unplaced, plan))
 }
 
 struct TargetIn<'a> {

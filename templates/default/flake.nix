@@ -49,6 +49,12 @@
         ];
         # Added to the Incus instance as it is.
         incus.config."limits.memory" = "1GiB";
+        # On another host instead: a remote of your Incus client (`incus remote list`), and
+        # a member if it is a cluster; inx copies the system there over ssh (README, "Several
+        # hosts").
+        # incus.remote = "cluster";
+        # incus.target = "node2";
+        # ssh.user = "root";
       };
 
       # `nix develop` gives a shell with inx on PATH.

@@ -138,7 +138,8 @@ pub enum Command {
     /// States: missing (declared, not created), stopped, running, outdated (running a system
     /// other than its profile's), drifted (running a system inx did not deploy, such as a
     /// `nixos-rebuild` inside), orphaned (managed but no longer declared), conflict (an
-    /// instance inx does not manage has the name).
+    /// instance inx does not manage has the name), unreachable (on another host that does not
+    /// answer over ssh).
     List {
         #[command(flatten)]
         place: Place,

@@ -139,6 +139,24 @@ pub fn profiles(
     profiles: &Profiles,
     stores: &[(&ContainerName, Option<&Store>)],
 ) -> Result<BTreeMap<ContainerName, (PathBuf, bool, ProfileState)>> {
+    let (states, mut unreached) = profiles_reached(ctx, profiles, stores)?;
+    match unreached.pop() {
+        Some((_, e)) => Err(e),
+        None => Ok(states),
+    }
+}
+
+/// `profiles`, for a command that can go on without some hosts (`list`): the states it read,
+/// and each host that did not answer with its error and its containers.
+pub fn profiles_reached(
+    ctx: &Ctx,
+    profiles: &Profiles,
+    stores: &[(&ContainerName, Option<&Store>)],
+) -> Result<(
+    BTreeMap<ContainerName, (PathBuf, bool, ProfileState)>,
+    Vec<(Vec<ContainerName>, Error)>,
+)> {
+    let mut unreached = Vec::new();
     let mut states = BTreeMap::new();
     let remote_dirs = profiles.on_other_host();
     let mut by_host: BTreeMap<&SshDest, Vec<&ContainerName>> = BTreeMap::new();
@@ -174,7 +192,9 @@ pub fn profiles(
     for ((dest, dirs, cmd), out) in reads.iter().zip(outs) {
         let out = out?;
         if !out.success() {
-            return Err(unreachable(dest, &out));
+            let names = by_host[dest].iter().map(|n| (*n).clone()).collect();
+            unreached.push((names, unreachable(dest, &out)));
+            continue;
         }
         let read = hosts::ssh::parse_profiles(cmd, &out, dirs.len())?;
         for ((name, dir), state) in by_host[dest].iter().zip(dirs).zip(read) {
@@ -185,7 +205,7 @@ pub fn profiles(
             );
         }
     }
-    Ok(states)
+    Ok((states, unreached))
 }
 
 pub fn unreachable(dest: &SshDest, out: &Output) -> Error {

@@ -23,6 +23,8 @@ pub enum State {
     Unprofiled,
     Orphaned,
     Conflict,
+    /// On another host whose store inx cannot reach over ssh now.
+    Unreachable,
 }
 
 impl State {
@@ -36,6 +38,7 @@ impl State {
             State::Unprofiled => "unprofiled",
             State::Orphaned => "orphaned",
             State::Conflict => "conflict",
+            State::Unreachable => "unreachable",
         }
     }
 }
@@ -125,7 +128,15 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     for (n, store) in &names {
         stores.push((n, store.as_ref()));
     }
-    let profiles = hosts::profiles(ctx, ctx.profiles()?, &stores)?;
+    // A host that does not answer costs its own rows only: they say so, the rest is listed.
+    let (profiles, unreached) = hosts::profiles_reached(ctx, ctx.profiles()?, &stores)?;
+    let unreachable: Vec<&ContainerName> = unreached.iter().flat_map(|(n, _)| n).collect();
+    for (_, e) in &unreached {
+        eprintln!(
+            "warning: {}; its containers show as unreachable",
+            e.message.trim_end_matches("; nothing was changed")
+        );
+    }
 
     let mut rows: Vec<Row> = found
         .iter()
@@ -145,7 +156,11 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
             );
             let here = p.is_local();
             let declared = declared.get(name).is_some_and(|d| d.remote == p.remote);
-            row(name, declared, *inst, profile, host, here)
+            let mut row = row(name, declared, *inst, profile, host, here);
+            if unreachable.iter().any(|n| n.as_str() == name) {
+                row.state = State::Unreachable;
+            }
+            row
         })
         .collect();
     if !wanted.is_empty() {

@@ -297,6 +297,32 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
         .stderr_has("cannot reach root@127.0.0.4 over ssh");
     assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
     assert_eq!(super::harness::status(&names[0]), "absent");
+    // `list` still lists: that host's containers say they are unreachable, the rest as usual.
+    let list = inx(&fx, &bed, &["list", "--json"]).ok();
+    assert!(
+        list.stderr.contains("cannot reach root@127.0.0.4 over ssh"),
+        "{}",
+        list.stderr
+    );
+    let states: Vec<(String, String)> = list.json()["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (name, state) in &states {
+        let want = if *name == names[1] {
+            "unreachable"
+        } else {
+            "missing"
+        };
+        assert_eq!(state, want, "{name}: {states:?}");
+    }
     for (remote, name) in [
         ("h4", &names[1]),
         ("h2", &names[2]),

@@ -14,6 +14,12 @@ use std::path::PathBuf;
 
 pub type Listings = BTreeMap<Option<RemoteName>, BTreeMap<String, Instance>>;
 
+/// Each container's host profile: its folder there, whether it exists, and what it holds.
+pub type ProfileStates = BTreeMap<ContainerName, (PathBuf, bool, ProfileState)>;
+
+/// The hosts that did not answer: their containers, and the error that says so.
+pub type Unreached = Vec<(Vec<ContainerName>, Error)>;
+
 /// What each call of `servers` asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Query {
@@ -138,7 +144,7 @@ pub fn profiles(
     ctx: &Ctx,
     profiles: &Profiles,
     stores: &[(&ContainerName, Option<&Store>)],
-) -> Result<BTreeMap<ContainerName, (PathBuf, bool, ProfileState)>> {
+) -> Result<ProfileStates> {
     let (states, mut unreached) = profiles_reached(ctx, profiles, stores)?;
     match unreached.pop() {
         Some((_, e)) => Err(e),
@@ -152,10 +158,7 @@ pub fn profiles_reached(
     ctx: &Ctx,
     profiles: &Profiles,
     stores: &[(&ContainerName, Option<&Store>)],
-) -> Result<(
-    BTreeMap<ContainerName, (PathBuf, bool, ProfileState)>,
-    Vec<(Vec<ContainerName>, Error)>,
-)> {
+) -> Result<(ProfileStates, Unreached)> {
     let mut unreached = Vec::new();
     let mut states = BTreeMap::new();
     let remote_dirs = profiles.on_other_host();

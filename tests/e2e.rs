@@ -523,6 +523,34 @@ fn exec_passes_exit_codes_on_shell_runs_commands_and_a_stopped_container_is_refu
         .stderr_has("not running");
 }
 
+/// Right after `up`, before the container's init has linked /run/current-system (here its
+/// activation first sleeps 3 s), `exec` and `shell` wait for it instead of failing to find
+/// the command.
+#[test]
+fn exec_and_shell_right_after_up_wait_for_the_system_to_be_activated() {
+    let _host = host!("exec_and_shell_right_after_up_wait_for_the_system_to_be_activated");
+    let fx = Fixture::new("execwait");
+    let web = fx.name("web");
+    fx.declare(&[(
+        &web,
+        "inx.lib.mkContainer { toplevel = sysWith \"1\" \"sleep 3\"; }",
+    )]);
+    fx.up(&[]);
+    let out = fx
+        .inx(&["exec", &web, "--", "cat", "/var/lib/inx-test/activations"])
+        .ok();
+    assert_eq!(out.stdout.trim(), "activate 1");
+    fx.inx(&["restart", &web]).ok();
+    let shell = fx.inx_with(&["shell", &web], |c| {
+        let mut child_stdin = tempfile::tempfile().unwrap();
+        use std::io::{Seek, Write};
+        child_stdin.write_all(b"echo shell-ok\nexit\n").unwrap();
+        child_stdin.rewind().unwrap();
+        c.stdin(child_stdin);
+    });
+    assert!(shell.ok().stdout.contains("shell-ok"));
+}
+
 /// Instance settings from the flake: live keys and devices apply without a restart; a key
 /// that acts only at start restarts the container, and its files survive.
 #[test]

@@ -1,5 +1,5 @@
 use super::Ctx;
-use crate::containers::instance::is_managed;
+use crate::containers::instance::{self, is_managed};
 use crate::error::{Error, Result};
 use crate::name::ContainerName;
 use crate::output::outln;
@@ -26,7 +26,24 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         outln!("{}", cmd.to_shell());
         return Ok(0);
     }
+    if located.store == Some(crate::hosts::Store::Local) {
+        wait_for_activation(instance);
+    }
     ctx.runner.interactive(&cmd)
+}
+
+/// Right after `up` starts a container, its init has not yet linked `/run/current-system`,
+/// where the PATH of `exec` and the shell of `shell` are. A container whose init started less
+/// than a minute ago gets until then; one that is older, or whose init cannot be read here,
+/// none: the command runs as it would.
+fn wait_for_activation(instance: &crate::clients::incus::Instance) {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+    while instance::activated(instance) == Some(false)
+        && instance::init_age(instance).is_some_and(|age| age < PATIENCE)
+        && crate::execute::interrupt::check().is_ok()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// `inx shell NAME`: root's login shell; NixOS always has bash in the system path.

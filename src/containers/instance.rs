@@ -191,6 +191,32 @@ pub fn booted_system(instance: &Instance) -> Option<StorePath> {
         .and_then(|pid| read_system_link(pid, "/run/booted-system"))
 }
 
+/// Whether a running container's init has activated a system yet (`/run/current-system`,
+/// which NixOS links early in stage 2); `None` when that cannot be read here.
+pub fn activated(instance: &Instance) -> Option<bool> {
+    let pid = instance.init_pid().filter(|_| instance.running())?;
+    Some(read_current_system(pid).is_some())
+}
+
+/// How long ago the container's init started, from /proc (its start in clock ticks since
+/// boot; Linux's USER_HZ is 100 on every architecture inx runs on).
+pub fn init_age(instance: &Instance) -> Option<std::time::Duration> {
+    let pid = instance.init_pid()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), from the 3rd on.
+    let after = stat.rsplit_once(')')?.1;
+    let start_ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs_f64(
+        (uptime - start_ticks / 100.0).max(0.0),
+    ))
+}
+
 /// Read confined to the container's root: the container writes these links, and a link out
 /// of its root must not make the host read its own files.
 fn read_system_link(init_pid: u32, link: &str) -> Option<StorePath> {
@@ -311,6 +337,35 @@ impl Diff {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_age_and_activation_of_an_init_are_read_from_proc() {
+        let me = Instance {
+            name: "me".into(),
+            status: "Running".into(),
+            kind: "container".into(),
+            config: Default::default(),
+            devices: Default::default(),
+            profiles: Vec::new(),
+            state: Some(crate::clients::incus::InstanceState {
+                pid: i64::from(std::process::id()),
+            }),
+            project: "default".into(),
+            location: String::new(),
+            snapshots: Vec::new(),
+        };
+        let age = init_age(&me).expect("this process's age");
+        assert!(age < std::time::Duration::from_secs(3600), "{age:?}");
+        // This host's own /run/current-system, read as a container's would be.
+        let here =
+            std::fs::read_link("/run/current-system").is_ok_and(|p| p.starts_with("/nix/store/"));
+        assert_eq!(activated(&me), Some(here));
+        let stopped = Instance {
+            status: "Stopped".into(),
+            ..me
+        };
+        assert_eq!(activated(&stopped), None);
+    }
     use super::*;
     use crate::containers::manifest::{ConfigValue, IncusSettings};
     use crate::name::{ContainerName, StorePath};

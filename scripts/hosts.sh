@@ -97,8 +97,12 @@ host_up() {
 
   [ -f "$r/ssh/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$r/ssh/host_key"
   cp "$root/ssh/id_ed25519.pub" "$r/ssh/authorized_keys"
+  # host4 also listens on 2222, for the tests of a declared ssh port.
+  local extra=
+  [ "$n" = 4 ] && extra="ListenAddress 127.0.0.$n:2222"
   cat >"$r/ssh/sshd_config" <<EOF
 ListenAddress 127.0.0.$n:22
+$extra
 HostKey $r/ssh/host_key
 AuthorizedKeysFile $r/ssh/authorized_keys
 PidFile none

@@ -450,8 +450,9 @@ fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_anoth
 }
 
 #[test]
-fn destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there() {
-    let test = "destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there";
+fn a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_profile_and_roots_there(
+) {
+    let test = "a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_profile_and_roots_there";
     let Some(bed) = Bed::get(test) else { return };
     let Some(_host) = super::harness::host(test) else {
         return;
@@ -462,10 +463,25 @@ fn destroy_on_a_remote_removes_the_instance_its_profile_and_its_roots_there() {
         bed: &bed,
         names: vec![name.clone()],
     };
+    // host4's sshd also listens on 2222: the declared port carries the copy (through
+    // NIX_SSHOPTS) and inx's own ssh calls; the command line's --ssh names the host.
     fx.write_flake(&format!(
-        r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h4"; }};"#
+        r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h4"; ssh.port = 2222; }};"#
     ));
-    inx(&fx, &bed, &["up"]).ok();
+    let up = inx(&fx, &bed, &["-v", "up", "--ssh", "root@127.0.0.4"]).ok();
+    let traced = up.traced();
+    assert!(
+        traced
+            .iter()
+            .any(|c| c.contains("NIX_SSHOPTS=") && c.contains("-p 2222") && c.contains(" copy ")),
+        "{traced:?}"
+    );
+    assert!(
+        traced.iter().any(|c| c.starts_with("ssh ")
+            && c.contains("-p 2222")
+            && c.contains("root@127.0.0.4")),
+        "{traced:?}"
+    );
     assert!(listed(&bed, "h4", &name).is_some());
     assert!(bed.profiles(4).join(&name).exists());
     // What host4's own roots watcher would have written for the container's builds.

@@ -27,7 +27,7 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         return Ok(0);
     }
     if located.store == Some(crate::hosts::Store::Local) {
-        wait_for_activation(instance);
+        wait_for_activation(ctx, &located.incus, &name, instance);
     }
     ctx.runner.interactive(&cmd)
 }
@@ -35,13 +35,37 @@ pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
 /// Right after `up` starts a container, its init has not yet linked `/run/current-system`,
 /// where the PATH of `exec` and the shell of `shell` are. A container whose init started less
 /// than a minute ago gets until then; one that is older, or whose init cannot be read here,
-/// none: the command runs as it would.
-fn wait_for_activation(instance: &crate::clients::incus::Instance) {
+/// none: the command runs as it would. Root reads the link through /proc; another user (who
+/// cannot) asks the container with its system's `test`.
+fn wait_for_activation(
+    ctx: &Ctx,
+    incus: &crate::clients::incus::Client,
+    name: &ContainerName,
+    instance: &crate::clients::incus::Instance,
+) {
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
-    while instance::activated(instance) == Some(false)
-        && instance::init_age(instance).is_some_and(|age| age < PATIENCE)
-        && crate::execute::interrupt::check().is_ok()
-    {
+    let young = || instance::init_age(instance).is_some_and(|age| age < PATIENCE);
+    let probe = instance.config.get(instance::KEY_SYSTEM).map(|system| {
+        incus.exec(
+            name,
+            &[
+                format!("{system}/sw/bin/test"),
+                "-e".to_string(),
+                "/run/current-system".to_string(),
+            ],
+        )
+    });
+    while young() && crate::execute::interrupt::check().is_ok() {
+        let up = match instance::activated(instance) {
+            Some(done) => done,
+            None => match &probe {
+                Some(cmd) => ctx.runner.capture(cmd).is_ok_and(|o| o.success()),
+                None => true,
+            },
+        };
+        if up {
+            return;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -195,6 +195,8 @@ pub fn booted_system(instance: &Instance) -> Option<StorePath> {
 /// which NixOS links early in stage 2); `None` when that cannot be read here.
 pub fn activated(instance: &Instance) -> Option<bool> {
     let pid = instance.init_pid().filter(|_| instance.running())?;
+    // Only root may look into another user's process root: elsewhere, cannot tell.
+    std::fs::read_dir(format!("/proc/{pid}/root")).ok()?;
     Some(read_current_system(pid).is_some())
 }
 

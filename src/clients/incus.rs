@@ -153,13 +153,7 @@ impl Client {
         if let Some(member) = target {
             cmd = cmd.args(["--target", member]);
         }
-        if profiles.is_empty() {
-            cmd = cmd.arg("--no-profiles");
-        }
-        for p in profiles {
-            cmd = cmd.args(["--profile", p]);
-        }
-        cmd.stdin(config_json)
+        with_profiles(cmd, profiles).stdin(config_json)
     }
 
     /// `create_empty` for a throw-away instance: Incus deletes it when it stops.
@@ -169,16 +163,10 @@ impl Client {
         profiles: &[String],
         config_json: String,
     ) -> Cmd {
-        let mut cmd = self
+        let cmd = self
             .cmd()
             .args(["create", "--empty", "--ephemeral", &self.at(name)]);
-        if profiles.is_empty() {
-            cmd = cmd.arg("--no-profiles");
-        }
-        for p in profiles {
-            cmd = cmd.args(["--profile", p]);
-        }
-        cmd.stdin(config_json)
+        with_profiles(cmd, profiles).stdin(config_json)
     }
 
     /// One call creates the instance from an image, with its whole config on stdin.
@@ -189,14 +177,8 @@ impl Client {
         profiles: &[String],
         config_json: String,
     ) -> Cmd {
-        let mut cmd = self.cmd().args(["create", fingerprint, &self.at(name)]);
-        if profiles.is_empty() {
-            cmd = cmd.arg("--no-profiles");
-        }
-        for p in profiles {
-            cmd = cmd.args(["--profile", p]);
-        }
-        cmd.stdin(config_json)
+        let cmd = self.cmd().args(["create", fingerprint, &self.at(name)]);
+        with_profiles(cmd, profiles).stdin(config_json)
     }
 
     pub fn start(&self, name: &ContainerName) -> Cmd {
@@ -368,6 +350,16 @@ impl Client {
             ))
             .args(["--data", r#"{"public":true}"#])
     }
+}
+
+/// A create's Incus profiles, in order; none is `--no-profiles` (else Incus adds `default`).
+fn with_profiles(cmd: Cmd, profiles: &[String]) -> Cmd {
+    if profiles.is_empty() {
+        return cmd.arg("--no-profiles");
+    }
+    profiles
+        .iter()
+        .fold(cmd, |cmd, p| cmd.args(["--profile", p.as_str()]))
 }
 
 /// An instance as `incus list --format json` describes it (only the fields inx reads).

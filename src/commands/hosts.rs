@@ -223,11 +223,6 @@ pub fn unreachable(dest: &SshDest, out: &Output) -> Error {
     .with_hint("inx reaches other hosts' stores with ssh, as `nix copy --to ssh://` does: check that sshd runs there and that `ssh USER@HOST true` works without a prompt (NIX_SSHOPTS, ssh.user/host/port in mkContainer, or --ssh)")
 }
 
-/// The client for a placement's server.
-pub fn client_for(ctx: &Ctx, placement: &Placement) -> Result<Client> {
-    Ok(ctx.incus()?.on(placement.remote.as_ref()))
-}
-
 /// One named container, found where the flake (under the command line) places it.
 pub struct Located {
     pub placement: Placement,
@@ -306,7 +301,7 @@ pub fn locate_with_addresses(
             let store = servers
                 .addresses
                 .store(&p, instance.as_ref().map(|i| i.location.as_str()))?;
-            let incus = client_for(ctx, &p)?;
+            let incus = ctx.incus()?.on(p.remote.as_ref());
             Ok((
                 n.clone(),
                 Located {

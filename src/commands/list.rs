@@ -113,21 +113,18 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut stores = Vec::new();
-    let mut names = Vec::new();
+    // Each container's store (names that are no container's name are left out).
+    let mut located = Vec::new();
     for (name, placement, inst) in &found {
-        let Ok(n) = ContainerName::parse(name) else {
-            continue;
-        };
-        let p = placement.clone().unwrap_or_default();
-        let store = servers
-            .addresses
-            .store(&p, inst.map(|i| i.location.as_str()))?;
-        names.push((n, store));
+        if let Ok(n) = ContainerName::parse(name) {
+            let p = placement.clone().unwrap_or_default();
+            let store = servers
+                .addresses
+                .store(&p, inst.map(|i| i.location.as_str()))?;
+            located.push((n, store));
+        }
     }
-    for (n, store) in &names {
-        stores.push((n, store.as_ref()));
-    }
+    let stores: Vec<_> = located.iter().map(|(n, s)| (n, s.as_ref())).collect();
     // A host that does not answer costs its own rows only: they say so, the rest is listed.
     let (profiles, unreached) = hosts::profiles_reached(ctx, ctx.profiles()?, &stores)?;
     let unreachable: Vec<&ContainerName> = unreached.iter().flat_map(|(n, _)| n).collect();
@@ -300,4 +297,37 @@ pub fn table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(name: &str, host: &str) -> Row {
+        Row {
+            name: name.into(),
+            state: State::Running,
+            declared: true,
+            managed: true,
+            status: Some("Running".into()),
+            generation: Some(1),
+            profile_system: None,
+            running_system: None,
+            drifted: false,
+            host: host.into(),
+        }
+    }
+
+    #[test]
+    fn the_host_column_shows_only_when_a_container_runs_elsewhere() {
+        let here = table(&[at("web", "local")]);
+        assert_eq!(here.lines().next(), Some("NAME  STATE    GEN  SYSTEM"));
+        let mut db = at("db", "h2/member3");
+        db.state = State::Unreachable;
+        let both = table(&[db, at("web", "local")]);
+        let lines: Vec<&str> = both.lines().collect();
+        assert_eq!(lines[0], "NAME  HOST        STATE        GEN  SYSTEM");
+        assert_eq!(lines[1], "db    h2/member3  unreachable  1    -");
+        assert_eq!(lines[2], "web   local       running      1    -");
+    }
 }

@@ -110,7 +110,7 @@ fn deploy(
                     flake: &flake,
                     shift: !no_shift.contains(&p.remote),
                     image: images.get(&m.name),
-                    incus: hosts::client_for(ctx, p)?,
+                    incus: ctx.incus()?.on(p.remote.as_ref()),
                     placement: p,
                     store: store.clone(),
                     profile_dir: dir,

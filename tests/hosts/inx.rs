@@ -15,13 +15,31 @@ fn inx(fx: &Fixture, bed: &Bed, args: &[&str]) -> Run {
     })
 }
 
-/// Removes the test's instances and their folders on every host, however the test ends.
-struct Cleanup<'a> {
-    bed: &'a Bed,
+/// One test's share of the bed: the bed and the end-to-end host (both held), a fixture, and
+/// its containers' names, whose instances and folders go on every host when the test ends.
+struct Case {
+    bed: Bed,
+    _host: std::sync::MutexGuard<'static, ()>,
+    fx: Fixture,
     names: Vec<String>,
 }
 
-impl Drop for Cleanup<'_> {
+/// The case of `test`, or `None` (after a loud skip; in CI a failure) when the bed or this
+/// host cannot run it.
+fn case(test: &str, prefix: &str, shorts: &[&str]) -> Option<Case> {
+    let bed = Bed::get(test)?;
+    let host = super::harness::host(test)?;
+    let fx = Fixture::new(prefix);
+    let names = shorts.iter().map(|s| fx.name(s)).collect();
+    Some(Case {
+        bed,
+        _host: host,
+        fx,
+        names,
+    })
+}
+
+impl Drop for Case {
     fn drop(&mut self) {
         for name in &self.names {
             for remote in ["h2", "h4"] {
@@ -122,26 +140,21 @@ fn declare(fx: &Fixture, run: &str, names: &[String; 5], versions: [&str; 5], ex
 fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_own_store() {
     let test =
         "one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_own_store";
-    let Some(bed) = Bed::get(test) else { return };
-    let Some(_host) = super::harness::host(test) else {
+    let Some(case) = case(test, "mh", &["loc", "rem", "m2", "m3", "any"]) else {
         return;
     };
-    let fx = Fixture::new("mh");
-    let names = ["loc", "rem", "m2", "m3", "any"].map(|s| fx.name(s));
-    let _cleanup = Cleanup {
-        bed: &bed,
-        names: names.to_vec(),
-    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let names: [String; 5] = case.names.clone().try_into().unwrap();
     let [local, rem, m2, m3, any] = &names;
     let run = super::unique("v");
-    declare(&fx, &run, &names, ["v1"; 5], "");
+    declare(fx, &run, &names, ["v1"; 5], "");
 
-    let first = inx(&fx, &bed, &["--json", "up"]).ok();
+    let first = inx(fx, bed, &["--json", "up"]).ok();
     // One plan document for the whole command, the second round (for `any`, once the cluster
     // placed it) included.
     let plan = first.json();
     let on = |remote: &str, name: &str| {
-        listed(&bed, remote, name).unwrap_or_else(|| panic!("{name} is not on {remote}"))
+        listed(bed, remote, name).unwrap_or_else(|| panic!("{name} is not on {remote}"))
     };
     let (i_rem, i_m2, i_m3, i_any) = (on("h4", rem), on("h2", m2), on("h2", m3), on("h2", any));
     assert_eq!(i_m2["location"], "member2");
@@ -172,11 +185,11 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
             );
         }
         assert_eq!(
-            profile_target(&bed, n, name).as_deref(),
+            profile_target(bed, n, name).as_deref(),
             Some(system.as_str())
         );
         wait_active(
-            &bed,
+            bed,
             &format!("{}:{name}", if n == 4 { "h4" } else { "h2" }),
             &system,
         );
@@ -205,7 +218,7 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
     assert_eq!(of_any, ["create", "devices", "start"], "{plan}");
 
     // `list` shows each with its host, from one listing per server.
-    let list = inx(&fx, &bed, &["list", "--json"]).ok().json();
+    let list = inx(fx, bed, &["list", "--json"]).ok().json();
     let host_of = |name: &str| {
         list["containers"]
             .as_array()
@@ -229,18 +242,18 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
     );
 
     // The other commands find them where the flake puts them.
-    inx(&fx, &bed, &["exec", m3, "--", "true"]).ok();
-    inx(&fx, &bed, &["stop", rem]).ok();
+    inx(fx, bed, &["exec", m3, "--", "true"]).ok();
+    inx(fx, bed, &["stop", rem]).ok();
     assert_eq!(on("h4", rem)["status"], "Stopped");
-    inx(&fx, &bed, &["start", rem]).ok();
+    inx(fx, bed, &["start", rem]).ok();
     assert_eq!(on("h4", rem)["status"], "Running");
-    wait_active(&bed, &format!("h4:{rem}"), &system_of(&on("h4", rem)));
-    inx(&fx, &bed, &["rollback", m2])
+    wait_active(bed, &format!("h4:{rem}"), &system_of(&on("h4", rem)));
+    inx(fx, bed, &["rollback", m2])
         .code(3)
         .stderr_has(&format!("{m2} runs on h2/member2"));
 
     // A second `up` copies nothing and changes nothing: one read per host, no copy.
-    let again = inx(&fx, &bed, &["-v", "up"]).ok();
+    let again = inx(fx, bed, &["-v", "up"]).ok();
     let traced = again.traced();
     assert!(!traced.iter().any(|c| c.contains(" copy ")), "{traced:?}");
     let reads = traced.iter().filter(|c| c.starts_with("ssh ")).count();
@@ -255,8 +268,8 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
 
     // A changed system is copied to its host alone and switched in place there.
     let pid_before = on("h2", m3)["state"]["pid"].as_i64().unwrap();
-    declare(&fx, &run, &names, ["v1", "v1", "v1", "v2", "v1"], "");
-    let change = inx(&fx, &bed, &["-v", "up"]).ok();
+    declare(fx, &run, &names, ["v1", "v1", "v1", "v2", "v1"], "");
+    let change = inx(fx, bed, &["-v", "up"]).ok();
     let copies: Vec<String> = change
         .traced()
         .into_iter()
@@ -273,32 +286,27 @@ fn one_up_runs_containers_here_on_a_remote_and_on_cluster_members_each_from_its_
         pid_before,
         "m3 was restarted"
     );
-    wait_active(&bed, &format!("h2:{m3}"), &v2);
-    assert_eq!(profile_target(&bed, 3, m3).as_deref(), Some(v2.as_str()));
+    wait_active(bed, &format!("h2:{m3}"), &v2);
+    assert_eq!(profile_target(bed, 3, m3).as_deref(), Some(v2.as_str()));
 }
 
 #[test]
 fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() {
     let test = "a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes";
-    let Some(bed) = Bed::get(test) else { return };
-    let Some(_host) = super::harness::host(test) else {
+    let Some(case) = case(test, "mhdown", &["loc", "rem", "m2", "m3", "any"]) else {
         return;
     };
-    let fx = Fixture::new("mhdown");
-    let names = ["loc", "rem", "m2", "m3", "any"].map(|s| fx.name(s));
-    let _cleanup = Cleanup {
-        bed: &bed,
-        names: names.to_vec(),
-    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let names: [String; 5] = case.names.clone().try_into().unwrap();
     // host4's store through a port where no sshd listens: as a host whose sshd is down.
-    declare(&fx, &super::unique("v"), &names, ["v1"; 5], "ssh.port = 2;");
-    let run = inx(&fx, &bed, &["up"])
+    declare(fx, &super::unique("v"), &names, ["v1"; 5], "ssh.port = 2;");
+    let run = inx(fx, bed, &["up"])
         .code(13)
         .stderr_has("cannot reach root@127.0.0.4 over ssh");
     assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
     assert_eq!(super::harness::status(&names[0]), "absent");
     // `list` still lists: that host's containers say they are unreachable, the rest as usual.
-    let list = inx(&fx, &bed, &["list", "--json"]).ok();
+    let list = inx(fx, bed, &["list", "--json"]).ok();
     assert!(
         list.stderr.contains("cannot reach root@127.0.0.4 over ssh"),
         "{}",
@@ -333,7 +341,7 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
         ("h2", &names[4]),
     ] {
         assert!(
-            listed(&bed, remote, name).is_none(),
+            listed(bed, remote, name).is_none(),
             "{name} was created on {remote}"
         );
     }
@@ -351,25 +359,20 @@ fn a_host_whose_sshd_does_not_answer_is_a_clear_error_before_anything_changes() 
 fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_another_member() {
     let test =
         "evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_another_member";
-    let Some(bed) = Bed::get(test) else { return };
-    let Some(_host) = super::harness::host(test) else {
+    let Some(case) = case(test, "mhmove", &["web"]) else {
         return;
     };
-    let fx = Fixture::new("mhmove");
-    let name = fx.name("web");
-    let _cleanup = Cleanup {
-        bed: &bed,
-        names: vec![name.clone()],
-    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let name = case.names[0].clone();
     fx.write_flake(&format!(
         r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h2"; }};"#
     ));
-    inx(&fx, &bed, &["up", "--target", "member2"]).ok();
+    inx(fx, bed, &["up", "--target", "member2"]).ok();
     let at = format!("h2:{name}");
-    let i = listed(&bed, "h2", &name).unwrap();
+    let i = listed(bed, "h2", &name).unwrap();
     assert_eq!(i["location"], "member2");
     let system = system_of(&i);
-    wait_active(&bed, &at, &system);
+    wait_active(bed, &at, &system);
     let sh = format!("{system}/sw/bin/sh");
     check(
         "write a file in the container",
@@ -390,32 +393,32 @@ fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_anoth
         )
     };
     cluster("evacuate");
-    let i = listed(&bed, "h2", &name).unwrap();
+    let i = listed(bed, "h2", &name).unwrap();
     assert_eq!(
         (i["location"].as_str(), i["status"].as_str()),
         (Some("member2"), Some("Stopped"))
     );
     cluster("restore");
-    let i = listed(&bed, "h2", &name).unwrap();
+    let i = listed(bed, "h2", &name).unwrap();
     assert_eq!(
         (i["location"].as_str(), i["status"].as_str()),
         (Some("member2"), Some("Running"))
     );
-    wait_active(&bed, &at, &system);
+    wait_active(bed, &at, &system);
 
     // Roots the old member keeps for the container, which the move must release.
     std::fs::create_dir_all(bed.gcroots(2).join(&name)).unwrap();
 
-    inx(&fx, &bed, &["move", &name, "--to", "member3"]).ok();
-    let i = listed(&bed, "h2", &name).unwrap();
+    inx(fx, bed, &["move", &name, "--to", "member3"]).ok();
+    let i = listed(bed, "h2", &name).unwrap();
     assert_eq!(i["location"], "member3");
     assert_eq!(i["status"], "Running");
     assert!(bed.has_path(3, &system), "member3's store lacks the system");
     assert_eq!(
-        profile_target(&bed, 3, &name).as_deref(),
+        profile_target(bed, 3, &name).as_deref(),
         Some(system.as_str())
     );
-    wait_active(&bed, &at, &system);
+    wait_active(bed, &at, &system);
     let data = check(
         "read the file",
         bed.incus()
@@ -434,20 +437,20 @@ fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_anoth
     );
 
     // Again: nothing to do. Then `up` (no target declared) leaves it where it is.
-    let again = inx(&fx, &bed, &["move", &name, "--to", "member3"]).ok();
+    let again = inx(fx, bed, &["move", &name, "--to", "member3"]).ok();
     assert!(
         again.stderr.contains("already on member3"),
         "{}",
         again.stderr
     );
-    let up = inx(&fx, &bed, &["up"]).ok();
+    let up = inx(fx, bed, &["up"]).ok();
     assert!(
         up.stderr.contains(&format!("{name}: up to date")),
         "{}",
         up.stderr
     );
     // A declared target elsewhere is refused, with the way out.
-    inx(&fx, &bed, &["up", "--target", "member2"])
+    inx(fx, bed, &["up", "--target", "member2"])
         .code(3)
         .stderr_has(&format!("inx move {name} --to member2"));
 }
@@ -456,22 +459,17 @@ fn evacuate_stops_a_container_in_place_and_move_takes_it_with_its_files_to_anoth
 fn a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_profile_and_roots_there(
 ) {
     let test = "a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_profile_and_roots_there";
-    let Some(bed) = Bed::get(test) else { return };
-    let Some(_host) = super::harness::host(test) else {
+    let Some(case) = case(test, "mhdestroy", &["db"]) else {
         return;
     };
-    let fx = Fixture::new("mhdestroy");
-    let name = fx.name("db");
-    let _cleanup = Cleanup {
-        bed: &bed,
-        names: vec![name.clone()],
-    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let name = case.names[0].clone();
     // host4's sshd also listens on 2222: the declared port carries the copy (through
     // NIX_SSHOPTS) and inx's own ssh calls; the command line's --ssh names the host.
     fx.write_flake(&format!(
         r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-v1"; incus.remote = "h4"; ssh.port = 2222; }};"#
     ));
-    let up = inx(&fx, &bed, &["-v", "up", "--ssh", "root@127.0.0.4"]).ok();
+    let up = inx(fx, bed, &["-v", "up", "--ssh", "root@127.0.0.4"]).ok();
     let traced = up.traced();
     assert!(
         traced
@@ -485,14 +483,14 @@ fn a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_p
             && c.contains("root@127.0.0.4")),
         "{traced:?}"
     );
-    assert!(listed(&bed, "h4", &name).is_some());
+    assert!(listed(bed, "h4", &name).is_some());
     assert!(bed.profiles(4).join(&name).exists());
     // What host4's own roots watcher would have written for the container's builds.
     std::fs::create_dir_all(bed.gcroots(4).join(&name)).unwrap();
 
-    inx(&fx, &bed, &["destroy", "--force", &name]).ok();
+    inx(fx, bed, &["destroy", "--force", &name]).ok();
     assert!(
-        listed(&bed, "h4", &name).is_none(),
+        listed(bed, "h4", &name).is_none(),
         "the instance is still on h4"
     );
     assert!(
@@ -503,7 +501,7 @@ fn a_declared_ssh_port_reaches_the_remote_and_destroy_removes_the_instance_its_p
         !bed.gcroots(4).join(&name).exists(),
         "host4 still has the roots"
     );
-    inx(&fx, &bed, &["destroy", "--force", &name])
+    inx(fx, bed, &["destroy", "--force", &name])
         .code(3)
         .stderr_has("no container named");
 }
@@ -563,38 +561,33 @@ fn gc_on(bed: &Bed, n: u8, path: &str) -> bool {
 fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_watcher() {
     let test =
         "builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_watcher";
-    let Some(bed) = Bed::get(test) else { return };
-    let Some(_host) = super::harness::host(test) else {
+    let Some(case) = case(test, "mhgc", &["c3", "c2"]) else {
         return;
     };
-    let fx = Fixture::new("mhgc");
-    let (c3, c2) = (fx.name("c3"), fx.name("c2"));
-    let _cleanup = Cleanup {
-        bed: &bed,
-        names: vec![c3.clone(), c2.clone()],
-    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let (c3, c2) = (case.names[0].clone(), case.names[1].clone());
     fx.write_flake(&format!(
         r#"
         {c3} = inx.lib.mkContainer {{ toplevel = sys "{c3}-v1"; incus = {{ remote = "h2"; target = "member3"; }}; }};
         {c2} = inx.lib.mkContainer {{ toplevel = sys "{c2}-v1"; incus = {{ remote = "h2"; target = "member2"; }}; }};
 "#
     ));
-    inx(&fx, &bed, &["up"]).ok();
+    inx(fx, bed, &["up"]).ok();
     let at = format!("h2:{c3}");
-    wait_active(&bed, &at, &profile_system_in(&bed, &at));
+    wait_active(bed, &at, &profile_system_in(bed, &at));
     // The Nix client the container builds with, in member3's store.
     let client = super::builds::nix_client();
     bed.copy_to(3, client);
     let nonce = super::unique("b");
 
     // The control: no roots watcher on member3; its GC takes what the container built.
-    let plain = build_in(&bed, &at, client, "/root/plain", &format!("plain-{nonce}"));
+    let plain = build_in(bed, &at, client, "/root/plain", &format!("plain-{nonce}"));
     assert!(
         bed.has_path(3, &plain),
         "the build is not in member3's store"
     );
     assert!(
-        !gc_on(&bed, 3, &plain),
+        !gc_on(bed, 3, &plain),
         "the problem did not reproduce on member3"
     );
 
@@ -629,8 +622,8 @@ fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_
     // member2's, so member3 must not read it.
     bed.copy_to(2, client);
     let at2 = format!("h2:{c2}");
-    let sys2 = profile_system_in(&bed, &at2);
-    wait_active(&bed, &at2, &sys2);
+    let sys2 = profile_system_in(bed, &at2);
+    wait_active(bed, &at2, &sys2);
     check(
         "link in member2's container",
         bed.incus()
@@ -646,7 +639,7 @@ fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_
             .output()
             .unwrap(),
     );
-    let kept = build_in(&bed, &at, client, "/root/kept", &format!("kept-{nonce}"));
+    let kept = build_in(bed, &at, client, "/root/kept", &format!("kept-{nonce}"));
 
     let roots = bed.gcroots(3).join(&c3);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -664,7 +657,7 @@ fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(gc_on(&bed, 3, &kept), "member3's GC took a rooted build");
+    assert!(gc_on(bed, 3, &kept), "member3's GC took a rooted build");
     // The other member's container is not member3's business: no roots for it there.
     assert!(
         !bed.gcroots(3).join(&c2).exists(),

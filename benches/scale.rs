@@ -22,6 +22,10 @@
 //! with images) and `hosts` (three other hosts at once, on the multi-host bed; scale/hosts.rs).
 //! Unset, it runs them all. `INX_BENCH_RUNS` sets the runs per figure.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -96,6 +96,20 @@ pub struct Place {
     pub ssh: Option<String>,
 }
 
+/// How long a clean shutdown may take (stop, restart, destroy, and `up` where a changed
+/// setting needs a restart); see `plan::Shutdown`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Timeout {
+    /// Seconds a running container is given to shut down cleanly before it is killed.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::plan::STOP_TIMEOUT,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub timeout: u32,
+}
+
 impl Command {
     /// The placement given on the command line, for the commands that take one.
     pub fn place(&self) -> Option<&Place> {
@@ -131,6 +145,8 @@ pub enum Command {
         #[arg(long)]
         from_image: bool,
         #[command(flatten)]
+        timeout: Timeout,
+        #[command(flatten)]
         place: Place,
     },
     /// List declared and managed containers with their state.
@@ -157,17 +173,31 @@ pub enum Command {
         #[command(flatten)]
         place: Place,
     },
-    /// Stop containers.
+    /// Stop containers: a clean shutdown, and a kill if it takes longer than --timeout.
+    ///
+    /// Each container says how it stopped: cleanly, or killed after the timeout. A hung
+    /// container holds up only itself. Ctrl-C stops the wait (Incus goes on with the clean
+    /// shutdown, without a kill).
     Stop {
         #[arg(required = true)]
         names: Vec<String>,
         #[command(flatten)]
+        timeout: Timeout,
+        /// Kill at once, without a clean shutdown.
+        #[arg(long, conflicts_with = "timeout")]
+        force: bool,
+        #[command(flatten)]
         place: Place,
     },
-    /// Restart containers (a stopped one is started).
+    /// Restart containers (a stopped one is started), as `stop` stops them.
     Restart {
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        timeout: Timeout,
+        /// Kill at once, without a clean shutdown.
+        #[arg(long, conflicts_with = "timeout")]
+        force: bool,
         #[command(flatten)]
         place: Place,
     },
@@ -192,9 +222,14 @@ pub enum Command {
     ///
     /// Nothing else is touched. Deleting a root filesystem asks for confirmation on a
     /// terminal and needs --force otherwise.
+    ///
+    /// A running container is shut down cleanly first, and killed if that takes longer
+    /// than --timeout.
     Destroy {
         #[arg(required = true)]
         names: Vec<String>,
+        #[command(flatten)]
+        timeout: Timeout,
         /// Do not ask; delete even though data in the root filesystem is lost.
         #[arg(long)]
         force: bool,

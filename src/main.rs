@@ -16,12 +16,21 @@ mod plan;
 mod roots;
 mod utc;
 
+use crate::output::errln;
 use execute::interrupt;
 
 use clap::CommandFactory;
 use cli::{Cli, Command, ImageCommand, RootsCommand};
 use commands::Ctx;
-use plan::Lifecycle;
+use plan::{Lifecycle, Shutdown};
+
+/// What --timeout and --force say of stopping a running container.
+fn shutdown(timeout: &cli::Timeout, force: bool) -> Shutdown {
+    Shutdown {
+        timeout: timeout.timeout,
+        force,
+    }
+}
 
 fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -31,15 +40,15 @@ fn main() {
         // After Ctrl-C a query or build that was cut off fails: that is the interruption.
         Err(_) if interrupt::interrupted() => {
             let e = interrupt::check().expect_err("interrupted");
-            eprintln!("{e}");
+            errln!("{e}");
             e.kind.exit_code()
         }
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             e.kind.exit_code()
         }
     };
-    std::process::exit(code);
+    std::process::exit(output::exit_code(code));
 }
 
 /// The commands that read the containers' root filesystems (through `/proc/PID/root` and the
@@ -108,16 +117,36 @@ fn run(cli: &Cli) -> error::Result<i32> {
     let ctx = Ctx::new(&cli.global, cli.command.place())?;
     match &cli.command {
         Command::Up {
-            names, from_image, ..
-        } => commands::up(&ctx, names, *from_image)?,
+            names,
+            from_image,
+            timeout,
+            ..
+        } => commands::up(&ctx, names, *from_image, shutdown(timeout, false))?,
         Command::List { .. } => commands::list(&ctx, &[])?,
         Command::Status { names, .. } => commands::list(&ctx, names)?,
-        Command::Start { names, .. } => commands::lifecycle(&ctx, Lifecycle::Start, names)?,
-        Command::Stop { names, .. } => commands::lifecycle(&ctx, Lifecycle::Stop, names)?,
-        Command::Restart { names, .. } => commands::lifecycle(&ctx, Lifecycle::Restart, names)?,
+        Command::Start { names, .. } => {
+            commands::lifecycle(&ctx, Lifecycle::Start, names, Shutdown::default())?
+        }
+        Command::Stop {
+            names,
+            timeout,
+            force,
+            ..
+        } => commands::lifecycle(&ctx, Lifecycle::Stop, names, shutdown(timeout, *force))?,
+        Command::Restart {
+            names,
+            timeout,
+            force,
+            ..
+        } => commands::lifecycle(&ctx, Lifecycle::Restart, names, shutdown(timeout, *force))?,
         Command::Exec { name, command, .. } => return commands::exec(&ctx, name, command),
         Command::Shell { name, .. } => return commands::shell(&ctx, name),
-        Command::Destroy { names, force, .. } => commands::destroy(&ctx, names, *force)?,
+        Command::Destroy {
+            names,
+            timeout,
+            force,
+            ..
+        } => commands::destroy(&ctx, names, *force, shutdown(timeout, false))?,
         Command::Move { name, to, .. } => commands::relocate(&ctx, name, to)?,
         Command::Generations { name } => commands::generations(&ctx, name)?,
         Command::Rollback { name, to } => commands::rollback(&ctx, name, *to)?,

@@ -1,6 +1,10 @@
 //! End-to-end: the real inx binary against real Nix and real Incus, on a host that README's
 //! test command provisions. Each test says what it proves.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 /// The host lock for an end-to-end test, or return from it (skipped; in CI: failed). Defined
 /// before the modules below so that they use it too.
 macro_rules! host {
@@ -12,6 +16,8 @@ macro_rules! host {
     };
 }
 
+#[path = "e2e/hangs.rs"]
+mod hangs;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/reach.rs"]

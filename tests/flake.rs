@@ -6,6 +6,10 @@
 //! ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
 //! ../shared/vendor/nixpkgs-lib-*.tar.gz). Missing ones skip a test, or fail it in CI.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 #[path = "flake/support.rs"]
 #[macro_use]
 mod support;

@@ -1,6 +1,10 @@
 //! End to end: what containers build survives the host's garbage collection with inx, and
 //! does not without it. Real Nix client in real Incus containers, the real host daemon.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 #[path = "e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

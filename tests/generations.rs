@@ -1,5 +1,9 @@
 //! End to end: generations, rollback and diff, against real Nix profiles and real Incus.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 #[path = "e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -3,6 +3,10 @@
 //! each with its own /nix/store fed over ssh. The bed must be up (scripts/test.sh brings it up
 //! and down around the run); the `down` test brings up a bed of its own under another root.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};

@@ -7,6 +7,10 @@
 //! What the tests share is in tests/images/bed.rs; the tests are in the modules below, one
 //! per verb.
 
+// A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
+// forbids it in inx itself, where stderr can be a closed pipe).
+#![allow(clippy::disallowed_macros)]
+
 #[path = "e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

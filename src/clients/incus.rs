@@ -185,8 +185,16 @@ impl Client {
         self.cmd().args(["start", &self.at(name)])
     }
 
-    pub fn stop(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["stop", &self.at(name)])
+    /// A clean shutdown, which Incus gives up after `timeout` seconds (failing, the instance
+    /// still running).
+    pub fn stop_within(&self, name: &ContainerName, timeout: u32) -> Cmd {
+        self.cmd()
+            .args(["stop", &self.at(name), "--timeout", &timeout.to_string()])
+    }
+
+    /// Kills the instance at once.
+    pub fn kill(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["stop", &self.at(name), "--force"])
     }
 
     /// A snapshot of the root filesystem and the config (`user.inx.system` with it).
@@ -201,8 +209,15 @@ impl Client {
             .args(["snapshot", "restore", &self.at(name), snapshot.as_str()])
     }
 
-    pub fn restart(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["restart", &self.at(name)])
+    /// A restart after a clean shutdown, which Incus gives up after `timeout` seconds.
+    pub fn restart_within(&self, name: &ContainerName, timeout: u32) -> Cmd {
+        self.cmd()
+            .args(["restart", &self.at(name), "--timeout", &timeout.to_string()])
+    }
+
+    /// A restart that kills the instance at once.
+    pub fn restart_killing(&self, name: &ContainerName) -> Cmd {
+        self.cmd().args(["restart", &self.at(name), "--force"])
     }
 
     /// Deletes the instance and its root filesystem, stopping it first if it runs.

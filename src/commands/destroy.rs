@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 /// `inx destroy NAME...`: the instances, their host profiles and GC roots (on whichever host
 /// they are), after confirmation.
-pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
+pub fn destroy(ctx: &Ctx, names: &[String], force: bool, shutdown: plan::Shutdown) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
     let located = hosts::locate(ctx, &names)?;
@@ -53,7 +53,7 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool) -> Result<()> {
             (n.clone(), d)
         })
         .collect();
-    let plan = plan::destroy(&names, &doomed)?;
+    let plan = plan::destroy(&names, &doomed, shutdown)?;
     if !ctx.dry_run && plan.deletes_data() && !force && !confirm(&names)? {
         return Err(Error::input("nothing was destroyed"));
     }
@@ -69,10 +69,10 @@ fn confirm(names: &[crate::name::ContainerName]) -> Result<bool> {
         ))
         .with_hint("pass --force to confirm"));
     }
-    eprint!(
+    crate::output::err(&format!(
         "Destroy {} and delete its root filesystem? [y/N] ",
         list.join(", ")
-    );
+    ));
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).ok();

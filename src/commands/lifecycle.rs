@@ -1,11 +1,11 @@
 use super::{hosts, parse_names, Ctx};
 use crate::error::Result;
-use crate::plan::{self, Lifecycle, Plan};
+use crate::plan::{self, Lifecycle, Plan, Shutdown};
 use std::collections::BTreeMap;
 
 /// `inx start|stop|restart NAME...`: one listing per server, then only the calls that change
 /// something.
-pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
+pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String], shutdown: Shutdown) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
     let located = hosts::locate(ctx, &names)?;
@@ -18,7 +18,7 @@ pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String]) -> Result<()> {
             .iter()
             .map(|i| (i.name.clone(), i.clone()))
             .collect();
-        let part = plan::lifecycle(op, std::slice::from_ref(name), &one, &l.incus)?;
+        let part = plan::lifecycle(op, std::slice::from_ref(name), &one, &l.incus, shutdown)?;
         plan.steps.extend(part.steps);
         plan.unchanged.extend(part.unchanged);
     }

@@ -7,7 +7,7 @@ use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
 use crate::hosts::Placement;
 use crate::name::{ContainerName, StorePath};
-use crate::output::{self, out};
+use crate::output::{self, errln, out};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -129,7 +129,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     let (profiles, unreached) = hosts::profiles_reached(ctx, ctx.profiles()?, &stores)?;
     let unreachable: Vec<&ContainerName> = unreached.iter().flat_map(|(n, _)| n).collect();
     for (_, e) in &unreached {
-        eprintln!(
+        errln!(
             "warning: {}; its containers show as unreachable",
             e.message.trim_end_matches("; nothing was changed")
         );
@@ -185,7 +185,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
             Some(p) if !p.is_default() => format!("--project {} ", p.as_str()),
             _ => String::new(),
         };
-        eprintln!(
+        errln!(
             "note: {0} has no host profile: nothing keeps its system from the host's garbage collection, and it cannot start again; `inx {project}up {0}` makes the profile again",
             r.name
         );

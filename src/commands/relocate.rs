@@ -3,6 +3,7 @@ use crate::containers::instance;
 use crate::error::{Error, Result};
 use crate::hosts::Store;
 use crate::name::{ContainerName, HostWord};
+use crate::output::errln;
 use crate::plan::{self, missing_error, unmanaged_error};
 use crate::roots::Layout;
 use std::path::Path;
@@ -72,7 +73,7 @@ pub fn relocate(ctx: &Ctx, name: &str, member: &str) -> Result<()> {
     });
     ctx.carry_out(&plan)?;
     if !ctx.dry_run && l.placement.target.as_ref().is_some_and(|t| *t != member) {
-        eprintln!(
+        errln!(
             "note: the flake declares {name} on {}: change incus.target to {member}, or the next `inx up` refuses to run it",
             l.placement.target.as_ref().map(|t| t.as_str()).unwrap_or_default()
         );

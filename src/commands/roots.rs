@@ -9,7 +9,7 @@ use crate::execute;
 use crate::execute::lock;
 use crate::execute::process::{Cmd, Runner};
 use crate::name::{ContainerName, StorePath};
-use crate::output::{self, out, outln};
+use crate::output::{self, errln, out, outln};
 use crate::plan::{Action, Plan, Step, What};
 use crate::roots::{self, Change, Container, Layout, Scope};
 use std::collections::{BTreeMap, BTreeSet};
@@ -235,7 +235,7 @@ fn sync_planned(
         let old = match roots::read_index(&dir) {
             Ok(index) => index,
             Err(e) => {
-                eprintln!(
+                errln!(
                     "warning: {}: keeping its roots: cannot read {}: {e}",
                     c.name,
                     dir.display()
@@ -260,7 +260,7 @@ fn sync_planned(
             if host_has(system) {
                 links.insert(snapshot.clone(), system.clone());
             } else {
-                eprintln!(
+                errln!(
                     "warning: {}: the system of snapshot {snapshot} ({}) is gone from the store: restoring it cannot bring that system back",
                     c.name,
                     system.base_name()
@@ -320,7 +320,7 @@ fn sync_planned(
         }
         let dir = layout.dir(&project, &name);
         let Ok(old) = roots::read_index(&dir) else {
-            eprintln!(
+            errln!(
                 "warning: {name}: keeping its roots: cannot read {}",
                 dir.display()
             );
@@ -376,12 +376,13 @@ pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
     for s in done {
         let c = &s.change;
         if let Some(why) = c.kept_unchecked.as_ref().filter(|_| c.total > 0) {
-            eprintln!("{}: kept its roots unchecked: {why}", s.name);
+            errln!("{}: kept its roots unchecked: {why}", s.name);
         }
         if c.over_cap > 0 {
-            eprintln!(
+            errln!(
                 "warning: {}: {} builds not kept: the container has reached --max-roots",
-                s.name, c.over_cap
+                s.name,
+                c.over_cap
             );
         }
         let verb = if ctx.dry_run { "would keep" } else { "keeps" };

@@ -9,7 +9,7 @@ use crate::containers::runs::{self, Run};
 use crate::error::{Error, Kind, Result};
 use crate::execute;
 use crate::name::{ContainerName, ProjectName};
-use crate::output::outln;
+use crate::output::{errln, outln};
 use crate::plan;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,7 +187,7 @@ pub fn sweep(ctx: &Ctx) {
         if let Err(e) = remove(ctx, &end, false) {
             // Its lock stays free, so the next inx tries again.
             stale.keep = true;
-            eprintln!("warning: {}: {e}", stale.name);
+            errln!("warning: {}: {e}", stale.name);
         }
     }
 }

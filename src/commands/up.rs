@@ -8,12 +8,13 @@ use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::name::RemoteName;
+use crate::output::errln;
 use crate::plan::{self, Facts, ImageSource, Plan, What};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
+pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdown) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
 
@@ -27,7 +28,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     let out = nix::evaluated(&ctx.flake, &eval, out)?;
     let manifests = manifest::parse_eval_output(&out.stdout)?;
     if manifests.is_empty() {
-        eprintln!(
+        errln!(
             "the flake {} declares no containers in inxContainers",
             ctx.flake
         );
@@ -39,7 +40,8 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
     }
     let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
     let local_info = (query, server);
-    let (unplaced, mut done) = deploy(ctx, &manifests, listings, &local_info, from_image)?;
+    let (unplaced, mut done) =
+        deploy(ctx, &manifests, listings, &local_info, from_image, shutdown)?;
     // Containers on a cluster with no target were created where Incus put them: a second
     // round, with fresh listings, gives them their store and starts them.
     let placed: Vec<Manifest> = manifests
@@ -48,7 +50,14 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool) -> Result<()> {
         .cloned()
         .collect();
     if !placed.is_empty() && !ctx.dry_run {
-        let (_, second) = deploy(ctx, &placed, BTreeMap::new(), &local_info, from_image)?;
+        let (_, second) = deploy(
+            ctx,
+            &placed,
+            BTreeMap::new(),
+            &local_info,
+            from_image,
+            shutdown,
+        )?;
         // One document for the whole command: the second round's steps follow the first's.
         done.steps.extend(second.steps);
         done.notes.retain(|n| !n.starts_with("then: "));
@@ -67,6 +76,7 @@ fn deploy(
     listings: hosts::Listings,
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
+    shutdown: plan::Shutdown,
 ) -> Result<(Vec<ContainerName>, Plan)> {
     let placements: Vec<Placement> = manifests
         .iter()
@@ -121,7 +131,7 @@ fn deploy(
             .collect()
     };
     let mut no_shift = BTreeSet::new();
-    let mut plan = plan::up(&targets(&no_shift)?, &ctx.build_root())?;
+    let mut plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
     for (remote, (query, answer)) in std::iter::once((&None, local_info)).chain(servers.info.iter())
     {
         let writes = plan.writes_inx_devices_on(|c| {
@@ -142,14 +152,14 @@ fn deploy(
                 None => "this Incus server".to_string(),
                 Some(r) => format!("the Incus server {r}"),
             };
-            eprintln!(
+            errln!(
                 "warning: {server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
             );
             no_shift.insert(remote.clone());
         }
     }
     if !no_shift.is_empty() {
-        plan = plan::up(&targets(&no_shift)?, &ctx.build_root())?;
+        plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
     }
     if !ctx.dry_run {
         let elsewhere: BTreeSet<&ContainerName> = manifests
@@ -166,7 +176,7 @@ fn deploy(
     }
     for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
         if !note.starts_with("then: ") {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
     }
     let unplaced = located

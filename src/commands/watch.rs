@@ -4,7 +4,7 @@
 use super::roots::{full_sync, gather, report, sync_with, SyncReport, Synced};
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
-use crate::output;
+use crate::output::{self, errln};
 use crate::roots::{Container, Layout, Scope};
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
@@ -47,7 +47,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     let mut containers = loop {
         match gather(&ctx.runner, &crate::clients::incus::Client::default()) {
             Ok(found) => break found,
-            Err(e) => eprintln!("roots: cannot list containers yet: {e}"),
+            Err(e) => errln!("roots: cannot list containers yet: {e}"),
         }
         std::thread::sleep(Duration::from_secs(2));
     };
@@ -97,7 +97,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
                     let full = sync_with(ctx, &layout, &containers, &links, Scope::Full, cap);
                     log_sync(ctx, full);
                 }
-                Step::CannotList(e) => eprintln!("roots: cannot list containers now: {e}"),
+                Step::CannotList(e) => errln!("roots: cannot list containers now: {e}"),
                 Step::Wait(after) => {
                     wake = after;
                     break;
@@ -232,7 +232,7 @@ fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
                 output::json_line(&SyncReport { containers: &done });
             }
         }
-        Err(e) => eprintln!("roots: sync failed, will retry at the next event: {e}"),
+        Err(e) => errln!("roots: sync failed, will retry at the next event: {e}"),
     }
 }
 
@@ -287,7 +287,7 @@ fn watch_auto(auto: &Path, tx: mpsc::Sender<Event>) -> Result<()> {
             };
             if let Some(event) = auto_event(&auto, event.events(), event.file_name()) {
                 if let Event::Overflow = event {
-                    eprintln!("roots: too many new links at once, some unread: syncing fully");
+                    errln!("roots: too many new links at once, some unread: syncing fully");
                 }
                 if tx.send(event).is_err() {
                     return;
@@ -336,9 +336,9 @@ fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
             });
             match result {
                 Ok(out) if !out.success() => {
-                    eprintln!("roots: incus monitor ended: {}", out.stderr.trim())
+                    errln!("roots: incus monitor ended: {}", out.stderr.trim())
                 }
-                Err(e) => eprintln!("roots: {e}"),
+                Err(e) => errln!("roots: {e}"),
                 Ok(_) => {}
             }
             if refresh.send(()).is_err() {

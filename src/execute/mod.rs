@@ -19,7 +19,7 @@ use crate::clients::incus;
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::{failure, Cmd, Run};
 use crate::name::ContainerName;
-use crate::plan::{Action, Plan, Step, What};
+use crate::plan::{Action, Halt, Plan, Step, What};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -338,6 +338,7 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             )
             .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
         }),
+        Action::Halt(halt) => run_halt(runner, step, halt),
         Action::Run(cmd) => {
             // Build and collection logs are long and the user wants to watch them; everything
             // else is captured and shown only when it fails.
@@ -357,6 +358,50 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             })
         }
     }
+}
+
+/// A stop or restart: the clean one, given its timeout (a Ctrl-C ends the wait and leaves
+/// that stop to Incus), then the kill if it failed. Says in one line which it was.
+fn run_halt(runner: &dyn Run, step: &Step, halt: &Halt) -> Result<()> {
+    let who = step
+        .container
+        .as_ref()
+        .map_or_else(String::new, |c| format!("{c}: "));
+    let done = if step.what == What::Restart {
+        "restarted"
+    } else {
+        "stopped"
+    };
+    if let Some(clean) = &halt.clean {
+        let out = runner.change_or_abandon(clean).inspect_err(|e| {
+            if e.kind == Kind::Interrupted {
+                progress::line(format_args!(
+                    "{who}no longer waiting: Incus goes on with the clean shutdown (for up to {} s), and kills nothing",
+                    halt.timeout
+                ));
+            }
+        })?;
+        if out.success() {
+            runner.progress(format_args!("{who}{done} cleanly"));
+            return Ok(());
+        }
+        // Incus gave up on the clean shutdown (or refused it): say so, then kill.
+        let why = incus::failure_of(clean, &out);
+        progress::line(format_args!(
+            "{who}not stopped cleanly within {} s, killing it ({})",
+            halt.timeout,
+            why.message.lines().last().unwrap_or_default().trim()
+        ));
+    }
+    let out = runner.change(&halt.kill)?;
+    if !out.success() {
+        return Err(incus::failure_of(&halt.kill, &out));
+    }
+    match halt.clean {
+        Some(_) => runner.progress(format_args!("{who}{done}: killed after {} s", halt.timeout)),
+        None => runner.progress(format_args!("{who}{done}: killed (--force)")),
+    }
+    Ok(())
 }
 
 /// Under the roots lock, which `roots sync` and `watch` hold while they write the same folders
@@ -546,6 +591,60 @@ mod tests {
         let err = execute(&recorder, &plan).unwrap_err();
         assert_eq!(err.message, "b failed (see above)");
         assert_eq!(recorder.lines(), ["change: incus start a b"]);
+    }
+
+    fn halt_plan(container: &str, shutdown: crate::plan::Shutdown) -> Plan {
+        let name = ContainerName::parse(container).unwrap();
+        Plan {
+            steps: vec![Step {
+                container: Some(name.clone()),
+                host: None,
+                what: What::Stop,
+                description: "stop".into(),
+                action: shutdown.stop(&incus::Client::default(), &name),
+            }],
+            ..Plan::default()
+        }
+    }
+
+    /// A stop that ends cleanly is all that runs; one that Incus gave up on is followed by
+    /// a kill, and the command succeeds; a kill that fails too fails the container; --force
+    /// runs the kill alone. Every call is one whose wait Ctrl-C may end, but for the kill.
+    #[test]
+    fn a_stop_is_clean_or_else_a_kill_and_force_only_kills() {
+        let quick = crate::plan::Shutdown {
+            timeout: 3,
+            force: false,
+        };
+        let clean = Recorder::default();
+        execute(&clean, &halt_plan("web", quick)).unwrap();
+        assert_eq!(
+            clean.lines(),
+            ["change_or_abandon: incus stop web --timeout 3"]
+        );
+
+        let hung = Recorder::default().fail_on_arg("incus", "--timeout", 1);
+        execute(&hung, &halt_plan("web", quick)).unwrap();
+        assert_eq!(
+            hung.lines(),
+            [
+                "change_or_abandon: incus stop web --timeout 3",
+                "change: incus stop web --force",
+            ]
+        );
+
+        let stuck = Recorder::default().fail("incus", "stop", 1);
+        let err = execute(&stuck, &halt_plan("web", quick)).unwrap_err();
+        assert_eq!(err.message, "web failed (see above)");
+        assert_eq!(stuck.lines().len(), 2, "the kill was tried");
+
+        let force = Recorder::default();
+        let forced = crate::plan::Shutdown {
+            timeout: 3,
+            force: true,
+        };
+        execute(&force, &halt_plan("web", forced)).unwrap();
+        assert_eq!(force.lines(), ["change: incus stop web --force"]);
     }
 
     /// A failed step for no container (the build) stops everything before any container.

@@ -77,14 +77,12 @@ impl Output {
     }
 }
 
-/// How a command's streams are wired.
+/// How a command whose output the user watches is wired (the others are captured).
 #[derive(Clone, Copy)]
 enum Mode {
-    /// Capture stdout and stderr: queries, and steps whose errors we explain ourselves.
-    Capture,
-    /// Capture stdout, pass stderr through live: builds, whose logs the user wants to see.
+    /// Capture stdout, relay stderr live: builds, whose logs the user wants to see.
     ShowStderr,
-    /// Pass both through live, stdout onto stderr.
+    /// Relay both live, stdout onto stderr.
     ShowAll,
 }
 
@@ -95,6 +93,8 @@ pub trait Run: Sync {
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
     /// A step that changes something, never cut off (see `Runner::change`).
     fn change(&self, cmd: &Cmd) -> Result<Output>;
+    /// A change whose wait an interruption ends (see `Runner::change_or_abandon`).
+    fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output>;
     /// A command whose whole report the user watches (see `Runner::show_all`).
     fn show_all(&self, cmd: &Cmd) -> Result<Output>;
     /// A progress line (not with -q).
@@ -111,6 +111,9 @@ impl Run for Runner {
     }
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         Runner::change(self, cmd)
+    }
+    fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output> {
+        Runner::change_or_abandon(self, cmd)
     }
     fn show_all(&self, cmd: &Cmd) -> Result<Output> {
         Runner::show_all(self, cmd)
@@ -129,6 +132,8 @@ impl Run for Runner {
 #[derive(Default)]
 pub struct Recorder {
     failing: std::collections::BTreeMap<(String, String), (i32, String)>,
+    /// Failures for a program whose arguments hold a word (see `fail_on_arg`).
+    failing_on_arg: Vec<(String, String, i32)>,
     pub calls: std::sync::Mutex<Vec<(&'static str, Cmd)>>,
 }
 
@@ -147,6 +152,13 @@ impl Recorder {
         self
     }
 
+    /// As `fail`, for any call of `program` with `word` among its arguments.
+    pub fn fail_on_arg(mut self, program: &str, word: &str, code: i32) -> Self {
+        self.failing_on_arg
+            .push((program.to_string(), word.to_string(), code));
+        self
+    }
+
     pub fn lines(&self) -> Vec<String> {
         let calls = self.calls.lock().unwrap();
         calls
@@ -158,10 +170,13 @@ impl Recorder {
     fn answer(&self, how: &'static str, cmd: &Cmd) -> Result<Output> {
         self.calls.lock().unwrap().push((how, cmd.clone()));
         let first = cmd.args.first().cloned().unwrap_or_default();
-        let (code, stderr) = self
-            .failing
-            .get(&(cmd.program.clone(), first))
-            .cloned()
+        let on_arg = self
+            .failing_on_arg
+            .iter()
+            .find(|(p, w, _)| *p == cmd.program && cmd.args.contains(w))
+            .map(|(_, _, code)| (*code, "refused\n".to_string()));
+        let (code, stderr) = on_arg
+            .or_else(|| self.failing.get(&(cmd.program.clone(), first)).cloned())
             .unwrap_or_default();
         Ok(Output {
             code: Some(code),
@@ -178,6 +193,9 @@ impl Run for Recorder {
     }
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         self.answer("change", cmd)
+    }
+    fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output> {
+        self.answer("change_or_abandon", cmd)
     }
     fn show_all(&self, cmd: &Cmd) -> Result<Output> {
         self.answer("show_all", cmd)
@@ -207,17 +225,35 @@ impl Runner {
     /// A query, or a build: safe to cut off, so Ctrl-C reaches it (it stays in the terminal's
     /// process group) and inx then ends as interrupted.
     pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
-        finish(cmd, self.start(cmd, Mode::Capture, false)?)
+        finish(cmd, self.start(cmd, false)?)
     }
 
     pub fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
-        finish(cmd, self.start(cmd, Mode::ShowStderr, false)?)
+        self.shown(cmd, Mode::ShowStderr)
     }
 
     /// A step that changes something (an instance, a profile): Ctrl-C never reaches it, so it
     /// always runs to its end (see `interrupt`).
     pub fn change(&self, cmd: &Cmd) -> Result<Output> {
-        finish(cmd, self.start(cmd, Mode::Capture, true)?)
+        finish(cmd, self.start(cmd, true)?)
+    }
+
+    /// A change that may wait long (a clean shutdown): run as `change`, but a Ctrl-C, SIGTERM
+    /// or SIGHUP stops the wait. The client is killed and `Kind::Interrupted` returned; what it
+    /// asked for goes on in the daemon (Incus carries out a stop whose client went away).
+    pub fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output> {
+        let handle = self.start(cmd, true)?;
+        loop {
+            if handle.try_wait().map_err(|e| cannot_run(cmd, e))?.is_some() {
+                return finish(cmd, handle);
+            }
+            if crate::execute::interrupt::interrupted() {
+                let _ = handle.kill();
+                let _ = handle.wait();
+                return Err(crate::execute::interrupt::check().expect_err("interrupted"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Runs with the terminal attached (exec, shell) and returns the exit code to pass on.
@@ -235,7 +271,24 @@ impl Runner {
     /// Everything the command says goes to inx's stderr as it comes (a collection's report):
     /// inx's own stdout carries nothing but its data.
     pub fn show_all(&self, cmd: &Cmd) -> Result<Output> {
-        finish(cmd, self.start(cmd, Mode::ShowAll, false)?)
+        self.shown(cmd, Mode::ShowAll)
+    }
+
+    /// A command whose stderr (and with `ShowAll` stdout) inx relays as it comes, rather than
+    /// handing the child inx's own stderr: a reader that went away (`2>&1 | head -1`) then
+    /// costs the text, never the child (which would fail writing its log). With -q nothing is
+    /// relayed, and the whole log is shown only if the command fails.
+    fn shown(&self, cmd: &Cmd, mode: Mode) -> Result<Output> {
+        let (reader, writer) = std::io::pipe().map_err(|e| cannot_run(cmd, e))?;
+        let handle = self.start_relayed(cmd, mode, writer)?;
+        let quiet = self.quiet;
+        let relay = std::thread::spawn(move || relay(reader, !quiet));
+        let out = finish(cmd, handle);
+        let log = relay.join().unwrap_or_default();
+        if quiet && !out.as_ref().is_ok_and(Output::success) {
+            crate::output::err(&log);
+        }
+        out
     }
 
     /// Runs a long-lived command and hands each line of its stdout to `each` as it comes;
@@ -279,46 +332,67 @@ impl Runner {
 
     /// Runs independent queries at the same time; each result as `capture` would give it.
     pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
-        let started = cmds.map(|c| (c, self.start(c, Mode::Capture, false)));
+        let started = cmds.map(|c| (c, self.start(c, false)));
         started.map(|(c, handle)| handle.and_then(|h| finish(c, h)))
     }
 
     /// `capture_all` for as many queries as a command has (one per host, say).
     pub fn capture_many(&self, cmds: &[&Cmd]) -> Vec<Result<Output>> {
-        let started: Vec<_> = cmds
-            .iter()
-            .map(|c| (*c, self.start(c, Mode::Capture, false)))
-            .collect();
+        let started: Vec<_> = cmds.iter().map(|c| (*c, self.start(c, false))).collect();
         started
             .into_iter()
             .map(|(c, handle)| handle.and_then(|h| finish(c, h)))
             .collect()
     }
 
-    fn start(&self, cmd: &Cmd, mode: Mode, detach: bool) -> Result<duct::Handle> {
+    /// Starts `cmd` with stdout and stderr captured.
+    fn start(&self, cmd: &Cmd, detach: bool) -> Result<duct::Handle> {
+        let expr = self.expression(cmd, detach)?;
+        expr.stdout_capture()
+            .stderr_capture()
+            .start()
+            .map_err(|e| cannot_run(cmd, e))
+    }
+
+    /// Starts `cmd` with its stderr (and with `ShowAll` its stdout) on `log`.
+    fn start_relayed(
+        &self,
+        cmd: &Cmd,
+        mode: Mode,
+        log: std::io::PipeWriter,
+    ) -> Result<duct::Handle> {
+        let expr = self.expression(cmd, false)?;
+        let expr = match mode {
+            Mode::ShowAll => {
+                let copy = log.try_clone().map_err(|e| cannot_run(cmd, e))?;
+                expr.stdout_file(copy)
+            }
+            _ => expr.stdout_capture(),
+        };
+        // The expression holds the pipe's write end until it is dropped here, so the relay
+        // sees the end of the log when the child (and whatever inherited it) has exited.
+        expr.stderr_file(log)
+            .start()
+            .map_err(|e| cannot_run(cmd, e))
+    }
+
+    fn expression(&self, cmd: &Cmd, detach: bool) -> Result<duct::Expression> {
         crate::execute::interrupt::check()?;
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
         let mut expr = duct::cmd(program, &cmd.args).unchecked();
-        expr = match mode {
-            Mode::ShowAll => expr.stdout_to_stderr(),
-            _ => expr.stdout_capture(),
-        };
-        if detach && crate::execute::interrupt::installed() {
-            // Out of the terminal's process group: Ctrl-C is for inx, which lets this end.
+        if detach {
+            // Out of the terminal's process group: Ctrl-C is for inx, which lets this end (or,
+            // where inx handles no signals, dies alone, and this still ends by itself).
             expr = expr.before_spawn(|c| {
                 std::os::unix::process::CommandExt::process_group(c, 0);
                 Ok(())
             });
         }
-        if let Mode::Capture = mode {
-            expr = expr.stderr_capture();
-        }
-        expr = match &cmd.stdin {
+        Ok(match &cmd.stdin {
             Some(input) => expr.stdin_bytes(input.as_bytes().to_vec()),
             None => expr.stdin_null(),
-        };
-        expr.start().map_err(|e| cannot_run(cmd, e))
+        })
     }
 
     fn trace(&self, cmd: &Cmd) {
@@ -329,6 +403,33 @@ impl Runner {
             ));
         }
     }
+}
+
+/// Copies what comes through `log` to stderr as it comes (when `show`), ignoring a stderr that
+/// is gone, and returns all of it (its last MiB).
+fn relay(mut log: std::io::PipeReader, show: bool) -> String {
+    use std::io::Read;
+    const KEEP: usize = 1 << 20;
+    let mut kept: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match log.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if show {
+                    use std::io::Write;
+                    let _ = std::io::stderr().lock().write_all(&chunk[..n]);
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > 2 * KEEP {
+                    kept.drain(..kept.len() - KEEP);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 fn finish(cmd: &Cmd, handle: duct::Handle) -> Result<Output> {

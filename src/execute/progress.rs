@@ -21,7 +21,7 @@ pub fn line(text: std::fmt::Arguments) {
     let active = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
     match active.as_ref() {
         Some(bar) => bar.println(text.to_string()),
-        None => eprintln!("{text}"),
+        None => crate::output::err(&format!("{text}\n")),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The plans of `inx start|stop|restart` and `inx destroy`: only managed instances, only
 //! what is needed.
 
-use super::{missing_error, run, step, unmanaged_error, Action, Plan, What};
+use super::{missing_error, run, step, unmanaged_error, Action, Plan, Shutdown, What};
 use crate::clients::incus::{Client, Instance};
 use crate::containers::instance;
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ pub fn lifecycle(
     names: &[ContainerName],
     instances: &BTreeMap<String, Instance>,
     incus: &Client,
+    shutdown: Shutdown,
 ) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in names {
@@ -40,12 +41,14 @@ pub fn lifecycle(
             }
             (Lifecycle::Stop, true) => {
                 plan.steps
-                    .push(run(name, What::Stop, "stop", incus.stop(name)))
+                    .push(step(name, What::Stop, "stop", shutdown.stop(incus, name)))
             }
-            (Lifecycle::Restart, true) => {
-                plan.steps
-                    .push(run(name, What::Restart, "restart", incus.restart(name)))
-            }
+            (Lifecycle::Restart, true) => plan.steps.push(step(
+                name,
+                What::Restart,
+                "restart",
+                shutdown.restart(incus, name),
+            )),
             (Lifecycle::Restart, false) => plan.steps.push(run(
                 name,
                 What::Start,
@@ -76,7 +79,13 @@ pub struct Doomed<'a> {
 }
 
 /// The plan of `inx destroy`: the instance, its host profile and its GC roots, nothing else.
-pub fn destroy(names: &[ContainerName], doomed: &BTreeMap<ContainerName, Doomed>) -> Result<Plan> {
+/// A running container is stopped first as `shutdown` says (cleanly, as nixos-container's
+/// destroy does: its services may have something to say on the way out).
+pub fn destroy(
+    names: &[ContainerName],
+    doomed: &BTreeMap<ContainerName, Doomed>,
+    shutdown: Shutdown,
+) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in names {
         let Doomed {
@@ -98,6 +107,10 @@ pub fn destroy(names: &[ContainerName], doomed: &BTreeMap<ContainerName, Doomed>
             return Err(Error::input(format!(
                 "there is no container named {name} to destroy"
             )));
+        }
+        if inst.is_some_and(|i| i.running()) {
+            plan.steps
+                .push(step(name, What::Stop, "stop", shutdown.stop(incus, name)));
         }
         if inst.is_some() {
             plan.steps.push(run(

@@ -15,6 +15,7 @@ pub use rollback::rollback;
 pub use snapshot::{restore as restore_snapshot, take as take_snapshot};
 pub use up::{up, Facts, ImageSource};
 
+use crate::clients::incus::Client;
 use crate::clients::nix;
 use crate::containers::instance::KEY_MANAGED;
 use crate::error::{Error, Kind};
@@ -91,6 +92,58 @@ pub enum Action {
         dir: PathBuf,
         links: std::collections::BTreeMap<String, crate::name::StorePath>,
     },
+    /// A stop or restart that never hangs (see `Halt`).
+    Halt(Halt),
+}
+
+/// A stop or restart of a running container: `clean`, a shutdown Incus gives `timeout`
+/// seconds, then `kill` if that failed (a container that ignores the shutdown signal, a hung
+/// service); `kill` alone with --force. systemd, and so nixos-container, do the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Halt {
+    pub clean: Option<Cmd>,
+    pub kill: Cmd,
+    pub timeout: u32,
+}
+
+/// How long a clean shutdown may take before the container is killed: systemd's
+/// DefaultTimeoutStopSec, which nixos-container's `container@` units keep.
+pub const STOP_TIMEOUT: u32 = 90;
+
+/// How the commands that stop a running container stop it (`--timeout`, `--force`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Seconds a clean shutdown may take before the container is killed.
+    pub timeout: u32,
+    /// Kill at once, without a clean shutdown.
+    pub force: bool,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            timeout: STOP_TIMEOUT,
+            force: false,
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn stop(&self, incus: &Client, name: &ContainerName) -> Action {
+        Action::Halt(Halt {
+            clean: (!self.force).then(|| incus.stop_within(name, self.timeout)),
+            kill: incus.kill(name),
+            timeout: self.timeout,
+        })
+    }
+
+    pub fn restart(&self, incus: &Client, name: &ContainerName) -> Action {
+        Action::Halt(Halt {
+            clean: (!self.force).then(|| incus.restart_within(name, self.timeout)),
+            kill: incus.restart_killing(name),
+            timeout: self.timeout,
+        })
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -134,6 +187,10 @@ impl Plan {
                 }
                 Action::WriteRoots { dir, index } => crate::roots::to_shell(dir, index),
                 Action::WriteFolder(folder) => crate::images::staging::to_shell(folder),
+                Action::Halt(Halt { clean, kill, .. }) => match clean {
+                    Some(clean) => format!("{} || {}", clean.to_shell(), kill.to_shell()),
+                    None => kill.to_shell(),
+                },
             };
             out.push_str(&line);
             out.push('\n');

@@ -32,8 +32,12 @@ pub fn relocate(m: &Move) -> Plan {
     let mut plan = Plan::default();
     let name = m.name;
     if m.running {
-        plan.steps
-            .push(run(name, What::Stop, "stop", m.incus.stop(name)));
+        plan.steps.push(super::step(
+            name,
+            What::Stop,
+            "stop",
+            super::Shutdown::default().stop(m.incus, name),
+        ));
     }
     let copy = if m.here {
         m.to.copy(&[m.system])

@@ -63,7 +63,7 @@ pub fn restore(
         plan.steps.push(step(
             What::Stop,
             "stop".to_string(),
-            Action::Run(incus.stop(name)),
+            super::Shutdown::default().stop(incus, name),
         ));
     }
     if profile_now != Some(system) {

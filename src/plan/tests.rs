@@ -80,7 +80,9 @@ fn target<'a>(
 }
 
 fn shell(targets: &[Facts]) -> String {
-    up(targets, BUILD_ROOT.as_ref()).unwrap().to_shell()
+    up(targets, BUILD_ROOT.as_ref(), Shutdown::default())
+        .unwrap()
+        .to_shell()
 }
 
 #[test]
@@ -96,6 +98,7 @@ fn nothing_changed_plans_nothing() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
@@ -110,6 +113,7 @@ fn changed_system_switches_in_place_without_restart() {
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -130,6 +134,7 @@ fn a_switch_that_failed_before_is_retried() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -144,6 +149,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), None)],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -158,7 +164,7 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(&[t], BUILD_ROOT.as_ref())
+        up(&[t], BUILD_ROOT.as_ref(), Shutdown::default())
             .unwrap()
             .steps
             .iter()
@@ -184,6 +190,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let plan = up(
         &[target(&new, Some(&inst), None, Some(OLD))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     insta::assert_snapshot!(plan.to_shell());
@@ -205,6 +212,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let plan = up(
         &[target(&new, Some(&stopped), None, None)],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -226,6 +234,7 @@ fn live_config_change_does_not_restart() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     insta::assert_snapshot!(plan.to_shell());
@@ -243,6 +252,7 @@ fn config_change_that_acts_at_start_restarts() {
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     insta::assert_snapshot!(plan.to_shell());
@@ -256,6 +266,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
@@ -274,6 +285,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&m, Some(&foreign), None, None),
         ],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap_err();
     assert_eq!(err.kind, Kind::Unmanaged);
@@ -287,6 +299,7 @@ fn several_containers_share_one_build() {
     let plan = up(
         &[target(&a, None, None, None), target(&b, None, None, None)],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     let builds: Vec<&Step> = plan
@@ -316,7 +329,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -328,7 +341,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(&[unchanged], BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[unchanged], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -342,6 +355,7 @@ fn plan_as_json() {
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     // As `--json` prints it.
@@ -353,22 +367,76 @@ fn lifecycle_skips_what_is_already_so_and_refuses_strangers() {
     let m = manifest("web", NEW, IncusSettings::default());
     let instances = BTreeMap::from([("web".to_string(), deployed(&m, "Running"))]);
     let incus = Client::default();
-    let start = lifecycle(Lifecycle::Start, &[name("web")], &instances, &incus).unwrap();
+    let start = lifecycle(
+        Lifecycle::Start,
+        &[name("web")],
+        &instances,
+        &incus,
+        Shutdown::default(),
+    )
+    .unwrap();
     assert!(start.steps.is_empty());
-    let stop = lifecycle(Lifecycle::Stop, &[name("web")], &instances, &incus).unwrap();
-    assert_eq!(stop.to_shell(), "# web: stop\nincus stop web\n");
+    let stop = lifecycle(
+        Lifecycle::Stop,
+        &[name("web")],
+        &instances,
+        &incus,
+        Shutdown::default(),
+    )
+    .unwrap();
     assert_eq!(
-        lifecycle(Lifecycle::Start, &[name("db")], &instances, &incus)
-            .unwrap_err()
-            .kind,
+        stop.to_shell(),
+        "# web: stop\nincus stop web --timeout 90 || incus stop web --force\n",
+        "a clean shutdown for systemd's 90 s, then a kill"
+    );
+    let quick = Shutdown {
+        timeout: 5,
+        force: false,
+    };
+    let restart = lifecycle(
+        Lifecycle::Restart,
+        &[name("web")],
+        &instances,
+        &incus,
+        quick,
+    );
+    assert_eq!(
+        restart.unwrap().to_shell(),
+        "# web: restart\nincus restart web --timeout 5 || incus restart web --force\n"
+    );
+    let force = Shutdown {
+        timeout: 5,
+        force: true,
+    };
+    let killed = lifecycle(Lifecycle::Stop, &[name("web")], &instances, &incus, force);
+    assert_eq!(
+        killed.unwrap().to_shell(),
+        "# web: stop\nincus stop web --force\n"
+    );
+    assert_eq!(
+        lifecycle(
+            Lifecycle::Start,
+            &[name("db")],
+            &instances,
+            &incus,
+            Shutdown::default()
+        )
+        .unwrap_err()
+        .kind,
         Kind::Input
     );
     let mut foreign = instances.clone();
     foreign.get_mut("web").unwrap().config.clear();
     assert_eq!(
-        lifecycle(Lifecycle::Stop, &[name("web")], &foreign, &incus)
-            .unwrap_err()
-            .kind,
+        lifecycle(
+            Lifecycle::Stop,
+            &[name("web")],
+            &foreign,
+            &incus,
+            Shutdown::default()
+        )
+        .unwrap_err()
+        .kind,
         Kind::Unmanaged
     );
 }
@@ -398,21 +466,32 @@ fn destroy_removes_instance_and_profile_only() {
         (name("web"), doomed("web", true)),
         (name("db"), doomed("db", false)),
     ]);
-    let plan = destroy(&[name("web")], &all).unwrap();
+    let plan = destroy(&[name("web")], &all, Shutdown::default()).unwrap();
     assert!(plan.deletes_data());
     insta::assert_snapshot!(plan.to_shell());
-    assert_eq!(destroy(&[name("db")], &all).unwrap_err().kind, Kind::Input);
+    assert_eq!(
+        destroy(&[name("db")], &all, Shutdown::default())
+            .unwrap_err()
+            .kind,
+        Kind::Input
+    );
 }
 
 #[test]
 fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
-    let new = up(&[target(&m, None, None, None)], BUILD_ROOT.as_ref()).unwrap();
+    let new = up(
+        &[target(&m, None, None, None)],
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     assert!(new.writes_inx_devices_on(|_| true), "a create writes them");
     let inst = deployed(&m, "Running");
     let same = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     assert!(!same.writes_inx_devices_on(|_| true));
@@ -425,6 +504,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let fix = up(
         &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     assert!(fix.writes_inx_devices_on(|_| true));
@@ -439,6 +519,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let add = up(
         &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
         BUILD_ROOT.as_ref(),
+        Shutdown::default(),
     )
     .unwrap();
     assert!(
@@ -468,12 +549,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t.clone()], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -501,7 +582,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], BUILD_ROOT.as_ref()).unwrap();
+    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(

@@ -1,7 +1,7 @@
 //! The plan of `inx up`: each declared container brought to its declared state, one build for
 //! all of them first.
 
-use super::{run, step, unmanaged_error, Action, Plan, Step, What};
+use super::{run, step, unmanaged_error, Action, Plan, Shutdown, Step, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
@@ -52,7 +52,8 @@ pub struct ImageSource {
 }
 
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-pub fn up(targets: &[Facts], build_root: &std::path::Path) -> Result<Plan> {
+/// A running container that must stop for a setting is stopped as `shutdown` says.
+pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Result<Plan> {
     for t in targets {
         if let Some(inst) = t.instance {
             if !instance::is_managed(inst) {
@@ -180,11 +181,11 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path) -> Result<Plan> {
     for t in targets {
         let before = plan.steps.len();
         if let Some(image) = &t.image {
-            plan_image_container(t, image, &t.incus, &mut plan);
+            plan_image_container(t, image, &t.incus, shutdown, &mut plan);
         } else if t.store.is_none() {
             plan_unplaced(t, &mut plan);
         } else {
-            plan_container(t, &t.incus, &mut plan.steps);
+            plan_container(t, &t.incus, shutdown, &mut plan.steps);
         }
         if plan.steps.len() == before {
             plan.unchanged.push(t.manifest.name.clone());
@@ -226,7 +227,7 @@ fn plan_unplaced(t: &Facts, plan: &mut Plan) {
     ));
 }
 
-fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
+fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec<Step>) {
     let name = &t.manifest.name;
     let system = &t.manifest.toplevel;
     let local = t.store == Some(Store::Local);
@@ -275,11 +276,11 @@ fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
         return;
     }
     if diff.needs_restart() {
-        steps.push(run(
+        steps.push(step(
             name,
             What::Stop,
             "stop: a changed setting takes effect only at start",
-            incus.stop(name),
+            shutdown.stop(incus, name),
         ));
         apply(name, &diff, incus, steps);
         steps.push(run(name, What::Start, "start", incus.start(name)));
@@ -325,7 +326,13 @@ fn plan_container(t: &Facts, incus: &Client, steps: &mut Vec<Step>) {
 /// A container that runs from its image: imported once, created from it, then only its
 /// settings are kept in line. A new system cannot be switched in from the host's store, so
 /// it is reported and left alone; `destroy` and `up` make the container again.
-fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Client, plan: &mut Plan) {
+fn plan_image_container(
+    t: &Facts,
+    image: &ImageSource,
+    incus: &Client,
+    shutdown: Shutdown,
+    plan: &mut Plan,
+) {
     let name = &t.manifest.name;
     let Some(inst) = t.instance else {
         let Some(files) = &image.files else {
@@ -367,11 +374,11 @@ fn plan_image_container(t: &Facts, image: &ImageSource, incus: &Client, plan: &m
         apply(name, &diff, incus, &mut steps);
         steps.push(run(name, What::Start, "start", incus.start(name)));
     } else if diff.needs_restart() {
-        steps.push(run(
+        steps.push(step(
             name,
             What::Stop,
             "stop: a changed setting takes effect only at start",
-            incus.stop(name),
+            shutdown.stop(incus, name),
         ));
         apply(name, &diff, incus, &mut steps);
         steps.push(run(name, What::Start, "start", incus.start(name)));

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::images::staging::{Content, Folder, FolderFile};
+use crate::output::errln;
 
 /// The JSON of `image export`.
 #[derive(Serialize)]
@@ -99,7 +100,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         return Ok(());
     }
     execute::execute(&ctx.runner, &plan)?;
-    eprintln!(
+    errln!(
         "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
         dir.display()
     );

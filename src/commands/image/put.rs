@@ -1,6 +1,7 @@
 //! `inx image import` and `inx image publish`: the image put on a server, by a plan.
 
 use super::*;
+use crate::output::errln;
 
 /// The JSON of `image import` and `image publish`: the plan, and the image it puts there.
 #[derive(Serialize)]
@@ -152,7 +153,7 @@ pub fn publish(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         return Ok(());
     };
     let p = b.program();
-    eprintln!(
+    errln!(
         "published {} on {} as a public image; on another host:\n  {p} remote add {} {} --public\n  {p} launch {}:{} {}{}",
         short(&files.fingerprint),
         remote.addr,

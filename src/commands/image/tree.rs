@@ -3,6 +3,7 @@
 use super::*;
 use crate::images::simplestreams::{self, FileInfo, NewVersion, Outcome};
 use crate::images::staging::{Content, Folder, FolderFile};
+use crate::output::errln;
 
 /// The JSON of `image simplestreams`.
 #[derive(Serialize)]
@@ -146,7 +147,7 @@ pub fn simplestreams(
         return Ok(());
     }
     execute::execute(&ctx.runner, &plan)?;
-    eprintln!(
+    errln!(
         "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
         dir.display(),
         added.version,

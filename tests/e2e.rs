@@ -16,6 +16,8 @@ macro_rules! host {
     };
 }
 
+#[path = "e2e/cutoff.rs"]
+mod cutoff;
 #[path = "e2e/hangs.rs"]
 mod hangs;
 #[path = "e2e/harness.rs"]

@@ -490,3 +490,20 @@ pub fn test_project(project: &str, leftover: &str, conf: Option<&Path>) {
         assert!(made.status.success(), "{made:?}");
     }
 }
+
+/// Writes an executable shell script (a wrapper a test puts first on PATH).
+pub fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `program` as PATH finds it.
+pub fn which(program: &str) -> PathBuf {
+    std::env::var("PATH")
+        .unwrap()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{program} on PATH"))
+}

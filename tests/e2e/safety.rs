@@ -229,20 +229,6 @@ fn a_gc_between_build_and_profile_cannot_take_the_new_system() {
 }
 
 /// An executable `sh` script with this body.
-fn write_script(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn which(program: &str) -> PathBuf {
-    std::env::var("PATH")
-        .unwrap()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{program} on PATH"))
-}
 
 /// After `incus project switch`, inx works in that project without --project: the instance is
 /// created there and its profile goes to that project's directory, apart from a container of

@@ -141,3 +141,86 @@ fn a_member_of_incus_admin_runs_inx_without_root_and_root_only_commands_say_so()
         "the profile is gone"
     );
 }
+
+/// Makes the folders as they are on a host where root ran inx before incus-admin owned them
+/// (the group of everything under inx's folders back to root's).
+fn as_before_the_group() {
+    for dir in ["/nix/var/nix/profiles/inx", "/nix/var/nix/gcroots/inx"] {
+        let done = Command::new("chgrp")
+            .args(["-hR", "root", dir])
+            .status()
+            .unwrap();
+        assert!(done.success(), "chgrp -hR root {dir}");
+    }
+}
+
+fn apply_tmpfiles() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/modules/inx.tmpfiles");
+    let applied = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(&rules)
+        .output()
+        .expect("systemd-tmpfiles runs");
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+}
+
+/// Root used inx first (a container, a throw-away run, a container in another project), all
+/// made while the folders were root's group; then the host got the module's tmpfiles lines.
+/// A member of incus-admin then updates root's container in place, runs a throw-away
+/// container, takes and restores a snapshot, and works in the other project.
+#[test]
+fn a_member_takes_over_on_a_host_where_root_ran_inx_first() {
+    let _host = host!("users_after_root");
+    if let Some(why) = unready() {
+        skip("users_after_root", &why);
+        return;
+    }
+    let project = "inx-e2e-users";
+    let fx = Fixture::new("rootfirst");
+    let web = fx.name("web");
+    let other = fx.name("proj");
+    test_project(project, &other, None);
+    as_before_the_group();
+    let decl = |v: &str| format!("inx.lib.mkContainer {{ toplevel = sys \"{v}\"; }}");
+    fx.declare(&[(&web, &decl("1")), (&other, &decl("1"))]);
+    fx.up(&[&web]);
+    fx.inx(&["run", &web, "--", "/run/current-system/sw/bin/true"])
+        .ok();
+    fx.inx(&["--project", project, "up", &other]).ok();
+    let group = |p: &Path| owner_group_mode(p).1;
+    let runs = Path::new("/nix/var/nix/profiles/inx/.runs");
+    assert_eq!(group(runs), "root", "made by root before the group");
+
+    apply_tmpfiles();
+    assert_eq!(group(runs), "incus-admin");
+    let chown = Command::new("chown")
+        .args(["-R", USER])
+        .arg(fx.user_dir())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+
+    // Root's container, updated in place by the member.
+    fx.declare(&[(&web, &decl("2")), (&other, &decl("2"))]);
+    fx.inx_as(USER, &["up", &web]).ok().stderr_has("in place");
+    assert_eq!(profile(&web).unwrap().0, 2);
+    fx.inx_as(
+        USER,
+        &["run", &web, "--", "/run/current-system/sw/bin/true"],
+    )
+    .ok();
+    fx.inx_as(USER, &["snapshot", &web, "s1"]).ok();
+    fx.inx_as(USER, &["restore", &web, "s1"]).ok();
+    assert_eq!(status(&web), "Running");
+    fx.inx_as(USER, &["--project", project, "up", &other])
+        .ok()
+        .stderr_has("in place");
+    fx.inx_as(USER, &["--project", project, "destroy", "--force", &other])
+        .ok();
+    fx.inx_as(USER, &["destroy", "--force", &web]).ok();
+    assert!(instance(&web).is_none());
+}

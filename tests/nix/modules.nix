@@ -85,9 +85,11 @@ let
     # The same lines the end-to-end tests apply with systemd-tmpfiles (tests/e2e/users.rs).
     ++ expect "host: inx's folders shared with incus-admin" h.systemd.tmpfiles.rules [
       "d /nix/var/nix/profiles/inx 2770 root incus-admin -"
+      "Z /nix/var/nix/profiles/inx - root incus-admin -"
       "d /nix/var/nix/profiles/inx/.builds 2770 root incus-admin -"
       "f /nix/var/nix/profiles/inx/.lock 0660 root incus-admin -"
       "d /nix/var/nix/gcroots/inx 2770 root incus-admin -"
+      "Z /nix/var/nix/gcroots/inx - root incus-admin -"
       "f /nix/var/nix/gcroots/inx/.lock 0660 root incus-admin -"
     ]
     ++ expect "host: default preseed networks" preseed.networks [

@@ -385,12 +385,11 @@ fn run_halt(runner: &dyn Run, step: &Step, halt: &Halt) -> Result<()> {
             runner.progress(format_args!("{who}{done} cleanly"));
             return Ok(());
         }
-        // Incus gave up on the clean shutdown (or refused it): say so, then kill.
-        let why = incus::failure_of(clean, &out);
+        // Incus gave up on the clean shutdown (or refused it; then the kill fails too, and
+        // says why once): say so, then kill.
         progress::line(format_args!(
-            "{who}not stopped cleanly within {} s, killing it ({})",
-            halt.timeout,
-            why.message.lines().last().unwrap_or_default().trim()
+            "{who}not stopped cleanly within {} s, killing it",
+            halt.timeout
         ));
     }
     let out = runner.change(&halt.kill)?;

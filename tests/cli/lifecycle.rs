@@ -86,6 +86,7 @@ fn destroy_with_force_deletes_the_instance_and_its_profile() {
         [
             "incus [project] [get-current]",
             "incus [--project] [default] [list] [--format] [json]",
+            "incus [--project] [default] [stop] [web] [--timeout] [90]",
             "incus [--project] [default] [delete] [--force] [web]"
         ]
     );
@@ -136,8 +137,8 @@ fn json_after_a_real_stop_prints_what_was_done() {
     let plan: Value = serde_json::from_slice(&out).expect("JSON on stdout");
     assert_eq!(plan["steps"][0]["what"], "stop");
     assert_eq!(
-        plan["steps"][0]["run"]["args"],
-        json!(["--project", "default", "stop", "web"])
+        plan["steps"][0]["halt"]["clean"]["args"],
+        json!(["--project", "default", "stop", "web", "--timeout", "90"])
     );
     assert_eq!(
         sb.call_verbs(),

@@ -21,6 +21,21 @@ pub struct SshDest {
 /// The last line of every script: a host that printed it ran the whole script.
 const DONE: &str = "inx-done";
 
+/// What `hold` prints once it holds the host's lock and roots.
+pub const HELD: &str = "inx-held";
+
+/// What `hold` prints (then exits 9) when another inx holds the host's lock.
+const LOCKED: &str = "inx-locked";
+
+/// The host lock there: the same file as that host's own inx takes (`Profiles::lock_file`),
+/// so an inx there and one here do not change its profiles at once either.
+const LOCK_FILE: &str = "/nix/var/nix/profiles/inx/.lock";
+
+/// Where `hold` keeps its roots there: the build roots folder of that host's own inx, in the
+/// same layout (`NAME/` held by the lock on `NAME.lock`; see `roots::build_roots`), so that
+/// host's inx sweeps what a killed session left and leaves a live one alone.
+const BUILDS: &str = "/nix/var/nix/profiles/inx/.builds";
+
 impl SshDest {
     /// `USER@HOST`, as ssh and Nix's store URL take it.
     pub fn login(&self) -> String {
@@ -38,11 +53,58 @@ impl SshDest {
     /// `ssh` that never prompts (a password prompt would hang a deploy) and gives up on a host
     /// that does not answer, then runs `script` with the remote's `sh`.
     pub fn run(&self, script: &str) -> Cmd {
+        self.ssh(&[], script)
+    }
+
+    fn ssh(&self, extra: &[&str], script: &str) -> Cmd {
         Cmd::new("ssh")
             .args(self.ssh_opts())
             .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(extra.iter().copied())
             .args([self.login(), "--".to_string()])
             .arg(format!("sh -c {}", quote(script)))
+    }
+
+    /// The session that holds the host for the length of its steps (see `execute::hold`):
+    /// it takes the host lock there (exit 9 when another inx has it) and roots `systems`
+    /// there, prints `HELD`, and keeps both until its stdin ends: when inx is done with the
+    /// host, or dies (then ssh ends and the session with it; its trap removes the roots).
+    ///
+    /// The roots are made before the copy, while the systems are not there yet: Nix's GC
+    /// skips a root whose path is invalid, so they count from the moment the copy makes each
+    /// path valid. While the copy runs, `nix-store --serve` on the host holds what it added as
+    /// temporary roots (a GC running then keeps them to its end); once it has exited, these
+    /// links root the systems, and their closures with them, until `nix-env --set` makes the
+    /// profiles hold them. There is no moment in between when nothing roots them.
+    ///
+    /// Keep-alives end the session within a minute of a host that stopped answering.
+    pub fn hold(&self, systems: &[&StorePath]) -> Cmd {
+        let links: Vec<String> = systems
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("ln -s {} \"$d/r-{}\"", quote(s.as_str()), i + 1))
+            .collect();
+        let script = format!(
+            "set -e; b={BUILDS}; mkdir -p \"$b\"; exec 8>>{LOCK_FILE}; \
+             if ! flock -n 8; then echo {LOCKED}; exit 9; fi; \
+             while :; do exec 7>>\"$b/$$.lock\"; flock 7; \
+             [ \"$(stat -L -c %h /proc/$$/fd/7)\" -gt 0 ] && break; done; \
+             d=$b/$$; trap 'rm -rf \"$d\" \"$d.lock\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
+             rm -rf \"$d\"; mkdir \"$d\"; \
+             for o in \"$b\"/*; do [ -e \"$o\" ] || continue; o=${{o%.lock}}; \
+             [ \"$o\" = \"$d\" ] || flock -n \"$o.lock\" rm -rf \"$o\" \"$o.lock\" || :; done; \
+             {}; echo {HELD}; read _ || :",
+            links.join("; ")
+        );
+        self.ssh(
+            &[
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
+            ],
+            &script,
+        )
     }
 
     /// One copy of everything the host lacks of these closures (Nix skips what it has).
@@ -95,7 +157,7 @@ impl SshDest {
     }
 
     /// Points each profile at its system, the profile directory made first: run right after
-    /// the copy, so the system is a root on the host from then on.
+    /// the copy, under `hold`, whose roots keep the systems until the profiles do.
     pub fn set_profiles(&self, sets: &[(PathBuf, StorePath)]) -> Cmd {
         let mut script = String::from("set -e");
         for (dir, system) in sets {
@@ -117,6 +179,25 @@ impl SshDest {
             .collect();
         self.run(&format!("rm -rf {}", dirs.join(" ")))
     }
+}
+
+/// Why a `hold` session (`cmd`) ended before it held its host.
+pub fn hold_failed(cmd: &Cmd, out: &Output) -> Error {
+    if out.code == Some(9) && out.stdout.lines().any(|l| l == LOCKED) {
+        // `hold` puts the login right before `--`.
+        let login = cmd
+            .args
+            .iter()
+            .position(|a| a == "--")
+            .and_then(|i| i.checked_sub(1))
+            .map_or("the host", |i| cmd.args[i].as_str());
+        return Error::new(
+            Kind::Locked,
+            format!("another inx is changing containers on {login} (it holds {LOCK_FILE} there)"),
+        )
+        .with_hint("wait for it to finish and run this again");
+    }
+    crate::execute::process::failure(Kind::Failed, cmd, out)
 }
 
 /// The output of `read_profiles`: each directory's state (`None`: no such directory).

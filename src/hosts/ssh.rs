@@ -89,7 +89,8 @@ impl SshDest {
              if ! flock -n 8; then echo {LOCKED}; exit 9; fi; \
              while :; do exec 7>>\"$b/$$.lock\"; flock 7; \
              [ \"$(stat -L -c %h /proc/$$/fd/7)\" -gt 0 ] && break; done; \
-             d=$b/$$; trap 'rm -rf \"$d\" \"$d.lock\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
+             d=$b/$$; let_go() {{ rm -rf \"$d\" \"$d.lock\"; }}; trap let_go EXIT; \
+             trap \"exit 1\" HUP INT TERM PIPE; \
              rm -rf \"$d\"; mkdir \"$d\"; \
              for o in \"$b\"/*; do [ -e \"$o\" ] || continue; o=${{o%.lock}}; \
              [ \"$o\" = \"$d\" ] || flock -n \"$o.lock\" rm -rf \"$o\" \"$o.lock\" || :; done; \
@@ -273,5 +274,112 @@ mod tests {
         assert!(got[1].is_none());
         assert!(parse_profiles(&cmd, &out("none\ninx-done\n"), 2).is_err());
         assert!(parse_profiles(&cmd, &out("none\nnone\n"), 2).is_err());
+    }
+
+    #[test]
+    fn the_hold_takes_the_lock_before_it_roots_every_system_and_waits_for_its_stdin_to_end() {
+        let a = StorePath::parse("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a").unwrap();
+        let b = StorePath::parse("/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-b").unwrap();
+        let cmd = dest(None).hold(&[&a, &b]);
+        let script = cmd.args.last().unwrap();
+        let at = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {script}"))
+        };
+        assert!(at("flock -n 8") < at(&format!("ln -s {a}")));
+        assert!(at(&format!("ln -s {a} \"$d/r-1\"")) < at(&format!("ln -s {b} \"$d/r-2\"")));
+        assert!(at(&format!("echo {HELD}")) < at("read _"));
+        assert!(script.ends_with("read _ || :'"), "{script}");
+        assert!(cmd.args.iter().any(|a| a == "ServerAliveInterval=15"));
+    }
+
+    #[test]
+    fn a_hold_refused_for_the_lock_is_exit_9_naming_the_host() {
+        let cmd = dest(None).hold(&[]);
+        let out = |code: i32, stdout: &str| Output {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: "boom\n".into(),
+        };
+        let e = hold_failed(&cmd, &out(9, "inx-locked\n"));
+        assert_eq!(e.kind, Kind::Locked);
+        assert!(
+            e.message
+                .starts_with("another inx is changing containers on root@127.0.0.3"),
+            "{}",
+            e.message
+        );
+        // The marker makes it the lock: another exit 9, or ssh's 255, is a failure.
+        assert_eq!(hold_failed(&cmd, &out(9, "")).kind, Kind::Failed);
+        assert_eq!(hold_failed(&cmd, &out(255, "")).kind, Kind::Failed);
+    }
+
+    mod executed {
+        use crate::error::Kind;
+        use crate::execute::process::{Cmd, Runner};
+        use crate::plan::{Action, Plan, Step, What};
+
+        fn host_step(what: What, script: String) -> Step {
+            Step {
+                container: None,
+                host: Some("h4".into()),
+                what,
+                description: script.clone(),
+                action: Action::Run(Cmd::new("sh").args(["-c".to_string(), script])),
+            }
+        }
+
+        /// A host's steps run while its hold lives; it lets go (its stdin ends) once they
+        /// are done, before `execute` returns.
+        #[test]
+        fn a_hosts_steps_run_inside_its_hold_which_lets_go_after_them() {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path().display();
+            let plan = Plan {
+                steps: vec![
+                    host_step(
+                        What::Hold,
+                        format!("touch {d}/holding; echo {}; read _; rm {d}/holding; touch {d}/released", super::HELD),
+                    ),
+                    host_step(What::Copy, format!("test -e {d}/holding")),
+                    host_step(What::Profile, format!("test -e {d}/holding && touch {d}/profiled")),
+                ],
+                ..Plan::default()
+            };
+            crate::execute::execute(&Runner::default(), &plan).unwrap();
+            assert!(tmp.path().join("profiled").exists());
+            assert!(
+                tmp.path().join("released").exists(),
+                "the hold did not let go"
+            );
+            assert!(!tmp.path().join("holding").exists());
+        }
+
+        /// A hold refused for the lock ends the command with exit 9 before the host's other
+        /// steps; a hold that ends early stops the host's steps at the next one.
+        #[test]
+        fn a_refused_or_lost_hold_stops_the_hosts_steps() {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path().display();
+            let plan = |hold: &str| Plan {
+                steps: vec![
+                    host_step(What::Hold, hold.to_string()),
+                    host_step(What::Copy, "sleep 0.5".to_string()),
+                    host_step(What::Profile, format!("touch {d}/profiled")),
+                ],
+                ..Plan::default()
+            };
+            let e = crate::execute::execute(&Runner::default(), &plan("echo inx-locked; exit 9"))
+                .unwrap_err();
+            assert_eq!(e.kind, Kind::Locked, "{e}");
+            let e = crate::execute::execute(
+                &Runner::default(),
+                &plan(&format!("echo {}", super::HELD)),
+            )
+            .unwrap_err();
+            assert_eq!(e.kind, Kind::Failed, "{e}");
+            assert!(!tmp.path().join("profiled").exists());
+        }
     }
 }

@@ -77,7 +77,9 @@ impl SshDest {
     /// links root the systems, and their closures with them, until `nix-env --set` makes the
     /// profiles hold them. There is no moment in between when nothing roots them.
     ///
-    /// Keep-alives end the session within a minute of a host that stopped answering.
+    /// What it makes is shared with the folder's group, as `host_files` makes it here (umask
+    /// 007; the setgid folders keep the group). Keep-alives end the session within a minute
+    /// of a host that stopped answering.
     pub fn hold(&self, systems: &[&StorePath]) -> Cmd {
         let links: Vec<String> = systems
             .iter()
@@ -85,8 +87,8 @@ impl SshDest {
             .map(|(i, s)| format!("ln -s {} \"$d/r-{}\"", quote(s.as_str()), i + 1))
             .collect();
         let script = format!(
-            "set -e; b={BUILDS}; mkdir -p \"$b\"; exec 8>>{LOCK_FILE}; \
-             if ! flock -n 8; then echo {LOCKED}; exit 9; fi; \
+            "set -e; umask 007; b={BUILDS}; mkdir -p \"$b\"; exec 8>>{LOCK_FILE}; \
+             flock -n 8 || {{ r=$?; [ $r -eq 1 ] && echo {LOCKED} && exit 9; exit $r; }}; \
              while :; do exec 7>>\"$b/$$.lock\"; flock 7; \
              [ \"$(stat -L -c %h /proc/$$/fd/7)\" -gt 0 ] && break; done; \
              d=$b/$$; let_go() {{ rm -rf \"$d\" \"$d.lock\"; }}; trap let_go EXIT; \

@@ -201,7 +201,8 @@ fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar
         Some(e) if e.kind == Kind::Locked => Err(Error::new(
             e.kind,
             "another inx holds a host (see above); no container was changed",
-        )),
+        )
+        .with_hint("wait for it to finish and run this again")),
         Some(e) => Err(Error::new(
             e.kind,
             "copying to another host failed (see above); no container was changed",

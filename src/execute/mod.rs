@@ -172,7 +172,7 @@ fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar
                             if !h.holds() {
                                 return Err(Error::new(
                                     Kind::Failed,
-                                    "the ssh session that held this host ended early",
+                                    "the ssh session that held this host (its lock and roots there) ended before its steps did; run this again",
                                 ));
                             }
                         }

@@ -65,7 +65,7 @@ impl SshDest {
             .arg(format!("sh -c {}", quote(script)))
     }
 
-    /// The session that holds the host for the length of its steps (see `execute::hold`):
+    /// The session that holds the host for the length of its steps (see `Runner::hold`):
     /// it takes the host lock there (exit 9 when another inx has it) and roots `systems`
     /// there, prints `HELD`, and keeps both until its stdin ends: when inx is done with the
     /// host, or dies (then ssh ends and the session with it; its trap removes the roots).
@@ -81,11 +81,16 @@ impl SshDest {
     /// 007; the setgid folders keep the group). Keep-alives end the session within a minute
     /// of a host that stopped answering.
     pub fn hold(&self, systems: &[&StorePath]) -> Cmd {
-        let links: Vec<String> = systems
+        let links: String = systems
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("ln -s {} \"$d/r-{}\"", quote(s.as_str()), i + 1))
+            .map(|(i, s)| format!("ln -s {} \"$d/r-{}\"; ", quote(s.as_str()), i + 1))
             .collect();
+        // In order: the host lock (fd 8), or exit 9; this session's build roots lock (fd 7),
+        // taken again if a sweeper unlinked the file between the open and the lock (as
+        // `BuildRoots::hold` does); the folder, which the trap removes however the shell
+        // ends; the folders of sessions and inx runs that are gone (their lock is free); the
+        // links; then `HELD`, and the wait for stdin to end.
         let script = format!(
             "set -e; umask 007; b={BUILDS}; mkdir -p \"$b\"; exec 8>>{LOCK_FILE}; \
              flock -n 8 || {{ r=$?; [ $r -eq 1 ] && echo {LOCKED} && exit 9; exit $r; }}; \
@@ -96,8 +101,7 @@ impl SshDest {
              rm -rf \"$d\"; mkdir \"$d\"; \
              for o in \"$b\"/*; do [ -e \"$o\" ] || continue; o=${{o%.lock}}; \
              [ \"$o\" = \"$d\" ] || flock -n \"$o.lock\" rm -rf \"$o\" \"$o.lock\" || :; done; \
-             {}; echo {HELD}; read _ || :",
-            links.join("; ")
+             {links}echo {HELD}; read _ || :"
         );
         self.ssh(
             &[
@@ -294,6 +298,15 @@ mod tests {
         assert!(at(&format!("echo {HELD}")) < at("read _"));
         assert!(script.ends_with("read _ || :'"), "{script}");
         assert!(cmd.args.iter().any(|a| a == "ServerAliveInterval=15"));
+        // What the host's sh gets parses, with systems or none.
+        for systems in [&[&a, &b][..], &[]] {
+            let words = shlex::split(dest(None).hold(systems).args.last().unwrap()).unwrap();
+            let parsed = std::process::Command::new("sh")
+                .args(["-n", "-c", &words[2]])
+                .status()
+                .unwrap();
+            assert!(parsed.success(), "{}", words[2]);
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn relocate(m: &Move) -> Plan {
     // The new member's steps: they run before the container's (nothing stops if they fail).
     let host = Some(m.host.clone());
     plan.steps
-        .push(super::remote::hold(m.to, host.clone(), None, &[m.system]));
+        .push(super::remote::hold(m.to, host.clone(), &[m.system]));
     let copy = if m.here {
         m.to.copy(&[m.system])
     } else {

@@ -154,7 +154,7 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path) -> Result<Plan> {
         let systems: Vec<&StorePath> = ts.iter().map(|t| &t.manifest.toplevel).collect();
         let names: Vec<&str> = ts.iter().map(|t| t.manifest.name.as_str()).collect();
         plan.steps
-            .push(super::remote::hold(dest, host.clone(), None, &systems));
+            .push(super::remote::hold(dest, host.clone(), &systems));
         plan.steps.push(Step {
             container: None,
             host: host.clone(),

@@ -64,6 +64,7 @@ pub fn relocate(ctx: &Ctx, name: &str, member: &str) -> Result<()> {
         incus: &l.incus,
         running: inst.running(),
         member: member.as_str(),
+        host: crate::hosts::label(l.placement.remote.as_ref(), Some(member.as_str())),
         system: &system,
         from,
         to: &to,

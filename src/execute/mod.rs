@@ -162,11 +162,27 @@ fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar
         for (host, steps) in hosts {
             let failed = &failed;
             scope.spawn(move || {
+                // The host's hold (see `SshDest::hold`): kept until this host's steps end.
+                let mut held: Option<process::Held> = None;
                 for step in steps {
                     let done = crate::execute::interrupt::check().and_then(|()| {
                         runner.progress(format_args!("host {host}: {}", step.description));
                         bar.now(&format!("host {host}: {}", step.description));
-                        run_watched(runner, step, bar)
+                        if let Some(h) = &mut held {
+                            if !h.holds() {
+                                return Err(Error::new(
+                                    Kind::Failed,
+                                    "the ssh session that held this host (its lock and roots there) ended before its steps did; run this again",
+                                ));
+                            }
+                        }
+                        match (&step.what, &step.action) {
+                            (What::Hold, Action::Run(cmd)) => {
+                                held = Some(hold(runner, cmd)?);
+                                Ok(())
+                            }
+                            _ => run_watched(runner, step, bar),
+                        }
                     });
                     bar.done();
                     if let Err(e) = done {
@@ -182,11 +198,23 @@ fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar
     match failed.into_iter().next() {
         None => Ok(()),
         Some(e) if e.kind == Kind::Interrupted => Err(e),
+        Some(e) if e.kind == Kind::Locked => Err(Error::new(
+            e.kind,
+            "another inx holds a host (see above); no container was changed",
+        )
+        .with_hint("wait for it to finish and run this again")),
         Some(e) => Err(Error::new(
             e.kind,
             "copying to another host failed (see above); no container was changed",
         )),
     }
+}
+
+/// Starts a host's hold; an error when it ended before it held the host.
+fn hold(runner: &dyn Run, cmd: &Cmd) -> Result<process::Held> {
+    runner
+        .hold(cmd, crate::hosts::ssh::HELD)?
+        .map_err(|out| crate::hosts::ssh::hold_failed(cmd, &out))
 }
 
 /// The command of `step` when it is a start of `container` alone (`... start NAME`), which can

@@ -103,6 +103,8 @@ pub trait Run: Sync {
     fn bars(&self) -> bool {
         false
     }
+    /// A session that holds something while other steps run (see `Runner::hold`).
+    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>>;
 }
 
 impl Run for Runner {
@@ -123,6 +125,9 @@ impl Run for Runner {
     }
     fn progress(&self, line: std::fmt::Arguments) {
         Runner::progress(self, line)
+    }
+    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>> {
+        Runner::hold(self, cmd, ready)
     }
 }
 
@@ -201,6 +206,14 @@ impl Run for Recorder {
         self.answer("show_all", cmd)
     }
     fn progress(&self, _: std::fmt::Arguments) {}
+    fn hold(&self, cmd: &Cmd, _: &str) -> Result<std::result::Result<Held, Output>> {
+        let out = self.answer("hold", cmd)?;
+        Ok(if out.success() {
+            Ok(Held::default())
+        } else {
+            Err(out)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -395,6 +408,57 @@ impl Runner {
         })
     }
 
+    /// Starts a session that holds something (another host's lock and roots) for as long as
+    /// inx keeps it: it is ready once it prints the line `ready`, and lets go when its stdin
+    /// ends, which happens when the `Held` is dropped or inx dies however it dies, so nothing
+    /// it holds outlives inx. `Err(output)`: it ended before it was ready. Like a change, it
+    /// is out of the terminal's process group: Ctrl-C lets the steps it guards end first.
+    pub fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>> {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
+        crate::execute::interrupt::check()?;
+        let program = resolve(&cmd.program)?;
+        self.trace(cmd);
+        let mut command = std::process::Command::new(program);
+        command
+            .args(&cmd.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| cannot_run(cmd, e))?;
+        // Read aside, so a chatty session never blocks on a full pipe.
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut said = String::new();
+        loop {
+            let mut line = String::new();
+            match stdout.read_line(&mut line) {
+                Ok(n) if n > 0 => {
+                    if line.trim_end() == ready {
+                        return Ok(Ok(Held {
+                            child: Some(child),
+                            _stdout: Some(stdout),
+                        }));
+                    }
+                    said.push_str(&line);
+                }
+                _ => break,
+            }
+        }
+        let status = child.wait().map_err(|e| cannot_run(cmd, e))?;
+        Ok(Err(Output {
+            code: status.code(),
+            stdout: said,
+            stderr: stderr.join().unwrap_or_default(),
+        }))
+    }
+
     fn trace(&self, cmd: &Cmd) {
         if self.verbose > 0 {
             crate::execute::progress::line(format_args!(
@@ -430,6 +494,45 @@ fn relay(mut log: std::io::PipeReader, show: bool) -> String {
         }
     }
     String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// A session `Runner::hold` started, holding until dropped.
+#[derive(Default)]
+pub struct Held {
+    child: Option<std::process::Child>,
+    /// Kept open: a session that writes after it is ready must not die of a closed pipe.
+    _stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Held {
+    /// Whether the session still holds (its process has not ended).
+    pub fn holds(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+}
+
+impl Drop for Held {
+    /// Closes its stdin (the session's signal to let go) and gives it ten seconds to let go
+    /// and end; then it is killed, which lets go too (on another host once its sshd sees the
+    /// connection close), so a host that stopped answering holds up nothing.
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        drop(child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 fn finish(cmd: &Cmd, handle: duct::Handle) -> Result<Output> {

@@ -21,6 +21,21 @@ pub struct SshDest {
 /// The last line of every script: a host that printed it ran the whole script.
 const DONE: &str = "inx-done";
 
+/// What `hold` prints once it holds the host's lock and roots.
+pub const HELD: &str = "inx-held";
+
+/// What `hold` prints (then exits 9) when another inx holds the host's lock.
+const LOCKED: &str = "inx-locked";
+
+/// The host lock there: the same file as that host's own inx takes (`Profiles::lock_file`),
+/// so an inx there and one here do not change its profiles at once either.
+const LOCK_FILE: &str = "/nix/var/nix/profiles/inx/.lock";
+
+/// Where `hold` keeps its roots there: the build roots folder of that host's own inx, in the
+/// same layout (`NAME/` held by the lock on `NAME.lock`; see `roots::build_roots`), so that
+/// host's inx sweeps what a killed session left and leaves a live one alone.
+const BUILDS: &str = "/nix/var/nix/profiles/inx/.builds";
+
 impl SshDest {
     /// `USER@HOST`, as ssh and Nix's store URL take it.
     pub fn login(&self) -> String {
@@ -38,11 +53,65 @@ impl SshDest {
     /// `ssh` that never prompts (a password prompt would hang a deploy) and gives up on a host
     /// that does not answer, then runs `script` with the remote's `sh`.
     pub fn run(&self, script: &str) -> Cmd {
+        self.ssh(&[], script)
+    }
+
+    fn ssh(&self, extra: &[&str], script: &str) -> Cmd {
         Cmd::new("ssh")
             .args(self.ssh_opts())
             .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(extra.iter().copied())
             .args([self.login(), "--".to_string()])
             .arg(format!("sh -c {}", quote(script)))
+    }
+
+    /// The session that holds the host for the length of its steps (see `Runner::hold`):
+    /// it takes the host lock there (exit 9 when another inx has it) and roots `systems`
+    /// there, prints `HELD`, and keeps both until its stdin ends: when inx is done with the
+    /// host, or dies (then ssh ends and the session with it; its trap removes the roots).
+    ///
+    /// The roots are made before the copy, while the systems are not there yet: Nix's GC
+    /// skips a root whose path is invalid, so they count from the moment the copy makes each
+    /// path valid. While the copy runs, `nix-store --serve` on the host holds what it added as
+    /// temporary roots (a GC running then keeps them to its end); once it has exited, these
+    /// links root the systems, and their closures with them, until `nix-env --set` makes the
+    /// profiles hold them. There is no moment in between when nothing roots them.
+    ///
+    /// What it makes is shared with the folder's group, as `host_files` makes it here (umask
+    /// 007; the setgid folders keep the group). Keep-alives end the session within a minute
+    /// of a host that stopped answering.
+    pub fn hold(&self, systems: &[&StorePath]) -> Cmd {
+        let links: String = systems
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("ln -s {} \"$d/r-{}\"; ", quote(s.as_str()), i + 1))
+            .collect();
+        // In order: the host lock (fd 8), or exit 9; this session's build roots lock (fd 7),
+        // taken again if a sweeper unlinked the file between the open and the lock (as
+        // `BuildRoots::hold` does); the folder, which the trap removes however the shell
+        // ends; the folders of sessions and inx runs that are gone (their lock is free); the
+        // links; then `HELD`, and the wait for stdin to end.
+        let script = format!(
+            "set -e; umask 007; b={BUILDS}; mkdir -p \"$b\"; exec 8>>{LOCK_FILE}; \
+             flock -n 8 || {{ r=$?; [ $r -eq 1 ] && echo {LOCKED} && exit 9; exit $r; }}; \
+             while :; do exec 7>>\"$b/$$.lock\"; flock 7; \
+             [ \"$(stat -L -c %h /proc/$$/fd/7)\" -gt 0 ] && break; done; \
+             d=$b/$$; let_go() {{ rm -rf \"$d\" \"$d.lock\"; }}; trap let_go EXIT; \
+             trap \"exit 1\" HUP INT TERM PIPE; \
+             rm -rf \"$d\"; mkdir \"$d\"; \
+             for o in \"$b\"/*; do [ -e \"$o\" ] || continue; o=${{o%.lock}}; \
+             [ \"$o\" = \"$d\" ] || flock -n \"$o.lock\" rm -rf \"$o\" \"$o.lock\" || :; done; \
+             {links}echo {HELD}; read _ || :"
+        );
+        self.ssh(
+            &[
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
+            ],
+            &script,
+        )
     }
 
     /// One copy of everything the host lacks of these closures (Nix skips what it has).
@@ -95,7 +164,7 @@ impl SshDest {
     }
 
     /// Points each profile at its system, the profile directory made first: run right after
-    /// the copy, so the system is a root on the host from then on.
+    /// the copy, under `hold`, whose roots keep the systems until the profiles do.
     pub fn set_profiles(&self, sets: &[(PathBuf, StorePath)]) -> Cmd {
         let mut script = String::from("set -e");
         for (dir, system) in sets {
@@ -117,6 +186,25 @@ impl SshDest {
             .collect();
         self.run(&format!("rm -rf {}", dirs.join(" ")))
     }
+}
+
+/// Why a `hold` session (`cmd`) ended before it held its host.
+pub fn hold_failed(cmd: &Cmd, out: &Output) -> Error {
+    if out.code == Some(9) && out.stdout.lines().any(|l| l == LOCKED) {
+        // `hold` puts the login right before `--`.
+        let login = cmd
+            .args
+            .iter()
+            .position(|a| a == "--")
+            .and_then(|i| i.checked_sub(1))
+            .map_or("the host", |i| cmd.args[i].as_str());
+        return Error::new(
+            Kind::Locked,
+            format!("another inx is changing containers on {login} (it holds {LOCK_FILE} there)"),
+        )
+        .with_hint("wait for it to finish and run this again");
+    }
+    crate::execute::process::failure(Kind::Failed, cmd, out)
 }
 
 /// The output of `read_profiles`: each directory's state (`None`: no such directory).
@@ -192,5 +280,121 @@ mod tests {
         assert!(got[1].is_none());
         assert!(parse_profiles(&cmd, &out("none\ninx-done\n"), 2).is_err());
         assert!(parse_profiles(&cmd, &out("none\nnone\n"), 2).is_err());
+    }
+
+    #[test]
+    fn the_hold_takes_the_lock_before_it_roots_every_system_and_waits_for_its_stdin_to_end() {
+        let a = StorePath::parse("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a").unwrap();
+        let b = StorePath::parse("/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-b").unwrap();
+        let cmd = dest(None).hold(&[&a, &b]);
+        let script = cmd.args.last().unwrap();
+        let at = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {script}"))
+        };
+        assert!(at("flock -n 8") < at(&format!("ln -s {a}")));
+        assert!(at(&format!("ln -s {a} \"$d/r-1\"")) < at(&format!("ln -s {b} \"$d/r-2\"")));
+        assert!(at(&format!("echo {HELD}")) < at("read _"));
+        assert!(script.ends_with("read _ || :'"), "{script}");
+        assert!(cmd.args.iter().any(|a| a == "ServerAliveInterval=15"));
+        // What the host's sh gets parses, with systems or none.
+        for systems in [&[&a, &b][..], &[]] {
+            let words = shlex::split(dest(None).hold(systems).args.last().unwrap()).unwrap();
+            let parsed = std::process::Command::new("sh")
+                .args(["-n", "-c", &words[2]])
+                .status()
+                .unwrap();
+            assert!(parsed.success(), "{}", words[2]);
+        }
+    }
+
+    #[test]
+    fn a_hold_refused_for_the_lock_is_exit_9_naming_the_host() {
+        let cmd = dest(None).hold(&[]);
+        let out = |code: i32, stdout: &str| Output {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: "boom\n".into(),
+        };
+        let e = hold_failed(&cmd, &out(9, "inx-locked\n"));
+        assert_eq!(e.kind, Kind::Locked);
+        assert!(
+            e.message
+                .starts_with("another inx is changing containers on root@127.0.0.3"),
+            "{}",
+            e.message
+        );
+        // The marker makes it the lock: another exit 9, or ssh's 255, is a failure.
+        assert_eq!(hold_failed(&cmd, &out(9, "")).kind, Kind::Failed);
+        assert_eq!(hold_failed(&cmd, &out(255, "")).kind, Kind::Failed);
+    }
+
+    mod executed {
+        use crate::error::Kind;
+        use crate::execute::process::{Cmd, Runner};
+        use crate::plan::{Action, Plan, Step, What};
+
+        fn host_step(what: What, script: String) -> Step {
+            Step {
+                container: None,
+                host: Some("h4".into()),
+                what,
+                description: script.clone(),
+                action: Action::Run(Cmd::new("sh").args(["-c".to_string(), script])),
+            }
+        }
+
+        /// A host's steps run while its hold lives; it lets go (its stdin ends) once they
+        /// are done, before `execute` returns.
+        #[test]
+        fn a_hosts_steps_run_inside_its_hold_which_lets_go_after_them() {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path().display();
+            let plan = Plan {
+                steps: vec![
+                    host_step(
+                        What::Hold,
+                        format!("touch {d}/holding; echo {}; read _; rm {d}/holding; touch {d}/released", super::HELD),
+                    ),
+                    host_step(What::Copy, format!("test -e {d}/holding")),
+                    host_step(What::Profile, format!("test -e {d}/holding && touch {d}/profiled")),
+                ],
+                ..Plan::default()
+            };
+            crate::execute::execute(&Runner::default(), &plan).unwrap();
+            assert!(tmp.path().join("profiled").exists());
+            assert!(
+                tmp.path().join("released").exists(),
+                "the hold did not let go"
+            );
+            assert!(!tmp.path().join("holding").exists());
+        }
+
+        /// A hold refused for the lock ends the command with exit 9 before the host's other
+        /// steps; a hold that ends early stops the host's steps at the next one.
+        #[test]
+        fn a_refused_or_lost_hold_stops_the_hosts_steps() {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path().display();
+            let plan = |hold: &str| Plan {
+                steps: vec![
+                    host_step(What::Hold, hold.to_string()),
+                    host_step(What::Copy, "sleep 0.5".to_string()),
+                    host_step(What::Profile, format!("touch {d}/profiled")),
+                ],
+                ..Plan::default()
+            };
+            let e = crate::execute::execute(&Runner::default(), &plan("echo inx-locked; exit 9"))
+                .unwrap_err();
+            assert_eq!(e.kind, Kind::Locked, "{e}");
+            let e = crate::execute::execute(
+                &Runner::default(),
+                &plan(&format!("echo {}", super::HELD)),
+            )
+            .unwrap_err();
+            assert_eq!(e.kind, Kind::Failed, "{e}");
+            assert!(!tmp.path().join("profiled").exists());
+        }
     }
 }

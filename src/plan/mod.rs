@@ -4,6 +4,7 @@
 pub mod image;
 mod lifecycle;
 mod relocate;
+mod remote;
 mod rollback;
 pub mod run;
 mod snapshot;
@@ -55,6 +56,9 @@ pub enum What {
     Import,
     Alias,
     Public,
+    /// Another host held for the length of its steps: its inx lock taken and the systems
+    /// about to be copied there rooted, by one ssh session (see `SshDest::hold`).
+    Hold,
     /// Closures copied to another host's store.
     Copy,
     /// A cluster member the instance is moved to.

@@ -1,10 +1,11 @@
 //! The plan of `inx move NAME --to MEMBER`. Incus does not move a container whose disk comes
 //! from a host path (it is not migratable; `incus cluster evacuate` stops it instead), so inx
-//! does: the container stops, its system reaches the new member's store and profile, Incus
-//! moves the stopped instance (its root filesystem with it), it starts again, and only then is
-//! the old member's profile (a GC root there) released.
+//! does: its system reaches the new member's store and profile (under that member's hold, as
+//! `up` copies: see `SshDest::hold`), the container stops, Incus moves the stopped instance
+//! (its root filesystem with it), it starts again, and only then is the old member's profile
+//! (a GC root there) released.
 
-use super::{run, Plan, What};
+use super::{run, Action, Plan, Step, What};
 use crate::clients::incus::Client;
 use crate::hosts::SshDest;
 use crate::name::{ContainerName, StorePath};
@@ -17,6 +18,8 @@ pub struct Move<'a> {
     pub incus: &'a Client,
     pub running: bool,
     pub member: &'a str,
+    /// The new member as plans name a host (see `hosts::label`).
+    pub host: String,
     /// The system its profile points at now, on the old member.
     pub system: &'a StorePath,
     pub from: &'a SshDest,
@@ -31,6 +34,29 @@ pub struct Move<'a> {
 pub fn relocate(m: &Move) -> Plan {
     let mut plan = Plan::default();
     let name = m.name;
+    // The new member's steps: they run before the container's (nothing stops if they fail).
+    let host = Some(m.host.clone());
+    plan.steps
+        .push(super::remote::hold(m.to, host.clone(), &[m.system]));
+    let copy = if m.here {
+        m.to.copy(&[m.system])
+    } else {
+        m.to.copy_from(m.from, &[m.system])
+    };
+    plan.steps.push(Step {
+        container: None,
+        host: host.clone(),
+        what: What::Copy,
+        description: format!("copy {} to {}", m.system.base_name(), m.to.login()),
+        action: Action::Run(copy),
+    });
+    plan.steps.push(Step {
+        container: None,
+        host,
+        what: What::Profile,
+        description: format!("point the host profile of {name} on {} at it", m.to.login()),
+        action: Action::Run(m.to.set_profiles(&[(m.profile_dir.clone(), m.system.clone())])),
+    });
     if m.running {
         plan.steps.push(super::step(
             name,
@@ -39,23 +65,6 @@ pub fn relocate(m: &Move) -> Plan {
             super::Shutdown::default().stop(m.incus, name),
         ));
     }
-    let copy = if m.here {
-        m.to.copy(&[m.system])
-    } else {
-        m.to.copy_from(m.from, &[m.system])
-    };
-    plan.steps.push(run(
-        name,
-        What::Copy,
-        format!("copy {} to {}", m.system.base_name(), m.to.login()),
-        copy,
-    ));
-    plan.steps.push(run(
-        name,
-        What::Profile,
-        format!("point its host profile on {} at it", m.to.login()),
-        m.to.set_profiles(&[(m.profile_dir.clone(), m.system.clone())]),
-    ));
     plan.steps.push(run(
         name,
         What::Move,
@@ -93,7 +102,8 @@ mod tests {
     }
 
     #[test]
-    fn a_move_stops_copies_moves_starts_then_releases_the_old_member() {
+    fn a_move_copies_to_the_new_member_under_its_hold_then_stops_moves_starts_and_releases_the_old_one(
+    ) {
         let name = ContainerName::parse("web").unwrap();
         let incus = Client::default().on(Some(&crate::name::RemoteName::parse("h2").unwrap()));
         let system =
@@ -105,6 +115,7 @@ mod tests {
             incus: &incus,
             running: true,
             member: "member3",
+            host: "h2/member3".into(),
             system: &system,
             from: &from,
             to: &to,
@@ -121,7 +132,17 @@ mod tests {
         let whats: Vec<What> = stopped.steps.iter().map(|s| s.what).collect();
         assert_eq!(
             whats,
-            [What::Copy, What::Profile, What::Move, What::RemoveProfile]
+            [
+                What::Hold,
+                What::Copy,
+                What::Profile,
+                What::Move,
+                What::RemoveProfile
+            ]
         );
+        // The new member's steps are that host's (the executor runs them first, held).
+        assert!(stopped.steps[..3]
+            .iter()
+            .all(|s| s.container.is_none() && s.host.as_deref() == Some("h2/member3")));
     }
 }

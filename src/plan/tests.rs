@@ -348,6 +348,32 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     );
 }
 
+/// A container on another host: that host is held (inx's lock there, roots for the system)
+/// before the copy and until its profile holds the system; the container's steps come after.
+#[test]
+fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hold() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let mut t = target(&m, None, None, None);
+    let h4 = crate::name::RemoteName::parse("h4").unwrap();
+    t.incus = Client::default().on(Some(&h4));
+    t.host = "h4".into();
+    t.store = Some(crate::hosts::Store::Ssh(crate::hosts::SshDest {
+        user: crate::name::HostWord::ssh("root").unwrap(),
+        host: crate::name::HostWord::ssh("127.0.0.4").unwrap(),
+        port: None,
+        opts: Vec::new(),
+    }));
+    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let of_host: Vec<What> = plan
+        .steps
+        .iter()
+        .filter(|s| s.container.is_none() && s.host.as_deref() == Some("h4"))
+        .map(|s| s.what)
+        .collect();
+    assert_eq!(of_host, [What::Hold, What::Copy, What::Profile]);
+    insta::assert_snapshot!(plan.to_shell());
+}
+
 #[test]
 fn plan_as_json() {
     let m = manifest("web", NEW, IncusSettings::default());

@@ -141,8 +141,8 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
         });
     }
 
-    // Other hosts' stores: per host, one copy of what its containers need, then their
-    // profiles set in one ssh call (from then on the systems are roots there).
+    // Other hosts' stores: per host, its lock and roots for the systems held (see `hold`),
+    // one copy of what its containers need, then their profiles set in one ssh call.
     let mut remote: std::collections::BTreeMap<&crate::hosts::SshDest, Vec<&Facts>> =
         Default::default();
     for t in &deploy {
@@ -154,6 +154,8 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
         let host = Some(ts[0].host.clone());
         let systems: Vec<&StorePath> = ts.iter().map(|t| &t.manifest.toplevel).collect();
         let names: Vec<&str> = ts.iter().map(|t| t.manifest.name.as_str()).collect();
+        plan.steps
+            .push(super::remote::hold(dest, host.clone(), &systems));
         plan.steps.push(Step {
             container: None,
             host: host.clone(),

@@ -228,8 +228,6 @@ fn a_gc_between_build_and_profile_cannot_take_the_new_system() {
     wait_active(&web, &system);
 }
 
-/// An executable `sh` script with this body.
-
 /// After `incus project switch`, inx works in that project without --project: the instance is
 /// created there and its profile goes to that project's directory, apart from a container of
 /// the same name in the default project. A client config of the test's own keeps the switch

@@ -670,3 +670,197 @@ fn builds_in_a_container_on_a_member_survive_that_members_gc_with_its_own_roots_
         "the watcher on member3 failed: {log}"
     );
 }
+
+/// inx as `inx` runs it, as a command to start in the background or to run once, as if on
+/// a machine of its own: its lock and build roots here in `profiles`, not this machine's
+/// (which other inx runs take), so only another host's lock can hold it up.
+fn inx_cmd(fx: &Fixture, bed: &Bed, profiles: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inx"));
+    c.arg("--flake")
+        .arg(fx.user_dir())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .env("INCUS_CONF", bed.incus_conf())
+        .env("NIX_SSHOPTS", bed.nix_sshopts())
+        .env("INX_PROFILES_DIR", profiles);
+    c
+}
+
+/// A `PATH` whose `nix` runs `before` and `after` (shell) around each `nix copy` and is the
+/// real one otherwise: how a test gets between inx's copy to a host and what comes next.
+fn path_with_nix_wrapper(dir: &std::path::Path, before: &str, after: &str) -> String {
+    let real = check(
+        "command -v nix",
+        Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap(),
+    );
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in\n  *\" copy \"*) {before}\n    {real} \"$@\"; rc=$?\n    {after}\n    exit $rc ;;\nesac\nexec {real} \"$@\"\n",
+        real = real.trim()
+    );
+    let nix = dir.join("nix");
+    std::fs::write(&nix, script).unwrap();
+    let mut perms = std::fs::metadata(&nix).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&nix, perms).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The flake of one container on h4 whose system is a path no earlier run made.
+fn declare_on_h4(fx: &Fixture, name: &str) -> String {
+    let version = super::unique("v");
+    fx.write_flake(&format!(
+        r#"{name} = inx.lib.mkContainer {{ toplevel = sys "{name}-{version}"; incus.remote = "h4"; }};"#
+    ));
+    version
+}
+
+#[test]
+fn a_gc_on_the_host_between_the_copy_and_the_profile_leaves_the_copied_system_in_place() {
+    let test =
+        "a_gc_on_the_host_between_the_copy_and_the_profile_leaves_the_copied_system_in_place";
+    let Some(case) = case(test, "mhgcwin", &["rem"]) else {
+        return;
+    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let name = case.names[0].clone();
+    declare_on_h4(fx, &name);
+    // Right after the copy (once host4's `nix-store --serve`, whose temporary roots hold what
+    // it added, has gone): host4's garbage collector, as a timer there would run it.
+    let wrap = tempfile::tempdir().unwrap();
+    let host4 = std::fs::read_to_string(bed.root.join("host4/holder.pid")).unwrap();
+    let gc = format!(
+        "i=0; while pgrep -f 'nix-store --serve' >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         nsenter -t {} -m -- /usr/bin/nix-store --gc >{log} 2>&1; echo $? >>{log}",
+        host4.trim(),
+        log = wrap.path().join("gc.log").display()
+    );
+    let path = path_with_nix_wrapper(wrap.path(), ":", &gc);
+    let machine = tempfile::tempdir().unwrap();
+    let up = inx_cmd(fx, bed, machine.path(), &["up"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    let log = std::fs::read_to_string(wrap.path().join("gc.log")).unwrap_or_default();
+    assert!(
+        log.contains("store paths deleted") && log.trim_end().ends_with('0'),
+        "host4's GC did not run after the copy: {log}\n{stderr}"
+    );
+    assert_eq!(up.status.code(), Some(0), "inx up failed:\n{stderr}");
+    let i = listed(bed, "h4", &name).expect("the instance is on h4");
+    let system = system_of(&i);
+    assert!(bed.has_path(4, &system), "host4's GC took the system");
+    assert_eq!(
+        profile_target(bed, 4, &name).as_deref(),
+        Some(system.as_str())
+    );
+    wait_active(bed, &format!("h4:{name}"), &system);
+    // The session's roots went with it: only the profile holds the system now.
+    let builds = bed.profiles(4).join(".builds");
+    let left: Vec<_> = std::fs::read_dir(&builds)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "roots left on host4: {left:?}");
+}
+
+#[test]
+fn two_ups_from_two_machines_against_one_host_one_deploys_and_the_other_exits_9_having_changed_nothing(
+) {
+    let test = "two_ups_from_two_machines_against_one_host_one_deploys_and_the_other_exits_9_having_changed_nothing";
+    let Some(case) = case(test, "mhlock", &["rem"]) else {
+        return;
+    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let name = case.names[0].clone();
+    declare_on_h4(fx, &name);
+    // The first inx stops before its copy until the test lets it go on.
+    let wrap = tempfile::tempdir().unwrap();
+    let (copying, go) = (wrap.path().join("copying"), wrap.path().join("go"));
+    let wait = format!(
+        "touch {}; i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done;",
+        copying.display(),
+        go = go.display()
+    );
+    let path = path_with_nix_wrapper(wrap.path(), &wait, ":");
+    let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = inx_cmd(fx, bed, one.path(), &["up"])
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the first go on however this test ends.
+    struct Go(std::path::PathBuf);
+    impl Drop for Go {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+        }
+    }
+    let release = Go(go.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !copying.exists() {
+        if let Some(status) = first.try_wait().unwrap() {
+            panic!("the first inx ended ({status}) before its copy");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first inx never got to its copy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another machine, the same host4.
+    let second = inx_cmd(fx, bed, other.path(), &["-v", "up"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(9), "the second inx:\n{said}");
+    assert!(
+        said.contains("another inx is changing containers on root@127.0.0.4"),
+        "{said}"
+    );
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with("+ ") && l.contains(" copy ")),
+        "the second inx copied: {said}"
+    );
+    assert!(
+        listed(bed, "h4", &name).is_none(),
+        "the second inx created the instance"
+    );
+    assert!(
+        profile_target(bed, 4, &name).is_none(),
+        "the second inx set the profile"
+    );
+    drop(release);
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the first inx:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let i = listed(bed, "h4", &name).expect("the instance is on h4");
+    let system = system_of(&i);
+    assert_eq!(
+        profile_target(bed, 4, &name).as_deref(),
+        Some(system.as_str())
+    );
+    wait_active(bed, &format!("h4:{name}"), &system);
+    // Once the first is done, the host is free again: the second goes through (nothing to do).
+    let again = inx_cmd(fx, bed, other.path(), &["up"]).output().unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

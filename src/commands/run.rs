@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
                 client,
                 &ctx.build_root(),
             ),
-            plan::run::end(&run_name, dir, client),
+            plan::run::end(&run_name, dir, client, true),
         )
     };
     let exec = client.exec(&run_name, &argv);
@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     }
 
     let held = Run::hold(&runs::base(), run_name.clone(), project)?;
-    let (start, end) = plans(&held.dir);
+    let (start, _) = plans(&held.dir);
     let started = if stop.load(Ordering::SeqCst) {
         Err(interrupted())
     } else {
@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
             .and_then(|()| ctx.runner.interactive(&exec)),
         Err(e) => Err(e.clone()),
     };
-    let ended = remove(ctx, &end, started.is_ok());
+    let ended = remove(ctx, &run_name, &held.dir, client);
     drop(held);
     let code = code?;
     ended?;
@@ -155,20 +155,19 @@ fn interrupted() -> Error {
     )
 }
 
-/// The instance and the profile go, also when the run failed half-way. An instance that was
-/// never made cannot be deleted: that failure counts only if the run had started, or (for a
-/// stale run) unless Incus says there is no such instance.
-fn remove(ctx: &Ctx, end: &plan::Plan, started: bool) -> Result<()> {
-    let (delete, rest) = end.steps.split_at(1);
-    let only = |steps: &[plan::Step]| plan::Plan {
-        steps: steps.to_vec(),
-        ..plan::Plan::default()
-    };
-    match execute::execute(&ctx.runner, &only(delete)) {
-        Err(e) if started || !e.message.contains("not found") => return Err(e),
-        _ => {}
-    }
-    execute::execute(&ctx.runner, &only(rest))
+/// The instance (where Incus has one: a run cut off before or during its create may not)
+/// and the profile go, also when the run failed half-way. Whether the instance exists is
+/// asked, not guessed from an error: a listing that fails removes nothing, and the run is
+/// tried again later.
+fn remove(ctx: &Ctx, run: &ContainerName, dir: &Path, client: &incus::Client) -> Result<()> {
+    let list = client.list();
+    let listed = ctx
+        .runner
+        .capture(&list)
+        .and_then(|out| incus::checked(&list, out))
+        .and_then(|out| incus::parse_list(&out))?;
+    let end = plan::run::end(run, dir, client, listed.contains_key(run.as_str()));
+    execute::execute(&ctx.runner, &end)
 }
 
 /// Runs whose inx is gone (killed): their instance and profile go now.
@@ -179,12 +178,11 @@ pub fn sweep(ctx: &Ctx) {
             project: Some(stale.project.clone()),
             remote: None,
         };
-        let end = plan::run::end(&stale.name, &stale.dir, &client);
         ctx.runner.progress(format_args!(
             "{}: removing the throw-away instance of an inx that is gone",
             stale.name
         ));
-        if let Err(e) = remove(ctx, &end, false) {
+        if let Err(e) = remove(ctx, &stale.name, &stale.dir, &client) {
             // Its lock stays free, so the next inx tries again.
             stale.keep = true;
             errln!("warning: {}: {e}", stale.name);

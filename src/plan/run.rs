@@ -72,24 +72,28 @@ pub fn start(
     }
 }
 
-/// The instance goes (it is ephemeral, but a running one is deleted outright), then its
-/// profile, so its system can be collected.
-pub fn end(run: &ContainerName, profile_dir: &Path, incus: &Client) -> Plan {
+/// The instance goes when Incus has it (`exists`: it is ephemeral, but a running one is
+/// deleted outright; a run cut off before its create has none), then its profile, so its
+/// system can be collected.
+pub fn end(run: &ContainerName, profile_dir: &Path, incus: &Client, exists: bool) -> Plan {
+    let delete = super::step(
+        run,
+        What::Delete,
+        "delete the throw-away instance",
+        Action::Run(incus.delete(run)),
+    );
+    let profile = super::step(
+        run,
+        What::RemoveProfile,
+        "remove the run's profile",
+        Action::RemoveDir(profile_dir.to_path_buf()),
+    );
     Plan {
-        steps: vec![
-            super::step(
-                run,
-                What::Delete,
-                "delete the throw-away instance",
-                Action::Run(incus.delete(run)),
-            ),
-            super::step(
-                run,
-                What::RemoveProfile,
-                "remove the run's profile",
-                Action::RemoveDir(profile_dir.to_path_buf()),
-            ),
-        ],
+        steps: exists
+            .then_some(delete)
+            .into_iter()
+            .chain([profile])
+            .collect(),
         ..Plan::default()
     }
 }
@@ -112,6 +116,21 @@ pub fn run_spec(mut spec: Spec, owner: u32) -> Spec {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_runs_end_deletes_the_instance_only_where_incus_has_it() {
+        let run = ContainerName::parse("web-run-42").unwrap();
+        let dir = Path::new("/nix/var/nix/profiles/inx/.runs/web-run-42");
+        let whats = |exists| -> Vec<What> {
+            end(&run, dir, &Client::default(), exists)
+                .steps
+                .iter()
+                .map(|s| s.what)
+                .collect()
+        };
+        assert_eq!(whats(true), [What::Delete, What::RemoveProfile]);
+        assert_eq!(whats(false), [What::RemoveProfile]);
+    }
 
     #[test]
     fn a_run_is_marked_as_a_run_not_as_managed_and_has_no_proxy_devices() {

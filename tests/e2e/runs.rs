@@ -149,6 +149,30 @@ fn a_killed_run_is_removed_by_the_next_changing_inx() {
     assert_eq!(leftovers(&runs), Vec::<String>::new());
 }
 
+/// A run killed before Incus made its instance leaves only its folder and lock: the next
+/// changing inx removes them without an error (there is no instance to delete), and does
+/// not try again and again.
+#[test]
+fn a_run_killed_before_its_instance_existed_is_removed_without_an_error() {
+    let _host = host!("runs_killed_before_create");
+    let fx = Fixture::new("runsearly");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    // As a killed `inx run` leaves it: the folder and a lock nobody holds, no instance.
+    let run = format!("{web}-run-999999");
+    std::fs::create_dir_all(Path::new(RUNS).join(&run)).unwrap();
+    std::fs::write(Path::new(RUNS).join(format!("{run}.lock")), "").unwrap();
+    assert!(instance(&run).is_none());
+    let first = fx.up(&[]);
+    assert!(
+        !first.stderr.contains("error"),
+        "the sweep failed:\n{}",
+        first.stderr
+    );
+    assert!(!Path::new(RUNS).join(&run).exists(), "{}", first.stderr);
+    assert!(!fx.up(&[]).stderr.contains(&run), "swept once, not again");
+}
+
 #[test]
 fn ctrl_c_ends_the_runs_command_and_the_run_is_removed() {
     use std::os::unix::process::CommandExt;

@@ -14,6 +14,8 @@ macro_rules! host {
 
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/host_init.rs"]
+mod host_init;
 #[path = "e2e/reach.rs"]
 mod reach;
 #[path = "e2e/runs.rs"]

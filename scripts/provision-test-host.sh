@@ -39,6 +39,8 @@ command -v lxd >/dev/null || extra+=(lxd)
 # sshd for the multi-host bed (scripts/hosts.sh starts its own on 127.0.0.N:22; the image's
 # policy-rc.d keeps the package from starting a system sshd).
 [ -x /usr/sbin/sshd ] || extra+=(openssh-server)
+# systemd-analyze scores the host module's inx-roots unit offline (tests/flake.rs).
+command -v systemd-analyze >/dev/null || extra+=(systemd)
 INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh" "${extra[@]}"
 # Where no policy-rc.d holds it back, the package starts a system sshd on every address, whose
 # wildcard port 22 would keep the bed's sshds off 127.0.0.N:22: stop it when this run installed it.

@@ -429,6 +429,13 @@ let
     }
     ++ expect "image: root is locked" ct.users.users.root.initialHashedPassword "!"
     ++ expect "image: lockRoot = false gives nixpkgs' empty password" open.users.users.root.initialHashedPassword ""
+    ++ expect "image: the console does not offer an empty root password (nixpkgs' help line) while root is locked" {
+      locked = lib.hasInfix "empty password" ct.services.getty.helpLine;
+      open = lib.hasInfix "empty password" open.services.getty.helpLine;
+    } {
+      locked = false;
+      open = true;
+    }
     ++ expect "image: sshd as nixpkgs has it" {
       inherit (ct.services.openssh) enable startWhenNeeded;
       root = ct.services.openssh.settings.PermitRootLogin;

@@ -373,7 +373,7 @@ fn lock_and_check_template(nix: &Nix, bed: &Bed, user: &str, env: &[(&str, &str)
         "{lock}"
     );
 
-    let check = through_registry(&["flake", "check", "--no-build", "--all-systems", &user]).ok();
+    let check = through_registry(&["flake", "check", "--no-build", "--all-systems", user]).ok();
     // The contract's output (design.md): Nix knows no `inxContainers` and says so.
     check.assert_no_warnings_except(&["warning: unknown flake output 'inxContainers'"]);
     eprintln!("{}", check.stderr);

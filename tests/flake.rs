@@ -1,10 +1,12 @@
 //! inx's flake, proven without nixpkgs (design.md, "Proving the Nix side without nixpkgs"):
 //! every output evaluated by a modern Nix against the nixpkgs stand-in (tests/nix/nixpkgs: the
 //! real nixpkgs lib and stub packages), the package's exact source built and tested by cargo as
-//! the Nix sandbox would, the template initialised and evaluated, and the `toplevel` path on
-//! Nix 2.8. Prerequisites: Nix 2.18+ ($INX_TEST_NIX_MODERN, a bin dir), Nix 2.8
-//! ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
-//! ../shared/vendor/nixpkgs-lib-*.tar.gz). Missing ones skip a test, or fail it in CI.
+//! the Nix sandbox would, the template initialised and evaluated, the host module's roots unit
+//! scored, and the `toplevel` path on Nix 2.8. scripts/test.sh runs it with Nix 2.26 and again
+//! with 2.34 as the modern Nix. Prerequisites: Nix 2.18+ ($INX_TEST_NIX_MODERN, a bin dir), Nix
+//! 2.8 ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
+//! ../shared/vendor/nixpkgs-lib-*.tar.gz), systemd-analyze. Missing ones skip a test, or fail it
+//! in CI.
 
 #[path = "flake/support.rs"]
 #[macro_use]

@@ -24,18 +24,30 @@ fn run_init(conf: Option<&Path>, bridge: &str) -> std::process::Output {
     out
 }
 
-/// What the script could change: the pools, the networks and the default profile.
-fn incus_state(conf: Option<&Path>) -> Vec<String> {
+/// What the script could change, as `project` sees them: the pools, the networks and the
+/// default profile, without their `used_by` (which other instances change).
+fn incus_state(project: &str) -> Vec<serde_json::Value> {
     [
-        &["storage", "list", "--format", "json"][..],
-        &["network", "list", "--format", "json"],
-        &["profile", "show", "default"],
+        "/1.0/storage-pools?recursion=1",
+        "/1.0/networks?recursion=1",
+        "/1.0/profiles/default?",
     ]
     .iter()
-    .map(|args| {
-        let out = incus_with(conf, args);
-        assert!(out.status.success(), "incus {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
+    .map(|url| format!("{url}&project={project}"))
+    .map(|url| {
+        let out = incus_with(None, &["query", &url]);
+        assert!(out.status.success(), "incus query {url}: {out:?}");
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for item in v
+            .as_array_mut()
+            .map_or_else(Vec::new, |a| a.iter_mut().collect())
+        {
+            item.as_object_mut().unwrap().remove("used_by");
+        }
+        if let Some(object) = v.as_object_mut() {
+            object.remove("used_by");
+        }
+        v
     })
     .collect()
 }
@@ -43,7 +55,7 @@ fn incus_state(conf: Option<&Path>) -> Vec<String> {
 #[test]
 fn incus_init_leaves_a_set_up_incus_as_it_is_at_every_run() {
     let _host = host!("incus_init_set_up");
-    let before = incus_state(None);
+    let before = incus_state("default");
     // The test host's Incus has a default profile with a root disk and no bridge at all: with
     // the module's default bridge named, nothing is made either.
     for _ in 0..2 {
@@ -53,7 +65,7 @@ fn incus_init_leaves_a_set_up_incus_as_it_is_at_every_run() {
             said.contains("Incus is set up already") && said.contains("nothing changed"),
             "{said}"
         );
-        assert_eq!(incus_state(None), before, "the set-up Incus changed");
+        assert_eq!(incus_state("default"), before, "the set-up Incus changed");
     }
 }
 
@@ -71,38 +83,31 @@ fn incus_init_gives_a_fresh_default_profile_its_root_disk_once() {
     assert!(made.status.success(), "{made:?}");
     let switched = incus(&["project", "switch", project]);
     assert!(switched.status.success(), "{switched:?}");
-    // The pools as configured (their `used_by` grows with the new profile's disk).
-    let pools = || {
-        let mut listed: serde_json::Value = serde_json::from_str(&incus_state(None)[0]).unwrap();
-        for pool in listed.as_array_mut().unwrap() {
-            pool.as_object_mut().unwrap().remove("used_by");
-        }
-        listed
-    };
-    let pools_before = pools();
+    let pools_before = incus_state("default")[0].clone();
 
     let first = run_init(Some(&conf), "");
     let said = String::from_utf8_lossy(&first.stdout);
     assert!(said.contains("keeping the storage pool default"), "{said}");
-    let profile: serde_json::Value = serde_json::from_slice(
-        &incus(&["query", &format!("/1.0/profiles/default?project={project}")]).stdout,
-    )
-    .unwrap();
+    let profile = &incus_state(project)[2];
     assert_eq!(
         profile["devices"],
         serde_json::json!({"root": {"type": "disk", "path": "/", "pool": "default"}}),
         "{profile}"
     );
-    assert_eq!(pools(), pools_before, "the existing pool changed");
+    assert_eq!(
+        incus_state("default")[0],
+        pools_before,
+        "the existing pool changed"
+    );
 
-    let after_first = incus_state(Some(&conf));
+    let after_first = incus_state(project);
     let second = run_init(Some(&conf), "");
     assert!(
         String::from_utf8_lossy(&second.stdout).contains("nothing changed"),
         "{second:?}"
     );
     assert_eq!(
-        incus_state(Some(&conf)),
+        incus_state(project),
         after_first,
         "the second run changed it"
     );

@@ -184,7 +184,7 @@ pkgs.testers.runNixOSTest {
         pid = host.succeed("incus info web | grep PID").strip()
         host.succeed("cp ${flakeAt v2}/flake.nix /root/flake/ && cd /root/flake && inx up")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 2")
-        host.succeed("inx snapshot web at-2")
+        host.succeed("cd /root/flake && inx snapshot web at-2")
         host.succeed("cd /root/flake && inx rollback web")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 1")
         assert pid == host.succeed("incus info web | grep PID").strip(), "the container restarted"
@@ -210,7 +210,7 @@ pkgs.testers.runNixOSTest {
         host.succeed("inx exec web -- cat /root/result | grep -qx kept")
 
     with subtest("a snapshot taken before the GC is restored after it, with its system"):
-        host.succeed("inx restore web at-2")
+        host.succeed("cd /root/flake && inx restore web at-2")
         system_running("web")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 2")
   '';

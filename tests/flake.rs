@@ -800,3 +800,37 @@ fn roots_service_hardening_scores_at_most_1_8_offline() {
         ran.stdout
     );
 }
+
+/// The VM test's Python (`checks.x86_64-linux.vm`, never run here) compiles: a syntax error
+/// in it would otherwise wait for the first machine with KVM and nixpkgs.
+#[test]
+fn vm_test_script_is_valid_python() {
+    let test = "vm_test_script_is_valid_python";
+    let (nix, bed) = locked_bed!(test);
+    let python = need!(
+        test,
+        which::which("python3").map_err(|e| format!("no python3 on PATH ({e})"))
+    );
+    let inx = bed.inx_ref();
+    let script = on_inx(
+        &nix,
+        &bed,
+        &[
+            "eval",
+            "--raw",
+            &format!("{inx}#checks.x86_64-linux.vm.driver.testScript"),
+        ],
+    )
+    .ok()
+    .stdout;
+    assert!(script.contains("start_all()"), "{script}");
+    let file = bed.path().join("vm-test-script.py");
+    std::fs::write(&file, &script).unwrap();
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-c",
+        "import sys; compile(open(sys.argv[1]).read(), 'testScript', 'exec')",
+    ])
+    .arg(&file);
+    Ran::of("python3", cmd).ok();
+}

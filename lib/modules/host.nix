@@ -78,9 +78,10 @@
         allowed = config.nix.settings.allowed-users;
         deploy = cfg.deploy;
         # `inx roots watch` runs as root and reads links that containers (untrusted) write: it
-        # keeps only what that needs. It reads containers' files through /proc/PID/root
-        # (CAP_SYS_PTRACE) and the storage pool, owned by their idmapped uids
-        # (CAP_DAC_READ_SEARCH); writes its links under gcroots/inx and sweeps
+        # keeps only what that needs. It reads containers' files, owned by their idmapped uids,
+        # through /proc/PID/root and the storage pool (CAP_DAC_READ_SEARCH; CAP_SYS_PTRACE for
+        # a privileged container's init that is not dumpable: root owns the user namespaces of
+        # unprivileged ones, which is enough there); writes its links under gcroots/inx and sweeps
         # profiles/inx/.builds, folders incus-admin members share (CAP_DAC_OVERRIDE, and
         # CAP_FOWNER for the 2770 it keeps on them; so no RestrictSUIDSGID); reads /proc/uptime
         # (so no ProcSubset=pid) and other users' /proc (so no ProtectProc); talks to incusd
@@ -101,8 +102,11 @@
             "-/nix/var/nix/gcroots"
             "-/nix/var/nix/profiles/inx"
           ];
-          # The incus client reads root's client config (its current project), never writes.
-          ProtectHome = "read-only";
+          # No home: the incus client gets a config folder of its own below (it writes one on
+          # first use, and fails where it cannot; roots list every project, so root's current
+          # project does not matter).
+          ProtectHome = true;
+          RuntimeDirectory = "inx-roots";
           PrivateTmp = true;
           PrivateMounts = true;
           PrivateDevices = true;
@@ -325,6 +329,7 @@
               "nix-daemon.socket"
             ];
             inherit path;
+            environment.INCUS_CONF = "/run/inx-roots/incus";
             # Restarted after a failure, but not forever: five failures in five minutes leave
             # it failed (systemctl status says why) instead of looping.
             unitConfig = {

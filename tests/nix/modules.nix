@@ -226,6 +226,14 @@ let
     ++ check "host: the GC's roots sync runs only while incusd does (never wakes a socket-activated one)" (
       lib.hasInfix "if systemctl is-active --quiet incus.service; then" gcOn.systemd.services.nix-gc.preStart
     )
+    ++ expect "host: the confined watcher's incus client writes its config in the watcher's runtime folder, not root's home" {
+      conf = roots.environment.INCUS_CONF;
+      inherit (roots.serviceConfig) RuntimeDirectory ProtectHome;
+    } {
+      conf = "/run/inx-roots/incus";
+      RuntimeDirectory = "inx-roots";
+      ProtectHome = true;
+    }
     ++ expect "host: the watcher restarts on failure, at most 5 times in 5 minutes" {
       inherit (roots.serviceConfig) Restart RestartSec;
       inherit (roots.unitConfig) StartLimitIntervalSec StartLimitBurst;

@@ -54,7 +54,9 @@ section "Unit" (
 )
 + section "Service" (
   {
-    Environment = "PATH=${lib.makeBinPath unit.path}";
+    Environment = lib.mapAttrsToList (n: v: "\"${n}=${v}\"") (
+      unit.environment // { PATH = lib.makeBinPath unit.path; }
+    );
   }
   // unit.serviceConfig
 )

@@ -452,7 +452,7 @@ fn roots_sync_works_confined_as_the_host_modules_service() {
     eprintln!("{stderr}");
     assert!(out.status.success(), "confined roots sync failed: {out:?}");
     assert!(stderr.contains(&format!("{c}: 1 new")), "{stderr}");
-    assert_eq!(rooted(&c), [built.clone()]);
+    assert_eq!(rooted(&c), std::slice::from_ref(&built));
     assert!(
         host_gc(&built),
         "the confined sync's root did not keep the build"

@@ -1,6 +1,9 @@
-# `checks.x86_64-linux.vm`: a NixOS VM with `nixosModules.host` (and its default preseed) runs a
-# real NixOS container with inx. Needs KVM; it was never run on inx's own CI machines, which
-# have no nixpkgs (README, "What is verified where").
+# `checks.x86_64-linux.vm`: the user's path in NixOS VMs with `nixosModules.host`: a host whose
+# Incus was set up before is left alone, a fresh one is initialised, and there a real NixOS
+# container goes through up, a switch in place, rollback, a snapshot, a build inside kept by
+# `inx gc`, the snapshot restored after it, and a member of incus-admin without sudo. Needs KVM
+# and nixpkgs; it was never run on inx's own CI machines, which have neither (README, "What is
+# verified where"): there it is only evaluated, against the nixpkgs stand-in.
 #
 # The containers' systems are built outside the VM and copied into its store
 # (`virtualisation.additionalPaths`), so the test needs no network. The VM's usual store is the
@@ -45,19 +48,35 @@ let
       };
     }
   '';
+  # The test VMs boot from a disk image (see above) that make-disk-image.nix sizes to its
+  # contents ("auto", no added space): `diskSize` only sizes the qcow2 file around it. Growing
+  # the partition and the ext4 root at boot makes the room for Incus's `dir` pool (under
+  # /var/lib/incus) and the build inside.
+  vm = {
+    memorySize = 2048;
+    diskSize = 8192;
+    cores = 2;
+    useBootLoader = true;
+    fileSystems."/".autoResize = true;
+  };
+  nixSettings = {
+    experimental-features = [
+      "nix-command"
+      "flakes"
+    ];
+    # nix.nix appends the public cache with mkAfter; the test VM has no network.
+    substituters = lib.mkForce [ ];
+  };
 in
 pkgs.testers.runNixOSTest {
   name = "inx";
 
+  # A fresh host: inx initialises its Incus.
   nodes.host = {
     imports = [ inx.nixosModules.host ];
     services.inx.enable = true;
-
-    virtualisation = {
-      memorySize = 2048;
-      diskSize = 8192;
-      cores = 2;
-      useBootLoader = true;
+    boot.growPartition = true;
+    virtualisation = vm // {
       additionalPaths = [
         v1
         v2
@@ -66,29 +85,95 @@ pkgs.testers.runNixOSTest {
         empty
       ];
     };
-    nix.settings = {
-      experimental-features = [
-        "nix-command"
-        "flakes"
+    nix.settings = nixSettings;
+    # A member of incus-admin runs inx without sudo (README, "Run it").
+    users.users.alice = {
+      isNormalUser = true;
+      extraGroups = [ "incus-admin" ];
+    };
+  };
+
+  # A host whose Incus was set up before inx came: a pool of its own and a default profile
+  # without a NIC (here from its own preseed, applied first). inx must touch none of it.
+  nodes.existing = {
+    imports = [ inx.nixosModules.host ];
+    services.inx.enable = true;
+    services.inx.bridge = null;
+    boot.growPartition = true;
+    nix.settings = nixSettings;
+    virtualisation = vm // {
+      incus.preseed = {
+      storage_pools = [
+        {
+          name = "tank";
+          driver = "dir";
+        }
       ];
-      # nix.nix appends the public cache with mkAfter; the test VM has no network.
-      substituters = lib.mkForce [ ];
+      profiles = [
+        {
+          name = "default";
+          devices.root = {
+            type = "disk";
+            path = "/";
+            pool = "tank";
+          };
+        }
+      ];
+      };
     };
   };
 
   testScript = ''
     import json
 
-    host.wait_for_unit("incus-preseed.service")
-    host.wait_for_unit("inx-roots.service")
+    def state(machine):
+        """What inx's initialisation could change: the pools (less `used_by`, which grows with
+        every instance), the managed networks and the default profile."""
+        pools = json.loads(machine.succeed("incus query '/1.0/storage-pools?recursion=1'"))
+        networks = json.loads(machine.succeed("incus query '/1.0/networks?recursion=1'"))
+        return [
+            [{k: v for k, v in p.items() if k != "used_by"} for p in pools],
+            [{k: v for k, v in n.items() if k != "used_by"} for n in networks if n["managed"]],
+            machine.succeed("incus profile show default"),
+        ]
+
+    def system_running(name):
+        """Waits until the container's systemd has booted; a degraded system fails the test
+        with its failed units instead of a timeout."""
+        host.wait_until_succeeds(f"inx exec {name} -- true", timeout=120)
+        _, status = host.execute(f"inx exec {name} -- systemctl is-system-running --wait", timeout=300)
+        if status.strip() != "running":
+            _, failed = host.execute(f"inx exec {name} -- systemctl --failed --no-pager")
+            raise Exception(f"{name}'s system is {status.strip()!r}; failed units:\n{failed}")
+
+    start_all()
+
+    with subtest("a set-up Incus is left as it is, at boot and at a later start"):
+        existing.wait_for_unit("inx-incus-init.service")
+        existing.succeed("journalctl -u inx-incus-init | grep -q 'nothing changed'")
+        before = state(existing)
+        assert before[1] == [] and "eth0" not in before[2], before
+        existing.succeed("systemctl restart incus.service")
+        existing.wait_for_unit("inx-incus-init.service")
+        assert state(existing) == before, "a restart of incusd changed the set-up Incus"
+
+    with subtest("a fresh Incus is initialised once"):
+        host.wait_for_unit("inx-incus-init.service")
+        host.succeed("incus storage show default | grep -qx 'driver: dir'")
+        host.succeed("incus network show incusbr0 | grep -q '10.0.100.1/24'")
+        host.succeed("incus profile device show default | grep -q 'network: incusbr0'")
+        host.succeed("incus profile set default user.inx-test kept")
+        before = state(host)
+        host.succeed("systemctl restart incus.service")
+        host.wait_for_unit("inx-incus-init.service")
+        assert state(host) == before, "the second start changed what the first made"
+        host.wait_for_unit("inx-roots.service")
 
     host.succeed("mkdir -p /root/flake && cp ${flakeAt v1}/flake.nix /root/flake/")
     host.succeed("cd /root/flake && inx up")
 
     with subtest("the container boots NixOS from the host's store"):
-        host.wait_until_succeeds(
-            "inx exec web -- systemctl is-system-running | grep -qx running", timeout=300
-        )
+        system_running("web")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 1")
 
     with subtest("it has an address on the bridge and resolves names"):
@@ -99,13 +184,20 @@ pkgs.testers.runNixOSTest {
         pid = host.succeed("incus info web | grep PID").strip()
         host.succeed("cp ${flakeAt v2}/flake.nix /root/flake/ && cd /root/flake && inx up")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 2")
+        host.succeed("cd /root/flake && inx snapshot web at-2")
         host.succeed("cd /root/flake && inx rollback web")
         host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 1")
         assert pid == host.succeed("incus info web | grep PID").strip(), "the container restarted"
         gens = json.loads(host.succeed("cd /root/flake && inx --json generations web"))
         current = [g["number"] for g in gens["generations"] if g["current"]]
         assert current == [1], f"generation 1 is current after the rollback: {gens}"
-    # Last: the collection takes every store path nothing roots, v2 and the flakes among them.
+
+    with subtest("a member of incus-admin runs inx without sudo"):
+        host.succeed("install -d -o alice /home/alice/flake && install -o alice ${flakeAt v1}/flake.nix /home/alice/flake/")
+        host.succeed("su - alice -c 'cd flake && inx --json list' | grep -q '\"web\"'")
+        host.succeed("su - alice -c 'inx exec web -- cat /etc/inx-test-version' | grep -qx 1")
+
+    # The collection takes every store path nothing roots, the flakes among them.
     with subtest("a build inside survives inx gc"):
         host.succeed(
             "inx exec web -- nix-build -o /root/result -E "
@@ -116,5 +208,10 @@ pkgs.testers.runNixOSTest {
         host.succeed("inx gc")
         host.succeed(f"test -e {built}")
         host.succeed("inx exec web -- cat /root/result | grep -qx kept")
+
+    with subtest("a snapshot taken before the GC is restored after it, with its system"):
+        host.succeed("cd /root/flake && inx restore web at-2")
+        system_running("web")
+        host.succeed("inx exec web -- cat /etc/inx-test-version | grep -qx 2")
   '';
 }

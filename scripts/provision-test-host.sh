@@ -2,7 +2,8 @@
 # Makes a Debian 12 machine ready for inx's end-to-end tests: the inx host of provision-host.sh
 # (Nix 2.8 from Debian's nix-bin, Incus from bookworm-backports, their daemons, a storage-only
 # setup) plus the fixture tools, Nix 2.26 (Debian 13's, unpacked into /var/lib/inx-test/nix-2.26,
-# whose nix-daemon replaces 2.8's), LXD and a test CA. Idempotent: what is already there is left
+# whose nix-daemon replaces 2.8's), a Nix 2.34 client (Debian unstable's, in
+# /var/lib/inx-test/nix-2.34), LXD and a test CA. Idempotent: what is already there is left
 # as it is.
 # Needs root. Logs go to $INX_TEST_LOG_DIR (default /var/log/inx-test).
 set -euo pipefail
@@ -38,6 +39,8 @@ command -v lxd >/dev/null || extra+=(lxd)
 # sshd for the multi-host bed (scripts/hosts.sh starts its own on 127.0.0.N:22; the image's
 # policy-rc.d keeps the package from starting a system sshd).
 [ -x /usr/sbin/sshd ] || extra+=(openssh-server)
+# systemd-analyze scores the host module's inx-roots unit offline (tests/flake.rs).
+command -v systemd-analyze >/dev/null || extra+=(systemd)
 INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh" "${extra[@]}"
 # Where no policy-rc.d holds it back, the package starts a system sshd on every address, whose
 # wildcard port 22 would keep the bed's sshds off 127.0.0.N:22: stop it when this run installed it.
@@ -45,52 +48,63 @@ if [[ " ${extra[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/n
   systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
 fi
 
-# Nix 2.26 (Debian 13's nix-bin), the version users run, unpacked beside Debian 12's 2.8
-# without touching the system's apt state: a private apt configuration that reads trixie from
-# the mirror and key of the existing Debian source, `apt-get download` of nix-bin and its
-# libraries, `dpkg -x` into one folder. Its binaries run through trixie's own loader (Debian
-# 12's glibc is too old for them), one wrapper per name (the nix binary picks its role by argv0).
-modern=/var/lib/inx-test/nix-2.26
-if ! "$modern/bin/nix" --version 2>/dev/null | grep -q ' 2\.26\.'; then
-  say "installing Nix 2.26 (Debian 13's nix-bin) into $modern"
-  src=/etc/apt/sources.list.d/debian.sources
+# A Debian suite's Nix, unpacked beside Debian 12's 2.8 without touching the system's apt
+# state: a private apt configuration that reads SUITE from the mirror and key of the existing
+# Debian source, `apt-get download` of nix-bin and its libraries, `dpkg -x` into one folder.
+# Its binaries run through that suite's own loader (Debian 12's glibc is too old for them), one
+# wrapper per name (the nix binary picks its role by argv0).
+# unpack_nix SUITE VERSION DIR (VERSION: what `nix --version` must show after "nix (Nix) ").
+unpack_nix() {
+  local suite=$1 version=$2 dir=$3
+  if "$dir/bin/nix" --version 2>/dev/null | grep -qF " $version."; then return 0; fi
+  say "installing Nix $version (Debian $suite's nix-bin) into $dir"
+  local src=/etc/apt/sources.list.d/debian.sources uri key opt work name deb debs
   uri=$(awk '/^URIs:/ { print $2; exit }' "$src")
   key=$(awk '/^Signed-By:/ { print $2; exit }' "$src")
-  [ -n "$uri" ] || { say "cannot find a URIs: line in $src to reuse for trixie"; exit 1; }
-  # An inline key block is no file: then apt's own trusted keys check trixie's signature.
+  [ -n "$uri" ] || { say "cannot find a URIs: line in $src to reuse for $suite"; exit 1; }
+  # An inline key block is no file: then apt's own trusted keys check the suite's signature.
   case $key in /*) opt="[signed-by=$key] " ;; *) opt= ;; esac
-  work=$modern.tmp
-  rm -rf "$work" "$modern.new"
-  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$modern.new/bin"
-  printf 'deb %s%s trixie main\n' "$opt" "$uri" >"$work/sources.list"
-  apt_private=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=/dev/null
+  work=$dir.tmp
+  rm -rf "$work" "$dir.new"
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$dir.new/bin"
+  printf 'deb %s%s %s main\n' "$opt" "$uri" "$suite" >"$work/sources.list"
+  # sid's Release file can be past its Valid-Until date between mirror pushes.
+  local apt_private=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=/dev/null
     -o Dir::State::Lists="$work/lists" -o Dir::State::status=/dev/null -o Dir::Cache="$work/cache"
-    -o APT::Sandbox::User=root)
-  apt-get "${apt_private[@]}" update >"$log_dir/nix-2.26-apt.log" 2>&1 \
-    || { say "apt-get update for trixie failed: see $log_dir/nix-2.26-apt.log"; exit 1; }
+    -o APT::Sandbox::User=root -o Acquire::Check-Valid-Until=false)
+  local apt_log=$log_dir/nix-$version-apt.log
+  apt-get "${apt_private[@]}" update >"$apt_log" 2>&1 \
+    || { say "apt-get update for $suite failed: see $apt_log"; exit 1; }
   # nix-bin and the libraries it needs (lib*, zlib1g); not perl, debconf and the like.
   mapfile -t debs < <(apt-cache "${apt_private[@]}" depends --recurse --no-recommends \
     --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances nix-bin \
     | grep -E '^(nix-bin|lib|zlib1g$)' | sort -u)
-  (cd "$work/debs" && apt-get "${apt_private[@]}" download "${debs[@]}") >>"$log_dir/nix-2.26-apt.log" 2>&1 \
-    || { say "downloading nix-bin from trixie failed: see $log_dir/nix-2.26-apt.log"; exit 1; }
-  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$modern.new/root"; done
+  (cd "$work/debs" && apt-get "${apt_private[@]}" download "${debs[@]}") >>"$apt_log" 2>&1 \
+    || { say "downloading nix-bin from $suite failed: see $apt_log"; exit 1; }
+  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$dir.new/root"; done
   for name in nix nix-store nix-env nix-build nix-instantiate nix-collect-garbage nix-daemon \
     nix-shell nix-channel nix-copy-closure nix-hash nix-prefetch-url; do
     # Nix names /proc/self/exe (here the loader) as its build hook: name the wrapper instead.
-    cat >"$modern.new/bin/$name" <<EOF
+    cat >"$dir.new/bin/$name" <<EOF
 #!/bin/sh
-R=$modern/root
-export NIX_CONFIG="build-hook = $modern/bin/nix __build-remote
+R=$dir/root
+export NIX_CONFIG="build-hook = $dir/bin/nix __build-remote
 \${NIX_CONFIG:-}"
 exec "\$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "\$R/usr/lib/x86_64-linux-gnu:\$R/lib/x86_64-linux-gnu" --argv0 $name "\$R/usr/bin/nix" "\$@"
 EOF
-    chmod 0755 "$modern.new/bin/$name"
+    chmod 0755 "$dir.new/bin/$name"
   done
-  rm -rf "$modern" "$work"
-  mv "$modern.new" "$modern"
-  "$modern/bin/nix" --version | grep -q ' 2\.26\.' || { say "Nix 2.26 in $modern does not run"; exit 1; }
-fi
+  rm -rf "$dir" "$work"
+  mv "$dir.new" "$dir"
+  "$dir/bin/nix" --version | grep -qF " $version." || { say "Nix $version in $dir does not run"; exit 1; }
+}
+# Nix 2.26 (Debian 13's), the version users run: its nix-daemon replaces 2.8's below.
+modern=/var/lib/inx-test/nix-2.26
+unpack_nix trixie 2.26 "$modern"
+# Nix 2.34 (Debian unstable's), the newest: a client only. Its daemon, started through the
+# unpacked loader, hung at "copying '<flake>' to the store" (its workers likely re-execute
+# /proc/self/exe, which is then the loader), so the daemon stays 2.26's.
+unpack_nix sid 2.34 /var/lib/inx-test/nix-2.34
 
 # Nix: flakes on, no binary cache (none can be reached from test machines).
 conf=/etc/nix/nix.conf
@@ -222,4 +236,4 @@ if ! id inx-e2e-user >/dev/null 2>&1; then
 elif ! id -nG inx-e2e-user | grep -qw nix-users; then
   usermod -aG nix-users inx-e2e-user
 fi
-say "ready: $("$modern/bin/nix" --version) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"
+say "ready: $("$modern/bin/nix" --version), $(/var/lib/inx-test/nix-2.34/bin/nix --version) (client) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

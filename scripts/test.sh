@@ -3,7 +3,8 @@
 # their daemons; needs root on Debian 12) and runs every test: unit and snapshot tests, CLI
 # tests against stand-ins, and end-to-end tests against the real Nix and Incus. The main run
 # has Nix 2.26 (what users run) first on PATH; then the end-to-end suite runs again with
-# Debian 12's Nix 2.8 client, the oldest inx supports.
+# Debian 12's Nix 2.8 client, the oldest inx supports, and the flake and end-to-end suites with
+# Nix 2.34's client, the newest.
 # With CI set, an end-to-end test that cannot run fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ fi
 # Both clients, for tests that want a given one.
 export INX_TEST_NIX_MODERN=/var/lib/inx-test/nix-2.26/bin
 export INX_TEST_NIX_OLD=/usr/bin
+export INX_TEST_NIX_NEWEST=/var/lib/inx-test/nix-2.34/bin
 # Resolved once: the compatibility run puts /usr/bin first on PATH.
 cargo=$(command -v cargo)
 
@@ -60,6 +62,10 @@ run() {
 }
 run "main run, Nix 2.26 client" "$INX_TEST_NIX_MODERN" --all-targets
 run "compatibility run, end-to-end suite with Debian's Nix 2.8 client" "$INX_TEST_NIX_OLD" --test e2e
+# The newest Nix (Debian unstable's 2.34) as the client, against the same 2.26 daemon: the flake
+# suite (it evaluates with this Nix as its modern one) and the end-to-end suite.
+INX_TEST_NIX_MODERN=$INX_TEST_NIX_NEWEST run "newest run, flake and end-to-end suites with Nix 2.34's client" \
+  "$INX_TEST_NIX_NEWEST" --test flake --test e2e
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '=== test: FAILED: %s\n' "${failed[@]}" >&2

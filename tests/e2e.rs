@@ -22,6 +22,8 @@ mod cutoff;
 mod hangs;
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/host_init.rs"]
+mod host_init;
 #[path = "e2e/reach.rs"]
 mod reach;
 #[path = "e2e/runs.rs"]

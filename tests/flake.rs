@@ -1,10 +1,12 @@
 //! inx's flake, proven without nixpkgs (design.md, "Proving the Nix side without nixpkgs"):
 //! every output evaluated by a modern Nix against the nixpkgs stand-in (tests/nix/nixpkgs: the
 //! real nixpkgs lib and stub packages), the package's exact source built and tested by cargo as
-//! the Nix sandbox would, the template initialised and evaluated, and the `toplevel` path on
-//! Nix 2.8. Prerequisites: Nix 2.18+ ($INX_TEST_NIX_MODERN, a bin dir), Nix 2.8
-//! ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
-//! ../shared/vendor/nixpkgs-lib-*.tar.gz). Missing ones skip a test, or fail it in CI.
+//! the Nix sandbox would, the template initialised and evaluated, the host module's roots unit
+//! scored, and the `toplevel` path on Nix 2.8. scripts/test.sh runs it with Nix 2.26 and again
+//! with 2.34 as the modern Nix. Prerequisites: Nix 2.18+ ($INX_TEST_NIX_MODERN, a bin dir), Nix
+//! 2.8 ($INX_TEST_NIX_OLD), the vendored nixpkgs lib ($INX_TEST_NIXPKGS_LIB or
+//! ../shared/vendor/nixpkgs-lib-*.tar.gz), systemd-analyze. Missing ones skip a test, or fail it
+//! in CI.
 
 // A test writes to the test harness's captured stderr: eprintln! is right here (clippy.toml
 // forbids it in inx itself, where stderr can be a closed pipe).
@@ -168,6 +170,13 @@ fn every_flake_output_evaluates() {
             checks.contains_key("inx") && checks.contains_key("lib-toplevel"),
             "checks.{system}: {checks:?}"
         );
+        // The VM test (x86_64 only) evaluates against the stand-in's runNixOSTest, which
+        // type-checks its nodes; it cannot run here.
+        assert_eq!(
+            checks.contains_key("vm"),
+            system == "x86_64-linux",
+            "checks.{system}: {checks:?}"
+        );
         for (name, drv) in checks {
             assert_drv(drv, &format!("checks.{system}.{name}"));
         }
@@ -329,28 +338,13 @@ fn package_source_builds_and_passes_its_tests_offline_like_the_nix_sandbox() {
     );
 }
 
-#[test]
-fn template_init_gives_a_flake_whose_outputs_evaluate() {
-    let test = "template_init_gives_a_flake_whose_outputs_evaluate";
-    // Locked: without a lock, `flake init -t` would fetch inx's nixpkgs input.
-    let (nix, bed) = locked_bed!(test);
-    let (inx, nixpkgs) = (bed.inx_ref(), bed.nixpkgs_ref());
-    // `inx` in the user's flake registry, as `nix registry add inx <inx>` puts it. A host with
-    // `nixosModules.host` has it in the system registry (`nix.registry.inx`); Nix up to 2.27
-    // reads both for flake inputs too, 2.28 and later only for the command line (README).
-    let config = bed.path().join("config");
-    let config = config.display().to_string();
-    // No global registry: there is no network to fetch it from.
-    let env = [
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("NIX_CONFIG", "flake-registry ="),
-    ];
-    let through_registry = |args: &[&str]| nix.run_with_env(bed.path(), args, &env);
-    through_registry(&["registry", "add", "inx", &inx]).ok();
+/// `nix flake init -t inx` in `bed/user` with `env` (which says where `inx` is found): the
+/// welcome text is printed; the new flake's path.
+fn init_template(nix: &Nix, bed: &Bed, env: &[(&str, &str)]) -> (String, Ran) {
     let user = bed.path().join("user");
     std::fs::create_dir_all(&user).unwrap();
     let init = nix
-        .run_with_env(&user, &["flake", "init", "-t", "inx"], &env)
+        .run_with_env(&user, &["flake", "init", "-t", "inx"], env)
         .ok();
     eprintln!("nix flake init printed:\n{}{}", init.stdout, init.stderr);
     assert!(
@@ -358,34 +352,41 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
         "the welcome text names the next two commands:\n{}",
         init.stderr
     );
-    let user = flake_ref(&user);
-    // Only nixpkgs is replaced: `inx` comes from the registry, as on a user's host.
-    let locked = through_registry(&[
+    (flake_ref(&user), init)
+}
+
+/// The template's flake `user` locked (its nixpkgs replaced by the stand-in; `inx` as `env`
+/// resolves it, or as `extra` overrides it), then checked and evaluated as `nix develop` and
+/// `inx up` would.
+fn lock_and_check_template(nix: &Nix, bed: &Bed, user: &str, env: &[(&str, &str)], extra: &[&str]) {
+    let through_registry = |args: &[&str]| nix.run_with_env(bed.path(), args, env);
+    let nixpkgs = bed.nixpkgs_ref();
+    let mut args = vec![
         "flake",
         "lock",
-        &user,
+        user,
         "--override-input",
         "nixpkgs",
         &nixpkgs,
-    ])
-    .ok();
+    ];
+    args.extend(extra);
+    let locked = through_registry(&args).ok();
     let user_dir = user.trim_start_matches("path:").to_string();
-    // Nix announces a new lock file as a warning; nothing else may be one.
-    locked.assert_no_warnings_except(&[&format!(
-        "warning: creating lock file '\"{user_dir}/flake.lock\"':"
-    )]);
-    let lock: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(user.trim_start_matches("path:").to_string() + "/flake.lock")
-            .unwrap(),
-    )
-    .unwrap();
+    // Nix announces a new lock file as a warning (quoted one way up to 2.2x, another in 2.34);
+    // nothing else may be one.
+    locked.assert_no_warnings_except(&[
+        &format!("warning: creating lock file '\"{user_dir}/flake.lock\"':"),
+        &format!("warning: creating lock file \"{user_dir}/flake.lock\":"),
+    ]);
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(user_dir + "/flake.lock").unwrap()).unwrap();
     assert_eq!(
         lock["nodes"]["inx"]["original"],
         serde_json::json!({"type": "indirect", "id": "inx"}),
         "{lock}"
     );
 
-    let check = through_registry(&["flake", "check", "--no-build", "--all-systems", &user]).ok();
+    let check = through_registry(&["flake", "check", "--no-build", "--all-systems", user]).ok();
     // The contract's output (design.md): Nix knows no `inxContainers` and says so.
     check.assert_no_warnings_except(&["warning: unknown flake output 'inxContainers'"]);
     eprintln!("{}", check.stderr);
@@ -428,6 +429,109 @@ fn template_init_gives_a_flake_whose_outputs_evaluate() {
         .ok();
         shell.assert_no_warnings_except(&[]);
     }
+}
+
+/// `inx` in the user's flake registry, as `nix registry add inx <inx>` puts it (a host with
+/// `nixosModules.host` has it in the system registry, which flake inputs read the same way).
+/// Nix up to 2.27 resolves the template's input through it. 2.28 and later resolve flake inputs
+/// through the global registry only: there the lock fails with Nix's own message, and the
+/// welcome text's command (`nix flake lock --override-input inx <inx>`) is what makes it work.
+#[test]
+fn template_input_resolves_through_the_user_registry_or_the_welcome_texts_command() {
+    let test = "template_input_resolves_through_the_user_registry_or_the_welcome_texts_command";
+    // Locked: without a lock, `flake init -t` would fetch inx's nixpkgs input.
+    let (nix, bed) = locked_bed!(test);
+    let inx = bed.inx_ref();
+    let config = bed.path().join("config");
+    let config = config.display().to_string();
+    // No global registry: there is no network to fetch it from.
+    let env = [
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("NIX_CONFIG", "flake-registry ="),
+    ];
+    nix.run_with_env(bed.path(), &["registry", "add", "inx", &inx], &env)
+        .ok();
+    let (user, init) = init_template(&nix, &bed, &env);
+    if !nix.at_least(28) {
+        lock_and_check_template(&nix, &bed, &user, &env, &[]);
+        return;
+    }
+    let fix = "nix flake lock --override-input inx <inx>";
+    assert!(
+        init.stderr.contains(fix),
+        "the welcome text says what to type on Nix 2.28 and later ({fix}):\n{}",
+        init.stderr
+    );
+    let refused = nix.run_with_env(
+        bed.path(),
+        &[
+            "flake",
+            "lock",
+            &user,
+            "--override-input",
+            "nixpkgs",
+            &bed.nixpkgs_ref(),
+        ],
+        &env,
+    );
+    assert!(
+        refused.code != Some(0)
+            && refused
+                .stderr
+                .contains("cannot find flake 'flake:inx' in the flake registries"),
+        "Nix {} resolved the input through the user registry, or failed otherwise:\n{}",
+        nix.version,
+        refused.stderr
+    );
+    lock_and_check_template(&nix, &bed, &user, &env, &["--override-input", "inx", &inx]);
+}
+
+/// What `nixosModules.host` gives a host (services.inx.globalRegistry): `inx` served by the
+/// global registry file it writes, the only registry Nix 2.28 and later read for flake inputs.
+/// The file is the module's own, evaluated from inx's flake as a host's configuration would;
+/// with it, the template's `inx.url = "inx"` locks with no URL written by hand, on every Nix.
+#[test]
+fn template_input_resolves_through_the_host_modules_global_registry() {
+    let test = "template_input_resolves_through_the_host_modules_global_registry";
+    let (nix, bed) = locked_bed!(test);
+    let probe = user_flake(
+        &nix,
+        &bed,
+        "host",
+        r#"{
+          registry = (nixpkgs.lib.nixosSystem {
+            system = "x86_64-linux";
+            modules = [ inx.nixosModules.host { services.inx.enable = true; } ];
+          }).config.nix.settings.flake-registry.text;
+        }"#,
+        &[],
+    );
+    let registry = nix
+        .run(
+            bed.path(),
+            &[
+                "eval",
+                "--raw",
+                "--no-write-lock-file",
+                &format!("{}#registry", flake_ref(&probe)),
+            ],
+        )
+        .ok()
+        .stdout;
+    let file = bed.path().join("flake-registry.json");
+    std::fs::write(&file, &registry).unwrap();
+    let config = bed.path().join("config");
+    let (config, setting) = (
+        config.display().to_string(),
+        format!("flake-registry = {}", file.display()),
+    );
+    // An empty user registry: only the module's file knows `inx`.
+    let env = [
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("NIX_CONFIG", setting.as_str()),
+    ];
+    let (user, _) = init_template(&nix, &bed, &env);
+    lock_and_check_template(&nix, &bed, &user, &env, &[]);
 }
 
 /// The `toplevel` path needs nothing newer than Nix 2.8, and nothing of nixpkgs but (at most)
@@ -642,4 +746,95 @@ fn every_example_evaluates_its_containers() {
             );
         }
     }
+}
+
+/// The worst `systemd-analyze security` exposure the `inx-roots` unit may score (0 is best, 10
+/// worst; it scored 1.7 when this was set). What keeps it above 0 is what the watcher needs:
+/// root, CAP_SYS_PTRACE and CAP_DAC_* to read containers' files, full /proc.
+const ROOTS_EXPOSURE_MAX: f64 = 1.7;
+
+/// The host module's `inx-roots` unit (tests/nix/roots-unit.nix renders it as NixOS would),
+/// scored offline by systemd's own analyzer: a change that weakens its hardening fails here.
+#[test]
+fn roots_service_hardening_scores_at_most_1_7_offline() {
+    let test = "roots_service_hardening_scores_at_most_1_7_offline";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let analyze = need!(
+        test,
+        which::which("systemd-analyze")
+            .map_err(|e| format!("no systemd-analyze on PATH ({e}); Debian's systemd has it"))
+    );
+    let expr = format!(
+        "import {} {{ nixpkgs = builtins.getFlake \"{}\"; inx = {}; }}",
+        bed.inx.join("tests/nix/roots-unit.nix").display(),
+        bed.nixpkgs_ref(),
+        bed.inx.display()
+    );
+    let unit = nix
+        .run(bed.path(), &["eval", "--raw", "--impure", "--expr", &expr])
+        .ok()
+        .stdout;
+    let units = bed.path().join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(units.join("inx-roots.service"), &unit).unwrap();
+    let mut cmd = Command::new(analyze);
+    cmd.args([
+        "security",
+        "--offline=true",
+        "--no-pager",
+        "inx-roots.service",
+    ])
+    .current_dir(&units);
+    let ran = Ran::of("systemd-analyze", cmd).ok();
+    eprintln!("{unit}\n{}", ran.stdout);
+    let score: f64 = ran
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for inx-roots.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure level in:\n{}", ran.stdout));
+    assert!(
+        score <= ROOTS_EXPOSURE_MAX,
+        "inx-roots scores {score}, worse than {ROOTS_EXPOSURE_MAX}:\n{}",
+        ran.stdout
+    );
+}
+
+/// The VM test's Python (`checks.x86_64-linux.vm`, never run here) compiles: a syntax error
+/// in it would otherwise wait for the first machine with KVM and nixpkgs.
+#[test]
+fn vm_test_script_is_valid_python() {
+    let test = "vm_test_script_is_valid_python";
+    let (nix, bed) = locked_bed!(test);
+    let python = need!(
+        test,
+        which::which("python3").map_err(|e| format!("no python3 on PATH ({e})"))
+    );
+    let inx = bed.inx_ref();
+    let script = on_inx(
+        &nix,
+        &bed,
+        &[
+            "eval",
+            "--raw",
+            &format!("{inx}#checks.x86_64-linux.vm.driver.testScript"),
+        ],
+    )
+    .ok()
+    .stdout;
+    assert!(script.contains("start_all()"), "{script}");
+    let file = bed.path().join("vm-test-script.py");
+    std::fs::write(&file, &script).unwrap();
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-c",
+        "import sys; compile(open(sys.argv[1]).read(), 'testScript', 'exec')",
+    ])
+    .arg(&file);
+    Ran::of("python3", cmd).ok();
 }

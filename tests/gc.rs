@@ -404,3 +404,61 @@ fn syncs_during_restarts_never_drop_a_live_root() {
     );
     assert_eq!(rooted(&a), [built]);
 }
+
+/// The confinement of the host module's `inx-roots` unit (lib/modules/host.nix), as far as
+/// `unshare` and `setpriv` reproduce it without systemd: the system read-only but for
+/// /nix/var/nix/gcroots and /nix/var/nix/profiles/inx (ProtectSystem=strict, ReadWritePaths),
+/// an empty read-only /root and /home (ProtectHome), no network but loopback
+/// (PrivateNetwork), only CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and CAP_SYS_PTRACE
+/// (CapabilityBoundingSet), NoNewPrivileges, and the incus client's config in a runtime folder
+/// (RuntimeDirectory, INCUS_CONF). `$1` is that folder; the rest is the command.
+const CONFINED: &str = r#"
+set -e
+run=$1
+shift
+mount --bind /nix/var/nix/gcroots /nix/var/nix/gcroots
+mount --bind /nix/var/nix/profiles/inx /nix/var/nix/profiles/inx
+mount -o remount,bind,ro /
+mount -t tmpfs -o mode=0700 tmpfs "$run"
+mount -t tmpfs -o ro,mode=0755 tmpfs /root
+mount -t tmpfs -o ro,mode=0755 tmpfs /home
+exec setpriv --bounding-set -all,+dac_override,+dac_read_search,+fowner,+sys_ptrace \
+  --inh-caps=-all --no-new-privs -- env HOME=/root INCUS_CONF="$run/incus" "$@"
+"#;
+
+/// The host module runs the watcher confined (tests/flake.rs scores that unit): inside that
+/// confinement `inx roots sync` still reads a running container's build through
+/// /proc/PID/root and roots it, so the host's GC keeps it. (The system call filter and the
+/// other options that only restrict what inx never does are not reproduced here.)
+#[test]
+fn roots_sync_works_confined_as_the_host_modules_service() {
+    let _host = host!("roots_sync_works_confined_as_the_host_modules_service");
+    let fx = Fixture::new("confined");
+    let c = fx.name("c");
+    fx.declare(&[(&c, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    fx.up(&[]);
+    let built = build_in(
+        &c,
+        "/root/confined",
+        &format!("confined{}", std::process::id()),
+    );
+    let run = fx.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--net", "--propagation", "private", "--"])
+        .args(["sh", "-c", CONFINED, "confined"])
+        .arg(&run)
+        .arg(env!("CARGO_BIN_EXE_inx"))
+        .args(["roots", "sync"])
+        .output()
+        .expect("run unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "confined roots sync failed: {out:?}");
+    assert!(stderr.contains(&format!("{c}: 1 new")), "{stderr}");
+    assert_eq!(rooted(&c), std::slice::from_ref(&built));
+    assert!(
+        host_gc(&built),
+        "the confined sync's root did not keep the build"
+    );
+}

@@ -1,14 +1,16 @@
-# The host side of inx, as a NixOS module (`nixosModules.host`): inx on PATH, Incus on and
-# initialised (a storage pool, a bridge the firewall trusts, a default profile), and builds
-# made inside containers kept across the host's GC (`inx roots watch` as a service, and a roots
-# sync before every run of the host's scheduled GC).
+# The host side of inx, as a NixOS module (`nixosModules.host`): inx on PATH, Incus on and, if
+# fresh, initialised (a storage pool, a bridge the firewall trusts, a default profile; an Incus
+# that is set up is left alone), and builds made inside containers kept across the host's GC
+# (`inx roots watch` as a service, and a roots sync before every run of the host's scheduled GC).
 #
 # Option names checked against nixpkgs' nixos/modules/virtualisation/incus.nix
 # (virtualisation.incus.{enable,clientPackage,preseed,socketActivation}; its assertion wants
-# nftables when the firewall is on), services/networking/firewall.nix (trustedInterfaces),
-# services/misc/nix-gc.nix (the `nix-gc` service of nix.gc.automatic), config/nix.nix
-# (nix.settings.allowed-users, nix.settings.trusted-users), config/nix-flakes.nix
-# (nix.registry), system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules),
+# nftables when the firewall is on; incus-preseed.service runs `incus admin init --preseed` at
+# every start of incus.service, which is why inx sets no preseed),
+# services/networking/firewall.nix (trustedInterfaces), services/misc/nix-gc.nix (the `nix-gc`
+# service of nix.gc.automatic), config/nix.nix (nix.settings.allowed-users, trusted-users,
+# flake-registry), config/nix-flakes.nix (nix.registry.<name>.{from,to,exact}, written to
+# /etc/nix/registry.json), system/boot/systemd/tmpfiles.nix (systemd.tmpfiles.rules),
 # services/networking/ssh/sshd.nix (services.openssh.enable,
 # users.users.<name>.openssh.authorizedKeys.keys) and config/users-groups.nix
 # (users.users.<name>.extraGroups).
@@ -36,17 +38,98 @@
         # inx lists containers with the incus client (`clientPackage` is recent; older NixOS
         # has only `package`, which holds the client too).
         path = [ (incus.clientPackage or incus.package) ];
-        # The bridges the preseed makes, whichever preseed is in force: the firewall trusts
-        # them so that containers get DHCP and DNS from Incus's dnsmasq.
-        bridges = map (n: n.name) (
-          lib.filter (n: (n.type or "bridge") == "bridge" && n ? name) (
-            if incus.preseed == null then [ ] else incus.preseed.networks or [ ]
+        # The bridge containers use and those a preseed of the user's own makes: the firewall
+        # trusts them so that containers get DHCP and DNS from Incus's dnsmasq.
+        bridges = lib.unique (
+          lib.optional (cfg.bridge != null) cfg.bridge
+          ++ map (n: n.name) (
+            lib.filter (n: (n.type or "bridge") == "bridge" && n ? name) (
+              if incus.preseed == null then [ ] else incus.preseed.networks or [ ]
+            )
           )
+        );
+        # Creates only what a fresh Incus lacks (incus-init.sh says what and when).
+        initScript = pkgs.writeShellScript "inx-incus-init" (builtins.readFile ./incus-init.sh);
+        # Nix 2.28 and later resolve flake inputs through the global registry only (the
+        # `flake-registry` setting, by default a URL fetched at run time): this file serves the
+        # system registry's entries there, and `nixpkgs` as the upstream one has it where the
+        # system registry has none.
+        globalRegistry = pkgs.writeText "flake-registry.json" (
+          builtins.toJSON {
+            version = 2;
+            flakes =
+              lib.mapAttrsToList (_: e: { inherit (e) from to exact; }) config.nix.registry
+              ++ lib.optional (!(config.nix.registry ? nixpkgs)) {
+                from = {
+                  type = "indirect";
+                  id = "nixpkgs";
+                };
+                to = {
+                  type = "github";
+                  owner = "NixOS";
+                  repo = "nixpkgs";
+                  ref = "nixpkgs-unstable";
+                };
+              };
+          }
         );
         # Containers reach the host's nix-daemon as their idmapped uids (1000000 and up), which
         # have no passwd entry: only "*" lets them in.
         allowed = config.nix.settings.allowed-users;
         deploy = cfg.deploy;
+        # `inx roots watch` runs as root and reads links that containers (untrusted) write: it
+        # keeps only what that needs. It reads containers' files, owned by their idmapped uids,
+        # through /proc/PID/root and the storage pool (CAP_DAC_READ_SEARCH; CAP_SYS_PTRACE for
+        # a privileged container's init that is not dumpable: root owns the user namespaces of
+        # unprivileged ones, which is enough there); writes its links under gcroots/inx and sweeps
+        # profiles/inx/.builds, folders incus-admin members share (CAP_DAC_OVERRIDE, and
+        # CAP_FOWNER for the 2770 it keeps on them; so no RestrictSUIDSGID); reads /proc/uptime
+        # (so no ProcSubset=pid) and other users' /proc (so no ProtectProc); talks to incusd
+        # over its Unix socket only (it runs no nix command). tests/flake.rs scores the unit with
+        # `systemd-analyze security --offline=true`.
+        rootsHardening = {
+          CapabilityBoundingSet = [
+            "CAP_DAC_OVERRIDE"
+            "CAP_DAC_READ_SEARCH"
+            "CAP_FOWNER"
+            "CAP_SYS_PTRACE"
+          ];
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          # `-`: a host where they do not exist yet still starts the service (tmpfiles makes
+          # them at boot; roots watch makes gcroots/auto if Nix has not).
+          ReadWritePaths = [
+            "-/nix/var/nix/gcroots"
+            "-/nix/var/nix/profiles/inx"
+          ];
+          # No home: the incus client gets a config folder of its own below (it writes one on
+          # first use, and fails where it cannot; roots list every project, so root's current
+          # project does not matter).
+          ProtectHome = true;
+          RuntimeDirectory = "inx-roots";
+          PrivateTmp = true;
+          PrivateMounts = true;
+          PrivateDevices = true;
+          PrivateNetwork = true;
+          IPAddressDeny = "any";
+          RestrictAddressFamilies = [ "AF_UNIX" ];
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [ "@system-service" ];
+          # A call outside the filter fails with EPERM instead of killing the watcher.
+          SystemCallErrorNumber = "EPERM";
+          # inx sets the modes of what it shares with incus-admin itself.
+          UMask = "0007";
+        };
         deployed = deploy.authorizedKeys != [ ];
       in
       {
@@ -60,12 +143,63 @@
             description = "The inx package.";
           };
 
+          initialise = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = ''
+              After each start of incusd, initialise Incus if it is fresh (its `default` profile
+              has no device): create a `dir` storage pool `default` and the bridge `bridge`
+              where missing, and add a root disk on that pool and a NIC `eth0` on the bridge to
+              the `default` profile. An Incus whose `default` profile has any device is left as
+              it is, and nothing existing is ever changed or deleted. inx sets no
+              `virtualisation.incus.preseed` (Incus applies a preseed at every start and
+              overwrites what it names); one of your own runs first.
+            '';
+          };
+
+          bridge = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = "incusbr0";
+            example = "br0";
+            description = ''
+              The bridge the containers' NICs are on; the firewall trusts it (for their DHCP
+              and DNS). On a host whose Incus has a bridge of its own, name it here. On a fresh
+              Incus, `initialise` creates it (a managed bridge with `bridgeAddress` and NAT)
+              unless a network of that name exists (a host bridge Incus does not manage is
+              joined as the NIC's parent). `null`: no NIC in the default profile, no bridge
+              trusted.
+            '';
+          };
+
+          bridgeAddress = lib.mkOption {
+            type = lib.types.str;
+            default = "10.0.100.1/24";
+            description = "The IPv4 address and subnet of a bridge `initialise` creates.";
+          };
+
           registry = lib.mkOption {
             type = lib.types.bool;
             default = true;
             description = ''
               Add this inx flake to the host's flake registry as `inx`, so that
-              `nix flake init -t inx` and the template's `inx.url = "inx"` find it.
+              `nix flake init -t inx` and (with `globalRegistry`, on Nix 2.28 and later) the
+              template's `inx.url = "inx"` find it.
+            '';
+          };
+
+          globalRegistry = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = ''
+              Serve the system flake registry (`nix.registry`, with `inx` in it) as Nix's global
+              registry too (`nix.settings.flake-registry`, at `mkDefault`), because Nix 2.28 and
+              later resolve flake inputs such as the template's `inx.url = "inx"` through the
+              global registry only. That file replaces the registry Nix would download: it
+              holds the system registry's entries and `nixpkgs` (nixpkgs-unstable on GitHub,
+              as upstream) where the system registry has none; the upstream registry's other
+              names (such as `flake-utils`) no longer resolve. Set false to keep the upstream
+              registry, and then lock a new flake's `inx` input with
+              `nix flake lock --override-input inx <inx>` on those Nix versions.
             '';
           };
 
@@ -127,46 +261,28 @@
           environment.systemPackages = [ cfg.package ];
 
           virtualisation.incus.enable = true;
-          # A fresh host gets what `inx up` needs: a storage pool, a bridge with NAT and a
-          # default profile with a root disk and a NIC on it (the shape of nixpkgs' own Incus
-          # tests and of incus.nix's example). Each part is a default: a preseed of your own
-          # replaces the parts it names; `virtualisation.incus.preseed = lib.mkForce null`
-          # turns it off (do that on a host whose Incus is set up already: a preseed
-          # overwrites the entities it names at every start of incus.service).
-          virtualisation.incus.preseed = {
-            networks = lib.mkDefault [
-              {
-                name = "incusbr0";
-                type = "bridge";
-                config = {
-                  "ipv4.address" = "10.0.100.1/24";
-                  "ipv4.nat" = "true";
-                };
-              }
+          # A fresh Incus gets what `inx up` needs: a storage pool, a bridge with NAT and a
+          # default profile with a root disk and a NIC on it (the shape of incus.nix's example),
+          # made once; an Incus that is set up is left alone (incus-init.sh).
+          systemd.services.inx-incus-init = lib.mkIf cfg.initialise {
+            description = "inx: initialise a fresh Incus (a set-up one is left as it is)";
+            # With incusd, after any preseed of the user's own; never starts incusd itself.
+            wantedBy = [ "incus.service" ];
+            partOf = [ "incus.service" ];
+            after = [
+              "incus.service"
+              "incus-preseed.service"
             ];
-            storage_pools = lib.mkDefault [
-              {
-                name = "default";
-                driver = "dir";
-              }
-            ];
-            profiles = lib.mkDefault [
-              {
-                name = "default";
-                devices = {
-                  root = {
-                    type = "disk";
-                    path = "/";
-                    pool = "default";
-                  };
-                  eth0 = {
-                    type = "nic";
-                    name = "eth0";
-                    network = "incusbr0";
-                  };
-                };
-              }
-            ];
+            inherit path;
+            environment = {
+              INX_BRIDGE = if cfg.bridge == null then "" else cfg.bridge;
+              INX_BRIDGE_ADDRESS = cfg.bridgeAddress;
+            };
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              ExecStart = initScript;
+            };
           };
           # The NixOS firewall would drop the containers' DHCP and DNS on the bridge.
           networking.firewall.trustedInterfaces = bridges;
@@ -175,6 +291,7 @@
           networking.nftables.enable = lib.mkDefault true;
 
           nix.registry = lib.mkIf cfg.registry { inx.flake = inxFlake; };
+          nix.settings.flake-registry = lib.mkIf (cfg.registry && cfg.globalRegistry) (lib.mkDefault globalRegistry);
 
           # Another machine's inx deploys here over ssh (see deploy.authorizedKeys).
           services.openssh.enable = lib.mkIf deployed true;
@@ -212,17 +329,34 @@
               "nix-daemon.socket"
             ];
             inherit path;
+            environment.INCUS_CONF = "/run/inx-roots/incus";
+            # Restarted after a failure, but not forever: five failures in five minutes leave
+            # it failed (systemctl status says why) instead of looping.
+            unitConfig = {
+              StartLimitIntervalSec = 300;
+              StartLimitBurst = 5;
+            };
             serviceConfig = {
               ExecStart = "${inx} roots watch ${cap}";
-              Restart = "always";
+              Restart = "on-failure";
               RestartSec = 5;
-            };
+            }
+            // rootsHardening;
           };
 
-          # nix-gc.nix defines this service when nix.enable is on; only add to it then.
+          # nix-gc.nix defines this service when nix.enable is on; only add to it then. The sync
+          # asks incusd for its containers: with incusd off (socket activation, not used since
+          # boot) no container ran since the last sync or watch, so skip it rather than wake
+          # incusd (the roots already made stay).
           systemd.services.nix-gc = lib.mkIf (cfg.roots.syncBeforeGc && config.nix.enable) {
             inherit path;
-            preStart = "${inx} roots sync ${cap}";
+            preStart = ''
+              if systemctl is-active --quiet incus.service; then
+                ${inx} roots sync ${cap}
+              else
+                echo "inx: incus.service is not running: no roots sync (nothing ran since the last one)"
+              fi
+            '';
           };
         };
       }

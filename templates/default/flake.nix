@@ -4,9 +4,9 @@
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     # `inx` from the flake registry: the same name `nix flake init -t inx` used. A host with
-    # inx's `nixosModules.host` has it; elsewhere `nix registry add inx <where inx is>` adds it.
-    # Nix 2.28 and later read only the global registry for flake inputs: with those, write
-    # where inx is here instead (a flake reference such as "path:/src/inx").
+    # inx's `nixosModules.host` serves it to every Nix. Elsewhere: `nix registry add inx
+    # <where inx is>` up to Nix 2.27; from 2.28 on (flake inputs read the global registry
+    # only), `nix flake lock --override-input inx <where inx is>` once, or write it here.
     inx.url = "inx";
     inx.inputs.nixpkgs.follows = "nixpkgs";
   };
@@ -25,7 +25,9 @@
       # edit switches them to the new system in place, without a restart.
       inxContainers.hello = inx.lib.mkContainer {
         inherit nixpkgs;
-        system = "x86_64-linux"; # your host's: "aarch64-linux" on ARM
+        # The host's system. `builtins.currentSystem` is not allowed in a flake (pure
+        # evaluation): on ARM, write "aarch64-linux".
+        system = "x86_64-linux";
         modules = [
           (
             { pkgs, ... }:

@@ -92,6 +92,15 @@ impl Nix {
         }
     }
 
+    /// Whether this is Nix 2.`minor` or later.
+    pub fn at_least(&self, minor: u32) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        matches!((parts.next(), parts.next()), (Some(major), Some(m)) if major > 2 || (major == 2 && m >= minor))
+    }
+
     /// The old Nix that the `toplevel` path must keep working on (Debian 12's 2.8).
     pub fn old() -> Result<Nix, String> {
         Nix::find("INX_TEST_NIX_OLD", "/usr/bin")

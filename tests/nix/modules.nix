@@ -53,9 +53,24 @@ let
     { services.inx.enable = true; }
   ];
   h = outcome hostOn;
-  preseed = h.virtualisation.incus.preseed;
   roots = h.systemd.services.inx-roots;
+  init = h.systemd.services.inx-incus-init;
+  # The bridge and address the init service is given.
+  initArgs = c: with c.systemd.services.inx-incus-init.environment; [ INX_BRIDGE INX_BRIDGE_ADDRESS ];
 
+  # A host whose Incus is set up already, with a bridge of its own.
+  existing = outcome (hostOn ++ [ { services.inx.bridge = "br-lan"; } ]);
+  # The same, with inx's initialisation off altogether.
+  untouched = outcome (
+    hostOn
+    ++ [
+      {
+        services.inx.bridge = "br-lan";
+        services.inx.initialise = false;
+      }
+    ]
+  );
+  # A preseed of the user's own (incus.nix applies it at every start of incusd).
   custom = outcome (
     hostOn
     ++ [
@@ -70,7 +85,7 @@ let
       }
     ]
   );
-  noPreseed = outcome (hostOn ++ [ { virtualisation.incus.preseed = lib.mkForce null; } ]);
+  noBridge = outcome (hostOn ++ [ { services.inx.bridge = null; } ]);
   socket = outcome (hostOn ++ [ { virtualisation.incus.socketActivation = true; } ]);
   hardened = outcome (hostOn ++ [ { nix.settings.allowed-users = [ "@users" ]; } ]);
   gcOn = outcome (hostOn ++ [ { nix.gc.automatic = true; } ]);
@@ -79,6 +94,19 @@ let
     host
     { disabledModules = [ host ]; }
   ];
+  # The global registry file the module serves (the stand-in's writeText keeps its text).
+  registryOf = c: builtins.fromJSON c.nix.settings.flake-registry.text;
+  pinned = outcome (
+    hostOn
+    ++ [
+      {
+        nix.registry.nixpkgs.to = {
+          type = "path";
+          path = "/pinned";
+        };
+      }
+    ]
+  );
 
   hostChecks =
     check "host: evaluates with services.inx.enable" (h != null)
@@ -92,57 +120,88 @@ let
       "Z /nix/var/nix/gcroots/inx - root incus-admin -"
       "f /nix/var/nix/gcroots/inx/.lock 0660 root incus-admin -"
     ]
-    ++ expect "host: default preseed networks" preseed.networks [
-      {
-        name = "incusbr0";
-        type = "bridge";
-        config = {
-          "ipv4.address" = "10.0.100.1/24";
-          "ipv4.nat" = "true";
-        };
-      }
+    # A fresh host: no preseed (which Incus would apply at every start), inx's own one-shot
+    # initialisation with incusd, the bridge it makes trusted.
+    ++ expect "host: fresh: no preseed, so nothing is applied at every start" {
+      preseed = h.virtualisation.incus.preseed;
+      service = h.systemd.services ? incus-preseed;
+    } {
+      preseed = null;
+      service = false;
+    }
+    ++ expect "host: fresh: the init service runs once per incusd start, after any preseed, never starts incusd" {
+      inherit (init) wantedBy partOf after wants requires;
+      inherit (init.serviceConfig) Type RemainAfterExit;
+      script = lib.hasSuffix "-inx-incus-init" init.serviceConfig.ExecStart;
+    } {
+      wantedBy = [ "incus.service" ];
+      partOf = [ "incus.service" ];
+      after = [
+        "incus.service"
+        "incus-preseed.service"
+      ];
+      wants = [ ];
+      requires = [ ];
+      Type = "oneshot";
+      RemainAfterExit = true;
+      script = true;
+    }
+    ++ expect "host: fresh: the init service makes incusbr0 at 10.0.100.1/24" (initArgs h) [
+      "incusbr0"
+      "10.0.100.1/24"
     ]
-    ++ expect "host: default storage pool" preseed.storage_pools [
-      {
-        name = "default";
-        driver = "dir";
-      }
-    ]
-    ++ expect "host: default profile" preseed.profiles [
-      {
-        name = "default";
-        devices = {
-          root = {
-            type = "disk";
-            path = "/";
-            pool = "default";
-          };
-          eth0 = {
-            type = "nic";
-            name = "eth0";
-            network = "incusbr0";
-          };
-        };
-      }
-    ]
-    ++ expect "host: the bridge is trusted" h.networking.firewall.trustedInterfaces [ "incusbr0" ]
+    ++ expect "host: fresh: the init script is incus-init.sh" (
+      lib.hasInfix "Incus counts as set up once its `default` profile has a device"
+        (pkgs.writeShellScript "x" (builtins.readFile (inx + "/lib/modules/incus-init.sh"))).text
+    ) true
+    ++ expect "host: fresh: incusbr0 is trusted" h.networking.firewall.trustedInterfaces [ "incusbr0" ]
     ++ expect "host: nftables on" h.networking.nftables.enable true
-    ++ check "host: the preseed service runs" (h.systemd.services ? incus-preseed)
-    ++ expect "host: a preseed of one's own replaces only the parts it names" {
+    # A host whose Incus is set up: nothing is preseeded; the init service (which leaves a set-up
+    # Incus alone) is given the host's bridge, which the firewall trusts.
+    ++ expect "host: existing Incus with its own bridge: no preseed, its bridge trusted and named to the init" {
+      preseed = existing.virtualisation.incus.preseed;
+      trusted = existing.networking.firewall.trustedInterfaces;
+      args = initArgs existing;
+    } {
+      preseed = null;
+      trusted = [ "br-lan" ];
+      args = [
+        "br-lan"
+        "10.0.100.1/24"
+      ];
+    }
+    ++ expect "host: initialise = false: no init service, the bridge still trusted" {
+      init = untouched.systemd.services ? inx-incus-init;
+      preseed = untouched.virtualisation.incus.preseed;
+      trusted = untouched.networking.firewall.trustedInterfaces;
+    } {
+      init = false;
+      preseed = null;
+      trusted = [ "br-lan" ];
+    }
+    ++ expect "host: a preseed of one's own is kept as given, runs before the init, and its bridges are trusted too" {
       networks = map (n: n.name) custom.virtualisation.incus.preseed.networks;
-      pools = map (p: p.name) custom.virtualisation.incus.preseed.storage_pools;
+      pools = custom.virtualisation.incus.preseed.storage_pools or null;
+      preseedService = custom.systemd.services ? incus-preseed;
       trusted = custom.networking.firewall.trustedInterfaces;
     } {
       networks = [ "lab0" ];
-      pools = [ "default" ];
-      trusted = [ "lab0" ];
+      pools = null;
+      preseedService = true;
+      trusted = [
+        "incusbr0"
+        "lab0"
+      ];
     }
-    ++ expect "host: mkForce null turns the preseed off" {
-      preseed = noPreseed.virtualisation.incus.preseed;
-      trusted = noPreseed.networking.firewall.trustedInterfaces;
+    ++ expect "host: bridge = null: no NIC made, nothing trusted" {
+      trusted = noBridge.networking.firewall.trustedInterfaces;
+      args = initArgs noBridge;
     } {
-      preseed = null;
       trusted = [ ];
+      args = [
+        ""
+        "10.0.100.1/24"
+      ];
     }
     ++ expect "host: the watcher starts and stops with incus, never starts it" {
       inherit (roots) wantedBy wants partOf;
@@ -166,6 +225,26 @@ let
     ++ check "host: a roots sync runs before the scheduled GC" (
       lib.hasInfix "/bin/inx roots sync" gcOn.systemd.services.nix-gc.preStart
     )
+    ++ check "host: the GC's roots sync runs only while incusd does (never wakes a socket-activated one)" (
+      lib.hasInfix "if systemctl is-active --quiet incus.service; then" gcOn.systemd.services.nix-gc.preStart
+    )
+    ++ expect "host: the confined watcher's incus client writes its config in the watcher's runtime folder, not root's home" {
+      conf = roots.environment.INCUS_CONF;
+      inherit (roots.serviceConfig) RuntimeDirectory ProtectHome;
+    } {
+      conf = "/run/inx-roots/incus";
+      RuntimeDirectory = "inx-roots";
+      ProtectHome = true;
+    }
+    ++ expect "host: the watcher restarts on failure, at most 5 times in 5 minutes" {
+      inherit (roots.serviceConfig) Restart RestartSec;
+      inherit (roots.unitConfig) StartLimitIntervalSec StartLimitBurst;
+    } {
+      Restart = "on-failure";
+      RestartSec = 5;
+      StartLimitIntervalSec = 300;
+      StartLimitBurst = 5;
+    }
     ++ expect "host: no warning by default" h.warnings [ ]
     ++ check "host: restricted allowed-users warns" (
       lib.any (lib.hasInfix "nix.settings.allowed-users") hardened.warnings
@@ -186,6 +265,49 @@ let
       )
     )
     ++ expect "host: inx is in the registry" h.nix.registry.inx.flake inxFlake
+    ++ expect "host: the global registry (what Nix 2.28+ resolves inputs with) has inx and upstream's nixpkgs" (
+      registryOf h
+    ) {
+      version = 2;
+      flakes = [
+        {
+          from = {
+            type = "indirect";
+            id = "inx";
+          };
+          to = {
+            type = "path";
+            path = inxFlake.outPath;
+            inherit (inxFlake) narHash;
+          };
+          exact = true;
+        }
+        {
+          from = {
+            type = "indirect";
+            id = "nixpkgs";
+          };
+          to = {
+            type = "github";
+            owner = "NixOS";
+            repo = "nixpkgs";
+            ref = "nixpkgs-unstable";
+          };
+        }
+      ];
+    }
+    ++ expect "host: a system registry's own nixpkgs is served instead of upstream's" (
+      map (f: f.to) (lib.filter (f: f.from.id == "nixpkgs") (registryOf pinned).flakes)
+    ) [ { type = "path"; path = "/pinned"; } ]
+    ++ expect "host: a flake-registry of one's own wins" (outcome (
+      hostOn ++ [ { nix.settings.flake-registry = "/etc/mine.json"; } ]
+    )).nix.settings.flake-registry "/etc/mine.json"
+    ++ expect "host: globalRegistry = false keeps Nix's default" ((outcome (
+      hostOn ++ [ { services.inx.globalRegistry = false; } ]
+    )).nix.settings ? flake-registry) false
+    ++ expect "host: no registry entry, no global registry" ((outcome (
+      hostOn ++ [ { services.inx.registry = false; } ]
+    )).nix.settings ? flake-registry) false
     ++ expect "host: no deploy keys, no sshd" h.services.openssh.enable false
     ++ expect "host: root deploys with the keys given, trusted as root always is" (
       let
@@ -231,7 +353,11 @@ let
       let
         off = outcome [ host ];
       in
-      off != null && !off.virtualisation.incus.enable && off.virtualisation.incus.preseed == null
+      off != null
+      && !off.virtualisation.incus.enable
+      && off.virtualisation.incus.preseed == null
+      && !(off.systemd.services ? inx-incus-init)
+      && !(off.nix.settings ? flake-registry)
     );
 
   # --- the guest module, through mkContainer as users reach it ---
@@ -313,6 +439,13 @@ let
     }
     ++ expect "image: root is locked" ct.users.users.root.initialHashedPassword "!"
     ++ expect "image: lockRoot = false gives nixpkgs' empty password" open.users.users.root.initialHashedPassword ""
+    ++ expect "image: the console does not offer an empty root password (nixpkgs' help line) while root is locked" {
+      locked = lib.hasInfix "empty password" ct.services.getty.helpLine;
+      open = lib.hasInfix "empty password" open.services.getty.helpLine;
+    } {
+      locked = false;
+      open = true;
+    }
     ++ expect "image: sshd as nixpkgs has it" {
       inherit (ct.services.openssh) enable startWhenNeeded;
       root = ct.services.openssh.settings.PermitRootLogin;

@@ -1,7 +1,7 @@
 # nixos/modules/config/nix.nix (nix.enable, nix.settings), services/system/nix-daemon.nix
 # (nix.nrBuildUsers), services/misc/nix-gc.nix (nix.gc.automatic),
 # services/misc/nix-optimise.nix (nix.optimise.automatic) and config/nix-flakes.nix
-# (nix.registry).
+# (nix.registry). nix.settings is freeform, as there: flake-registry is one of its keys.
 { config, lib, ... }:
 let
   inherit (lib) types mkOption;
@@ -38,15 +38,52 @@ in
     };
     gc.automatic = bool false "Whether to collect garbage on a schedule (the nix-gc service).";
     optimise.automatic = bool false "Whether to optimise the store on a schedule.";
+    # Each entry's from, to and exact, and how `flake` fills in `to`, as nix-flakes.nix has them.
     registry = mkOption {
       type = types.attrsOf (
-        types.submodule {
-          options.flake = mkOption {
-            type = types.nullOr types.attrs;
-            default = null;
-            description = "The flake the registry entry points to.";
-          };
-        }
+        types.submodule (
+          { config, name, ... }:
+          let
+            reference = types.attrsOf (types.oneOf [ types.str types.int types.bool types.path types.package ]);
+          in
+          {
+            options = {
+              from = mkOption {
+                type = reference;
+                description = "The flake reference to be rewritten.";
+              };
+              to = mkOption {
+                type = reference;
+                description = "The flake reference `from` is rewritten to.";
+              };
+              flake = mkOption {
+                type = types.nullOr types.attrs;
+                default = null;
+                description = "The flake input `from` is rewritten to.";
+              };
+              exact = mkOption {
+                type = types.bool;
+                default = true;
+                description = "Whether `from` must match exactly.";
+              };
+            };
+            config = {
+              from = lib.mkDefault {
+                type = "indirect";
+                id = name;
+              };
+              to = lib.mkIf (config.flake != null) (
+                lib.mkDefault (
+                  {
+                    type = "path";
+                    path = config.flake.outPath;
+                  }
+                  // lib.filterAttrs (n: _: lib.elem n [ "lastModified" "rev" "revCount" "narHash" ]) config.flake
+                )
+              );
+            };
+          }
+        )
       );
       default = { };
       description = "The system-wide flake registry.";

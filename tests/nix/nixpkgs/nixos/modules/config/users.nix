@@ -1,4 +1,4 @@
-# nixos/modules/config/users-groups.nix: only the password options and extraGroups; and the
+# nixos/modules/config/users-groups.nix: only the password options, isNormalUser and extraGroups; and the
 # per-user part of services/networking/ssh/sshd.nix (openssh.authorizedKeys.keys).
 { lib, ... }:
 let
@@ -17,6 +17,11 @@ in
           initialPassword = nullStr "The user's password at first creation.";
           initialHashedPassword = nullStr "The user's hashed password at first creation.";
           password = nullStr "The user's clear-text password.";
+          isNormalUser = lib.mkOption {
+            type = lib.types.bool;
+            default = false;
+            description = "Whether this is a normal (human) user, with a home and a shell.";
+          };
           extraGroups = lib.mkOption {
             type = lib.types.listOf lib.types.str;
             default = [ ];

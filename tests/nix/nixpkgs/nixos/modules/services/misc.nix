@@ -2,8 +2,8 @@
 # services/web-servers/nginx/default.nix (services.nginx.enable, and virtualHosts: an attribute
 # set of vhost-options.nix submodules, default `{ localhost = { }; }`, of which `root` is stubbed),
 # services/databases/postgresql.nix (services.postgresql.enable),
-# services/networking/ssh/sshd.nix (services.openssh.*) and misc/documentation.nix
-# (documentation.enable).
+# services/networking/ssh/sshd.nix (services.openssh.*), services/ttys/getty.nix
+# (services.getty.helpLine) and misc/documentation.nix (documentation.enable).
 { config, lib, ... }:
 let
   inherit (lib) types mkOption;
@@ -45,6 +45,12 @@ in
       };
     };
     documentation.enable = bool true "Whether to install documentation.";
+    # services/ttys/getty.nix.
+    services.getty.helpLine = mkOption {
+      type = types.lines;
+      default = "";
+      description = "Help line printed by the getty below the welcome line.";
+    };
   };
 
   config.assertions = lib.optional config.services.resolved.enable {

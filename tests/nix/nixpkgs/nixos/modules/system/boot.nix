@@ -1,6 +1,12 @@
 { lib, ... }:
 {
   options.boot = {
+    # nixos/modules/system/boot/grow-partition.nix.
+    growPartition = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Whether to grow the root partition on boot.";
+    };
     # nixos/modules/virtualisation/container-config.nix declares nothing; boot.isContainer is
     # declared in nixos/modules/system/activation/top-level.nix (bool, default false).
     isContainer = lib.mkOption {

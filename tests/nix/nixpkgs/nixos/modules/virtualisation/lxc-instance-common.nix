@@ -15,5 +15,9 @@
     services.openssh.enable = lib.mkDefault true;
     services.openssh.startWhenNeeded = lib.mkDefault true;
     users.users.root.initialHashedPassword = lib.mkOverride 150 "";
+    services.getty.helpLine = ''
+
+      Log in as "root" with an empty password.
+    '';
   };
 }

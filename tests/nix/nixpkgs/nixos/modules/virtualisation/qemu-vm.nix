@@ -27,6 +27,22 @@ in
       default = [ ];
       description = "Store paths copied into the VM's store.";
     };
+    # qemu-vm.nix declares it as `options.fileSystems` (tasks/filesystems.nix), whose entries
+    # have autoResize (bool, default false) among others.
+    fileSystems = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          freeformType = types.attrsOf types.anything;
+          options.autoResize = mkOption {
+            type = types.bool;
+            default = false;
+            description = "Whether to grow the file system to its device at mount time.";
+          };
+        }
+      );
+      default = { };
+      description = "The VM's file systems (they override fileSystems).";
+    };
     useBootLoader = mkOption {
       type = types.bool;
       default = false;

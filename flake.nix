@@ -1,7 +1,7 @@
 {
   description = "inx: NixOS containers on Incus that share the host's /nix/store";
 
-  # Locked in flake.lock at a known nixos-unstable revision (README, "The flake").
+  # Locked in flake.lock at a known nixos-unstable revision (docs/flake.md).
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
   # Wiring only; the pieces live in lib/. `lib` and `nixosModules` never force `nixpkgs`, so a
@@ -45,7 +45,7 @@
         }
       );
 
-      # For hacking on inx: its build inputs (cargo, rustc) and the linters, without building
+      # For hacking on inx: its build inputs (cargo, rustc), the linters and mdBook, without building
       # inx itself. A flake made from the template has `inx` on PATH instead.
       devShells = forAllSystems (
         system: pkgs: {
@@ -55,6 +55,8 @@
               pkgs.clippy
               pkgs.rustfmt
               pkgs.nixfmt-tree
+              # The manual (docs/, book.toml): `mdbook build`, `mdbook serve`.
+              pkgs.mdbook
             ];
           };
         }

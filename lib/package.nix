@@ -29,13 +29,15 @@ let
   ];
   explicit = map (t: t.path) (lib.filter (t: t ? path) (targetTables ++ lib.toList (cargo.lib or [ ])));
   buildScript = lib.optional (builtins.isString (cargo.package.build or null)) cargo.package.build;
-  source = lib.fileset.unions (
+  # Less the manual's test (tests/docs.rs): it reads README.md, book.toml and docs/, which are
+  # the repository's, not the package's; the test command runs it from the checkout.
+  source = lib.fileset.difference (lib.fileset.unions (
     [
       (root + "/Cargo.toml")
       (root + "/Cargo.lock")
     ]
     ++ map (p: lib.fileset.maybeMissing (root + "/${p}")) (conventional ++ explicit ++ buildScript)
-  );
+  )) (lib.fileset.maybeMissing (root + "/tests/docs.rs"));
 
   # Completions come from the built binary, which only runs where the build runs it.
   canRun = stdenv.buildPlatform.canExecute stdenv.hostPlatform;

@@ -2,8 +2,7 @@
 # Incus was set up before is left alone, a fresh one is initialised, and there a real NixOS
 # container goes through up, a switch in place, rollback, a snapshot, a build inside kept by
 # `inx gc`, the snapshot restored after it, and a member of incus-admin without sudo. Needs KVM
-# and nixpkgs; it was never run on inx's own CI machines, which have neither (README, "What is
-# verified where"): there it is only evaluated, against the nixpkgs stand-in.
+# and nixpkgs; it was never run on inx's own CI machines, which have neither (docs/verified.md): there it is only evaluated, against the nixpkgs stand-in.
 #
 # The containers' systems are built outside the VM and copied into its store
 # (`virtualisation.additionalPaths`), so the test needs no network. The VM's usual store is the
@@ -86,7 +85,7 @@ pkgs.testers.runNixOSTest {
       ];
     };
     nix.settings = nixSettings;
-    # A member of incus-admin runs inx without sudo (README, "Run it").
+    # A member of incus-admin runs inx without sudo (README, "Run it": without sudo).
     users.users.alice = {
       isNormalUser = true;
       extraGroups = [ "incus-admin" ];

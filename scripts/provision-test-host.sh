@@ -236,4 +236,12 @@ if ! id inx-e2e-user >/dev/null 2>&1; then
 elif ! id -nG inx-e2e-user | grep -qw nix-users; then
   usermod -aG nix-users inx-e2e-user
 fi
+# mdBook, which builds the manual (docs/, book.toml; tests/docs.rs): not in Debian, so from
+# crates.io with cargo (about 2.5 minutes on two cores, once), without its web server.
+mdbook_version=0.5.4
+if [ "$(/var/lib/inx-test/mdbook/bin/mdbook --version 2>/dev/null)" != "mdbook v$mdbook_version" ]; then
+  say "installing mdbook $mdbook_version (cargo install)"
+  cargo install --locked --quiet --no-default-features --version "$mdbook_version" \
+    --root /var/lib/inx-test/mdbook mdbook
+fi
 say "ready: $("$modern/bin/nix" --version), $(/var/lib/inx-test/nix-2.34/bin/nix --version) (client) and $(/usr/bin/nix --version) (daemon $(daemon_version)), incus $(incus version 2>/dev/null | tr '\n' ' '), lxd $(lxd --version)"

@@ -35,6 +35,8 @@ fi
 export INX_TEST_NIX_MODERN=/var/lib/inx-test/nix-2.26/bin
 export INX_TEST_NIX_OLD=/usr/bin
 export INX_TEST_NIX_NEWEST=/var/lib/inx-test/nix-2.34/bin
+# mdBook for the manual's test (tests/docs.rs), as provisioning installs it.
+export PATH=/var/lib/inx-test/mdbook/bin:$PATH
 # Resolved once: the compatibility run puts /usr/bin first on PATH.
 cargo=$(command -v cargo)
 

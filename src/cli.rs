@@ -328,7 +328,7 @@ pub enum Command {
     },
     /// Build NixOS images of containers and get them to hosts without a shared store.
     ///
-    /// Images come from the container's image outputs (see README): a squashfs root
+    /// Images come from the container's image outputs (docs/images.md): a squashfs root
     /// filesystem and metadata for containers, a qcow2 disk and metadata for VMs (--vm).
     Image(Image),
     /// Print a shell completion script.

@@ -1,5 +1,5 @@
 //! One error type for the whole CLI. Every failure carries a kind whose exit code is part of
-//! inx's interface (README lists them), a message, and where it helps a hint.
+//! inx's interface (docs/exit-codes.md lists them), a message, and where it helps a hint.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Medians, ratios and the tables the bench prints (Markdown, ready for README).
+//! Medians, ratios and the tables the bench prints (Markdown, ready for docs/benchmarks.md).
 
 use std::time::Duration;
 

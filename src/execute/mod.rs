@@ -1,7 +1,7 @@
 //! Carries out a plan. Steps for no container (the one build) run first, and a failure there
 //! stops everything. Then each container's steps run in order, a few containers at a time: their
 //! work happens mostly in the Incus and Nix daemons, so on two cores four at a time take about
-//! 0.6 of the time of one by one (README, "Benchmarks"). A failed step stops that
+//! 0.6 of the time of one by one (docs/benchmarks.md). A failed step stops that
 //! container's remaining steps; the other containers go on, and the command fails at the end.
 //!
 //! A container's last step, when it is `incus start NAME`, waits for the others: the starts of

@@ -52,8 +52,8 @@
         # Added to the Incus instance as it is.
         incus.config."limits.memory" = "1GiB";
         # On another host instead: a remote of your Incus client (`incus remote list`), and
-        # a member if it is a cluster; inx copies the system there over ssh (README, "Several
-        # hosts").
+        # a member if it is a cluster; inx copies the system there over ssh (inx's manual,
+        # docs/hosts.md).
         # incus.remote = "cluster";
         # incus.target = "node2";
         # ssh.user = "root";

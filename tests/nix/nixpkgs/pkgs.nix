@@ -346,6 +346,8 @@ let
       };
       rustfmt = tool "rustfmt" rustVersion "Tool for formatting Rust code according to style guidelines" { };
       nixfmt = tool "nixfmt" "1.1.0" "Official formatter for Nix code" { };
+      # pkgs/by-name/md/mdbook (pkgs.mdbook): the manual's book tool in inx's devShell.
+      mdbook = tool "mdbook" "0.4.52" "Create books from MarkDown" { };
       nixfmt-tree = tool "nixfmt-tree" "1.1.0" "Official Nix formatter zero-setup starter using treefmt" {
         mainProgram = "treefmt";
       };

@@ -617,3 +617,133 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         plan.notes
     );
 }
+
+/// Where the multi-host plans put a container: `remote` (and `member`), fed over ssh to
+/// `address` (with `port` when not 22); `address` none: a cluster member Incus has yet to pick.
+fn elsewhere<'a>(
+    t: Facts<'a>,
+    remote: &str,
+    member: Option<&str>,
+    address: Option<&str>,
+    port: Option<u16>,
+) -> Facts<'a> {
+    let remote = crate::name::RemoteName::parse(remote).unwrap();
+    Facts {
+        incus: Client::default().on(Some(&remote)),
+        target: member.map(String::from),
+        host: crate::hosts::label(Some(&remote), member),
+        store: address.map(|a| {
+            crate::hosts::Store::Ssh(crate::hosts::SshDest {
+                user: crate::name::HostWord::ssh("root").unwrap(),
+                host: crate::name::HostWord::ssh(a).unwrap(),
+                port,
+                opts: Vec::new(),
+            })
+        }),
+        ..t
+    }
+}
+
+/// One `up` across hosts, every kind of step another host gets: a new container on a remote
+/// reached on another ssh port (hold, copy with NIX_SSHOPTS, profile, create, start), one
+/// updated in place on a cluster member (its copy and profile there, the switch through the
+/// remote), one on a cluster with no member named (created where Incus places it, the rest
+/// after), and one that needs a restart there (stopped as `Shutdown` says). Each host's
+/// steps come before any container's, in one chain per host.
+#[test]
+fn every_kind_of_step_on_other_hosts() {
+    // Each its own system, as in a real flake.
+    let system = |n: &str| format!("/nix/store/{}-nixos-system-{n}", &NEW[11..43]);
+    let new = manifest("new", &system("new"), IncusSettings::default());
+    let updated = manifest("updated", &system("updated"), IncusSettings::default());
+    let running = deployed(&updated, "Running");
+    let unplaced = manifest("unplaced", &system("unplaced"), IncusSettings::default());
+    let mut settings = IncusSettings::default();
+    settings.config.insert(
+        "limits.kernel.nofile".into(),
+        ConfigValue::String("4096".into()),
+    );
+    let restarted = manifest("restarted", OLD, settings);
+    let before = deployed(
+        &manifest("restarted", OLD, IncusSettings::default()),
+        "Running",
+    );
+    let targets = [
+        elsewhere(
+            target(&new, None, None, None),
+            "h4",
+            None,
+            Some("127.0.0.4"),
+            Some(2222),
+        ),
+        elsewhere(
+            target(&updated, Some(&running), Some((OLD, 1)), Some(OLD)),
+            "h2",
+            Some("member2"),
+            Some("127.0.0.2"),
+            None,
+        ),
+        elsewhere(target(&unplaced, None, None, None), "h2", None, None, None),
+        elsewhere(
+            target(&restarted, Some(&before), Some((OLD, 1)), Some(OLD)),
+            "h2",
+            Some("member3"),
+            Some("127.0.0.3"),
+            None,
+        ),
+    ];
+    let quick = Shutdown {
+        timeout: 10,
+        force: false,
+    };
+    let plan = up(&targets, BUILD_ROOT.as_ref(), quick).unwrap();
+    // Hosts' steps (no container) come before every container's.
+    let first_container = plan
+        .steps
+        .iter()
+        .position(|s| s.container.is_some())
+        .unwrap();
+    assert!(plan.steps[first_container..]
+        .iter()
+        .all(|s| s.container.is_some()));
+    insta::assert_snapshot!(plan.to_shell());
+}
+
+/// `stop` and `destroy` of a container on another host: the stop through its remote, its
+/// folders removed over ssh on its host.
+#[test]
+fn stop_and_destroy_on_another_host() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let inst = deployed(&m, "Running");
+    let h4 = crate::name::RemoteName::parse("h4").unwrap();
+    let client = Client::default().on(Some(&h4));
+    let instances = BTreeMap::from([("web".to_string(), inst.clone())]);
+    let stop = lifecycle(
+        Lifecycle::Stop,
+        &[name("web")],
+        &instances,
+        &client,
+        Shutdown::default(),
+    )
+    .unwrap();
+    let dest = crate::hosts::SshDest {
+        user: crate::name::HostWord::ssh("root").unwrap(),
+        host: crate::name::HostWord::ssh("127.0.0.4").unwrap(),
+        port: None,
+        opts: Vec::new(),
+    };
+    let doomed = BTreeMap::from([(
+        name("web"),
+        Doomed {
+            instance: Some(&inst),
+            incus: &client,
+            dirs: HostDirs {
+                profile: ("/nix/var/nix/profiles/inx/web".into(), true),
+                roots: ("/nix/var/nix/gcroots/inx/web".into(), true),
+                ssh: Some(dest),
+            },
+        },
+    )]);
+    let destroyed = destroy(&[name("web")], &doomed, Shutdown::default()).unwrap();
+    insta::assert_snapshot!(format!("{}\n{}", stop.to_shell(), destroyed.to_shell()));
+}

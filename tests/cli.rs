@@ -15,6 +15,8 @@
 
 #[path = "cli/sandbox.rs"]
 mod sandbox;
+#[path = "e2e/skips.rs"]
+mod skips;
 
 #[path = "cli/generations.rs"]
 mod generations;

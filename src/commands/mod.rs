@@ -33,7 +33,7 @@ use crate::cli::Global;
 use crate::clients::incus::{self, Client};
 use crate::containers::profile::Profiles;
 use crate::error::Result;
-use crate::execute::process::Runner;
+use crate::execute::process::{Run, Runner};
 use crate::execute::{self, lock};
 use crate::name::{ContainerName, ProjectName};
 use crate::output::{self, out};
@@ -46,7 +46,8 @@ pub struct Ctx {
     pub flake: String,
     pub dry_run: bool,
     pub json: bool,
-    pub runner: Runner,
+    /// What runs every process (a `Recorder` in unit tests).
+    pub runner: std::sync::Arc<dyn Run>,
     /// `--project`, checked; otherwise `scope` asks the client.
     project: Option<ProjectName>,
     scope: OnceCell<Scope>,
@@ -71,7 +72,7 @@ impl Ctx {
             flake: global.flake.clone(),
             dry_run: global.dry_run,
             json: global.json,
-            runner: Runner {
+            runner: std::sync::Arc::new(Runner {
                 verbose: global.verbose,
                 quiet: global.quiet,
                 bars: crate::execute::progress::wanted(
@@ -79,7 +80,7 @@ impl Ctx {
                     global.quiet,
                     global.json,
                 ),
-            },
+            }),
             project: global
                 .project
                 .as_deref()
@@ -114,7 +115,7 @@ impl Ctx {
         }
         let project = match &self.project {
             Some(p) => p.clone(),
-            None => current_project(&self.runner)?,
+            None => current_project(&*self.runner)?,
         };
         let scope = Scope {
             incus: Client {
@@ -198,7 +199,7 @@ impl Ctx {
             if plan.steps.iter().any(|s| s.what == What::Build) {
                 self.hold_build_roots()?;
             }
-            execute::execute(&self.runner, plan)?;
+            execute::execute(&*self.runner, plan)?;
         }
         Ok(())
     }
@@ -223,7 +224,7 @@ impl Ctx {
             return Ok(false);
         }
         self.hold_build_roots()?;
-        execute::execute(&self.runner, &plan)?;
+        execute::execute(&*self.runner, &plan)?;
         Ok(true)
     }
 
@@ -239,7 +240,7 @@ impl Ctx {
 
 /// The client's current project. Without an `incus` there is no instance in any project, so
 /// the default one is as good as any (`diff` needs only the profiles).
-fn current_project(runner: &Runner) -> Result<ProjectName> {
+fn current_project(runner: &dyn Run) -> Result<ProjectName> {
     let cmd = Client::current_project();
     match runner.capture(&cmd) {
         Err(e) if e.kind == crate::error::Kind::ToolMissing => ProjectName::parse("default"),

@@ -7,7 +7,7 @@ use crate::containers::instance;
 use crate::error::{Error, Kind, Result};
 use crate::execute;
 use crate::execute::lock;
-use crate::execute::process::{Cmd, Runner};
+use crate::execute::process::{Cmd, Run};
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, errln, out, outln};
 use crate::plan::{Action, Plan, Step, What};
@@ -51,7 +51,7 @@ pub fn sync(ctx: &Ctx, cap: usize) -> Result<()> {
 /// One full sync of every container, reported on stderr.
 fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
     let layout = Layout::new();
-    let containers = gather(&ctx.runner, &crate::clients::incus::Client::default())?;
+    let containers = gather(&*ctx.runner, &crate::clients::incus::Client::default())?;
     let (done, plan) = sync_planned(
         ctx,
         &layout,
@@ -99,7 +99,7 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
             out!("{}", collect.to_shell());
         }
     } else {
-        execute::execute(&ctx.runner, &collect)?;
+        execute::execute(&*ctx.runner, &collect)?;
     }
     if ctx.json {
         output::json(&GcReport {
@@ -111,7 +111,7 @@ pub fn gc(ctx: &Ctx, cap: usize, args: &[String]) -> Result<i32> {
 }
 
 /// The inx containers of every project, and where each one's filesystem can be read.
-pub(super) fn gather(runner: &Runner, incus: &Client) -> Result<Vec<Container>> {
+pub(super) fn gather(runner: &dyn Run, incus: &Client) -> Result<Vec<Container>> {
     let cmd = incus.list_all_projects();
     let query = incus.server_info();
     let (out, about) = runner.capture_both(&cmd, &query);
@@ -354,7 +354,7 @@ fn sync_planned(
         });
     }
     if !ctx.dry_run {
-        execute::execute(&ctx.runner, &plan)?;
+        execute::execute(&*ctx.runner, &plan)?;
     }
     Ok((done, plan))
 }
@@ -400,5 +400,72 @@ pub(super) fn report(ctx: &Ctx, done: &[Synced], summary: bool) {
                 if c.total == 1 { "" } else { "s" }
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::recorder::Recorder;
+
+    fn listed(name: &str, project: &str, location: &str, managed: bool) -> serde_json::Value {
+        let mut config = serde_json::json!({});
+        if managed {
+            config[instance::KEY_MANAGED] = "true".into();
+        }
+        serde_json::json!({
+            "name": name, "status": "Stopped", "type": "container", "project": project,
+            "location": location, "config": config, "devices": {}, "profiles": [],
+            "state": null, "snapshots": null
+        })
+    }
+
+    /// Gathering for the roots: one listing of every project and the server query, side by
+    /// side; on a cluster only this member's instances; every instance kept (managed or
+    /// not: only one that is gone makes its roots go), each with its volume in its project.
+    #[test]
+    fn gathering_lists_every_project_once_and_keeps_this_members_instances() {
+        let list = serde_json::json!([
+            listed("web", "default", "member2", true),
+            listed("db", "lab", "member2", true),
+            listed("other", "default", "member3", true),
+            listed("foreign", "default", "member2", false),
+        ]);
+        let runner = Recorder::default()
+            .prints("incus", &["list", "--all-projects"], &list.to_string())
+            .prints(
+                "incus",
+                &["query", "/1.0"],
+                r#"{"environment": {"server_clustered": true, "server_name": "member2"}}"#,
+            );
+        let found = gather(&runner, &Client::default()).unwrap();
+        let names: Vec<(String, &str, bool)> = found
+            .iter()
+            .map(|c| (c.name.to_string(), c.project.as_str(), c.managed))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("web".to_string(), "default", true),
+                ("db".to_string(), "lab", true),
+                ("foreign".to_string(), "default", false),
+            ]
+        );
+        assert!(found[1].volume.ends_with("containers/lab_db/rootfs"));
+        assert_eq!(
+            runner.lines(),
+            [
+                "capture: incus list --all-projects --format json",
+                "capture: incus query /1.0"
+            ]
+        );
+    }
+
+    /// A listing Incus refuses is an error, not an empty host (whose roots would all go).
+    #[test]
+    fn a_refused_listing_is_an_error_not_an_empty_host() {
+        let runner =
+            Recorder::default().reply("incus", &["list"], 1, "", "Error: not authorized\n");
+        assert!(gather(&runner, &Client::default()).is_err());
     }
 }

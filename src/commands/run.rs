@@ -167,7 +167,7 @@ fn remove(ctx: &Ctx, run: &ContainerName, dir: &Path, client: &incus::Client) ->
         .and_then(|out| incus::checked(&list, out))
         .and_then(|out| incus::parse_list(&out))?;
     let end = plan::run::end(run, dir, client, listed.contains_key(run.as_str()));
-    execute::execute(&ctx.runner, &end)
+    execute::execute(&*ctx.runner, &end)
 }
 
 /// Runs whose inx is gone (killed): their instance and profile go now.

@@ -45,7 +45,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     // One good listing and a full sync before anything else, so that the first build is
     // rooted the moment it appears. Incus may still be starting (at boot): wait for it.
     let mut containers = loop {
-        match gather(&ctx.runner, &crate::clients::incus::Client::default()) {
+        match gather(&*ctx.runner, &crate::clients::incus::Client::default()) {
             Ok(found) => break found,
             Err(e) => errln!("roots: cannot list containers yet: {e}"),
         }
@@ -87,7 +87,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
                     log_sync(ctx, fast);
                 }
                 Step::List => decide.take([Event::Listed(gather(
-                    &ctx.runner,
+                    &*ctx.runner,
                     &crate::clients::incus::Client::default(),
                 ))]),
                 Step::Full(listed, links) => {
@@ -239,12 +239,15 @@ fn log_sync(ctx: &Ctx, result: Result<Vec<Synced>>) {
 /// Lists containers on request; requests that pile up while it lists make one listing.
 fn lister(ctx: &Ctx, events: mpsc::Sender<Event>) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
-    let runner = ctx.runner;
+    let runner = std::sync::Arc::clone(&ctx.runner);
     let incus = crate::clients::incus::Client::default();
     std::thread::spawn(move || {
         while rx.recv().is_ok() {
             while rx.try_recv().is_ok() {}
-            if events.send(Event::Listed(gather(&runner, &incus))).is_err() {
+            if events
+                .send(Event::Listed(gather(&*runner, &incus)))
+                .is_err()
+            {
                 return;
             }
         }
@@ -319,13 +322,13 @@ fn auto_event(
 /// Follows Incus's lifecycle events; when the daemon goes away (a restart), reconnects and
 /// asks for a full sync, since events may have been missed.
 fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
-    let runner = ctx.runner;
+    let runner = std::sync::Arc::clone(&ctx.runner);
     let cmd = crate::clients::incus::Client::default().monitor_lifecycle();
     std::thread::spawn(move || {
         let mut wait = 1;
         loop {
             let began = std::time::Instant::now();
-            let result = runner.stream_lines(&cmd, |line| {
+            let result = runner.stream_lines(&cmd, &mut |line| {
                 let is_instance = serde_json::from_str::<serde_json::Value>(line)
                     .ok()
                     .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))

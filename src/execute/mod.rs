@@ -14,6 +14,8 @@ pub mod interrupt;
 pub mod lock;
 pub mod process;
 pub mod progress;
+#[cfg(test)]
+pub mod recorder;
 
 use crate::clients::incus;
 use crate::error::{Error, Kind, Result};
@@ -448,7 +450,8 @@ fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::process::{Cmd, Recorder, Runner};
+    use crate::execute::process::{Cmd, Runner};
+    use crate::execute::recorder::Recorder;
 
     fn sh(container: &str, script: &str) -> Step {
         Step {

@@ -86,10 +86,15 @@ enum Mode {
     ShowAll,
 }
 
-/// What the executor needs from a process runner: `Runner` runs them; tests hand in a
-/// `Recorder` that answers from a script and keeps what it was asked.
-pub trait Run: Sync {
-    /// A build, its log passed through.
+/// Everything that runs a process: `Runner` runs them; unit tests hand in a `Recorder`
+/// (execute/recorder.rs) that answers from a script and keeps what it was asked, so gathering,
+/// executing and the commands between them are tested without running anything.
+pub trait Run: Send + Sync {
+    /// A query: its output captured (see `Runner::capture`).
+    fn capture(&self, cmd: &Cmd) -> Result<Output>;
+    /// Independent queries at the same time, each result as `capture` gives it.
+    fn capture_many(&self, cmds: &[&Cmd]) -> Vec<Result<Output>>;
+    /// A build, its log relayed.
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output>;
     /// A step that changes something, never cut off (see `Runner::change`).
     fn change(&self, cmd: &Cmd) -> Result<Output>;
@@ -97,19 +102,48 @@ pub trait Run: Sync {
     fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output>;
     /// A command whose whole report the user watches (see `Runner::show_all`).
     fn show_all(&self, cmd: &Cmd) -> Result<Output>;
+    /// A session that holds something while other steps run (see `Runner::hold`).
+    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>>;
+    /// A command with the terminal attached (exec, shell); the exit code to pass on.
+    fn interactive(&self, cmd: &Cmd) -> Result<i32>;
+    /// A long-lived command, each line of its stdout handed to `each` as it comes.
+    fn stream_lines(&self, cmd: &Cmd, each: &mut dyn FnMut(&str)) -> Result<Output>;
     /// A progress line (not with -q).
     fn progress(&self, line: std::fmt::Arguments);
     /// Whether a progress bar is drawn while plans are carried out (see `progress`).
     fn bars(&self) -> bool {
         false
     }
-    /// A session that holds something while other steps run (see `Runner::hold`).
-    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>>;
+}
+
+impl dyn Run + '_ {
+    /// `capture_many` for a fixed number of queries.
+    pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
+        let mut outs = self.capture_many(&cmds).into_iter();
+        std::array::from_fn(|_| outs.next().expect("one result per query"))
+    }
+
+    /// Two independent queries at the same time (an evaluation and an instance listing take
+    /// about as long as each other).
+    pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
+        let [first, second] = self.capture_all([a, b]);
+        (first, second)
+    }
 }
 
 impl Run for Runner {
+    fn capture(&self, cmd: &Cmd) -> Result<Output> {
+        finish(cmd, self.start(cmd, false)?)
+    }
+    fn capture_many(&self, cmds: &[&Cmd]) -> Vec<Result<Output>> {
+        let started: Vec<_> = cmds.iter().map(|c| (*c, self.start(c, false))).collect();
+        started
+            .into_iter()
+            .map(|(c, handle)| handle.and_then(|h| finish(c, h)))
+            .collect()
+    }
     fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
-        Runner::show_stderr(self, cmd)
+        self.shown(cmd, Mode::ShowStderr)
     }
     fn change(&self, cmd: &Cmd) -> Result<Output> {
         Runner::change(self, cmd)
@@ -118,101 +152,22 @@ impl Run for Runner {
         Runner::change_or_abandon(self, cmd)
     }
     fn show_all(&self, cmd: &Cmd) -> Result<Output> {
-        Runner::show_all(self, cmd)
+        self.shown(cmd, Mode::ShowAll)
+    }
+    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>> {
+        Runner::hold(self, cmd, ready)
+    }
+    fn interactive(&self, cmd: &Cmd) -> Result<i32> {
+        Runner::interactive(self, cmd)
+    }
+    fn stream_lines(&self, cmd: &Cmd, each: &mut dyn FnMut(&str)) -> Result<Output> {
+        Runner::stream_lines(self, cmd, each)
     }
     fn bars(&self) -> bool {
         self.bars
     }
     fn progress(&self, line: std::fmt::Arguments) {
         Runner::progress(self, line)
-    }
-    fn hold(&self, cmd: &Cmd, ready: &str) -> Result<std::result::Result<Held, Output>> {
-        Runner::hold(self, cmd, ready)
-    }
-}
-
-/// A `Run` for unit tests: every command succeeds with empty output unless `fail` said
-/// otherwise for its program and first argument; `calls` lists what ran, with how.
-#[cfg(test)]
-#[derive(Default)]
-pub struct Recorder {
-    failing: std::collections::BTreeMap<(String, String), (i32, String)>,
-    /// Failures for a program whose arguments hold a word (see `fail_on_arg`).
-    failing_on_arg: Vec<(String, String, i32)>,
-    pub calls: std::sync::Mutex<Vec<(&'static str, Cmd)>>,
-}
-
-#[cfg(test)]
-impl Recorder {
-    pub fn fail(self, program: &str, first_arg: &str, code: i32) -> Self {
-        self.fail_with(program, first_arg, code, "refused\n")
-    }
-
-    /// As `fail`, saying `stderr`.
-    pub fn fail_with(mut self, program: &str, first_arg: &str, code: i32, stderr: &str) -> Self {
-        self.failing.insert(
-            (program.to_string(), first_arg.to_string()),
-            (code, stderr.to_string()),
-        );
-        self
-    }
-
-    /// As `fail`, for any call of `program` with `word` among its arguments.
-    pub fn fail_on_arg(mut self, program: &str, word: &str, code: i32) -> Self {
-        self.failing_on_arg
-            .push((program.to_string(), word.to_string(), code));
-        self
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        let calls = self.calls.lock().unwrap();
-        calls
-            .iter()
-            .map(|(how, c)| format!("{how}: {}", c.to_shell()))
-            .collect()
-    }
-
-    fn answer(&self, how: &'static str, cmd: &Cmd) -> Result<Output> {
-        self.calls.lock().unwrap().push((how, cmd.clone()));
-        let first = cmd.args.first().cloned().unwrap_or_default();
-        let on_arg = self
-            .failing_on_arg
-            .iter()
-            .find(|(p, w, _)| *p == cmd.program && cmd.args.contains(w))
-            .map(|(_, _, code)| (*code, "refused\n".to_string()));
-        let (code, stderr) = on_arg
-            .or_else(|| self.failing.get(&(cmd.program.clone(), first)).cloned())
-            .unwrap_or_default();
-        Ok(Output {
-            code: Some(code),
-            stdout: String::new(),
-            stderr,
-        })
-    }
-}
-
-#[cfg(test)]
-impl Run for Recorder {
-    fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
-        self.answer("show_stderr", cmd)
-    }
-    fn change(&self, cmd: &Cmd) -> Result<Output> {
-        self.answer("change", cmd)
-    }
-    fn change_or_abandon(&self, cmd: &Cmd) -> Result<Output> {
-        self.answer("change_or_abandon", cmd)
-    }
-    fn show_all(&self, cmd: &Cmd) -> Result<Output> {
-        self.answer("show_all", cmd)
-    }
-    fn progress(&self, _: std::fmt::Arguments) {}
-    fn hold(&self, cmd: &Cmd, _: &str) -> Result<std::result::Result<Held, Output>> {
-        let out = self.answer("hold", cmd)?;
-        Ok(if out.success() {
-            Ok(Held::default())
-        } else {
-            Err(out)
-        })
     }
 }
 
@@ -233,16 +188,6 @@ impl Runner {
         if !self.quiet {
             crate::execute::progress::line(line);
         }
-    }
-
-    /// A query, or a build: safe to cut off, so Ctrl-C reaches it (it stays in the terminal's
-    /// process group) and inx then ends as interrupted.
-    pub fn capture(&self, cmd: &Cmd) -> Result<Output> {
-        finish(cmd, self.start(cmd, false)?)
-    }
-
-    pub fn show_stderr(&self, cmd: &Cmd) -> Result<Output> {
-        self.shown(cmd, Mode::ShowStderr)
     }
 
     /// A step that changes something (an instance, a profile): Ctrl-C never reaches it, so it
@@ -281,12 +226,6 @@ impl Runner {
         Ok(exit_code_of(status))
     }
 
-    /// Everything the command says goes to inx's stderr as it comes (a collection's report):
-    /// inx's own stdout carries nothing but its data.
-    pub fn show_all(&self, cmd: &Cmd) -> Result<Output> {
-        self.shown(cmd, Mode::ShowAll)
-    }
-
     /// A command whose stderr (and with `ShowAll` stdout) inx relays as it comes, rather than
     /// handing the child inx's own stderr: a reader that went away (`2>&1 | head -1`) then
     /// costs the text, never the child (which would fail writing its log). With -q nothing is
@@ -306,7 +245,7 @@ impl Runner {
 
     /// Runs a long-lived command and hands each line of its stdout to `each` as it comes;
     /// returns how it ended, with its stderr.
-    pub fn stream_lines(&self, cmd: &Cmd, mut each: impl FnMut(&str)) -> Result<Output> {
+    pub fn stream_lines(&self, cmd: &Cmd, each: &mut dyn FnMut(&str)) -> Result<Output> {
         use std::io::BufRead;
         let program = resolve(&cmd.program)?;
         self.trace(cmd);
@@ -334,28 +273,6 @@ impl Runner {
             stdout: String::new(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
-    }
-
-    /// Runs two independent queries at the same time (an evaluation and an instance listing
-    /// take about as long as each other) and returns both results, each as `capture` would.
-    pub fn capture_both(&self, a: &Cmd, b: &Cmd) -> (Result<Output>, Result<Output>) {
-        let [first, second] = self.capture_all([a, b]);
-        (first, second)
-    }
-
-    /// Runs independent queries at the same time; each result as `capture` would give it.
-    pub fn capture_all<const N: usize>(&self, cmds: [&Cmd; N]) -> [Result<Output>; N] {
-        let started = cmds.map(|c| (c, self.start(c, false)));
-        started.map(|(c, handle)| handle.and_then(|h| finish(c, h)))
-    }
-
-    /// `capture_all` for as many queries as a command has (one per host, say).
-    pub fn capture_many(&self, cmds: &[&Cmd]) -> Vec<Result<Output>> {
-        let started: Vec<_> = cmds.iter().map(|c| (*c, self.start(c, false))).collect();
-        started
-            .into_iter()
-            .map(|(c, handle)| handle.and_then(|h| finish(c, h)))
-            .collect()
     }
 
     /// Starts `cmd` with stdout and stderr captured.
@@ -599,6 +516,14 @@ pub fn tail(text: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
+    fn runner() -> &'static dyn Run {
+        &Runner {
+            verbose: 0,
+            quiet: false,
+            bars: false,
+        }
+    }
+
     #[test]
     fn shell_rendering_quotes_and_heredocs() {
         let cmd = Cmd::new("incus").args(["config", "set", "web", "raw.lxc=lxc.init.cmd = /x"]);
@@ -627,7 +552,7 @@ mod tests {
         let out = Runner::default()
             .stream_lines(
                 &Cmd::new("sh").args(["-c", "echo one; echo two; echo bad >&2; exit 4"]),
-                |l| seen.push(l.to_string()),
+                &mut |l: &str| seen.push(l.to_string()),
             )
             .unwrap();
         assert_eq!(seen, ["one", "two"]);
@@ -653,12 +578,12 @@ mod tests {
                 &format!("touch {d}/{me}; i=0; while [ ! -e {d}/{other} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; echo {me}; [ -e {d}/{other} ]"),
             ])
         };
-        let (a, b) = Runner::default().capture_both(&meet("a", "b"), &meet("b", "a"));
+        let (a, b) = runner().capture_both(&meet("a", "b"), &meet("b", "a"));
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a.success() && b.success(), "{a:?} {b:?}");
         assert_eq!((a.stdout.as_str(), b.stdout.as_str()), ("a\n", "b\n"));
         let (missing, ok) =
-            Runner::default().capture_both(&Cmd::new("inx-no-such-program-xyz"), &Cmd::new("true"));
+            runner().capture_both(&Cmd::new("inx-no-such-program-xyz"), &Cmd::new("true"));
         assert_eq!(missing.unwrap_err().kind, Kind::ToolMissing);
         assert!(ok.unwrap().success());
     }

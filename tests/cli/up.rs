@@ -13,7 +13,7 @@ fn up_builds_profiles_creates_and_starts_a_new_container() {
     let sb = Sandbox::new();
     sb.fresh_web();
     let assert = sb.run(&["up"]);
-    if !host_has_nix_daemon() {
+    if !host_has_nix_daemon("up_builds_profiles_creates_and_starts_a_new_container") {
         // No /nix/var/nix/daemon-socket: inx refuses before building anything.
         assert
             .code(6)
@@ -185,7 +185,9 @@ fn a_server_that_cannot_idmap_mounts_gets_a_warning_and_unshifted_binds() {
         no_shift(create["run"]["stdin"].as_str().expect("create input"));
         assert_nothing_changed(&sb);
 
-        if !host_has_nix_daemon() {
+        if !host_has_nix_daemon(
+            "a_server_that_cannot_idmap_mounts_gets_a_warning_and_unshifted_binds",
+        ) {
             // See up_builds_profiles_creates_and_starts_a_new_container.
             continue;
         }
@@ -263,7 +265,7 @@ fn a_failed_build_changes_nothing() {
     sb.fresh_web();
     sb.respond("nix-store", "realise", "", "error: builder failed\n", 100);
     let assert = sb.run(&["up"]);
-    if !host_has_nix_daemon() {
+    if !host_has_nix_daemon("a_failed_build_changes_nothing") {
         // See up_builds_profiles_creates_and_starts_a_new_container.
         assert.code(6);
         assert_nothing_changed(&sb);
@@ -306,7 +308,7 @@ fn the_clients_current_project_is_used_for_instances_and_profiles() {
     sb.fresh_web();
     sb.respond("incus", "project", "lab\n", "", 0);
     let assert = sb.run(&["up"]);
-    if !host_has_nix_daemon() {
+    if !host_has_nix_daemon("the_clients_current_project_is_used_for_instances_and_profiles") {
         assert.code(6);
         return;
     }

@@ -35,7 +35,7 @@ pub fn build(ctx: &Ctx, name: &str, vm: bool, out_link: Option<&Path>) -> Result
     if plan.steps.iter().any(|s| s.what == What::Build) {
         ctx.hold_build_roots()?;
     }
-    execute::execute(&ctx.runner, &plan)?;
+    execute::execute(&*ctx.runner, &plan)?;
     let files = outputs.files()?;
     if ctx.json {
         output::json(&Built {

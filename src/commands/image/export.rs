@@ -99,7 +99,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         }
         return Ok(());
     }
-    execute::execute(&ctx.runner, &plan)?;
+    execute::execute(&*ctx.runner, &plan)?;
     errln!(
         "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
         dir.display()

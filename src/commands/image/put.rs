@@ -102,7 +102,7 @@ fn put(ctx: &Ctx, args: &ImportArgs, remote: Option<&RemoteName>) -> Result<Opti
 /// Runs a server plan with the one executor; its JSON carries the image's files.
 fn carry_out(ctx: &Ctx, plan: &Plan, files: &ImageFiles) -> Result<()> {
     if !ctx.dry_run {
-        execute::execute(&ctx.runner, plan)?;
+        execute::execute(&*ctx.runner, plan)?;
         if !ctx.json {
             return Ok(());
         }

@@ -146,7 +146,7 @@ pub fn simplestreams(
         }
         return Ok(());
     }
-    execute::execute(&ctx.runner, &plan)?;
+    execute::execute(&*ctx.runner, &plan)?;
     errln!(
         "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
         dir.display(),

@@ -55,13 +55,7 @@ fn up_whose_output_is_cut_off_finishes_its_plan_and_up_again_converges() {
         let (_, system) = profile(name).expect("a profile");
         assert!(system.ends_with(&format!("inx-synthetic-system-{version}")));
     }
-    let again = fx.up(&[]);
-    assert_eq!(
-        again.stderr.matches("up to date").count(),
-        names.len(),
-        "{}",
-        again.stderr
-    );
+    up_again_changes_nothing(&fx, &names);
 }
 
 /// `-q`: a build's "will be built" / "building" lines are not shown when it succeeds (they
@@ -142,15 +136,6 @@ fn ctrl_c_while_a_run_creates_its_instance_never_cuts_the_create() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(created.exists(), "the create was cut off:\n{stderr}");
-    let runs = format!("{web}-run-");
-    let listed = Command::new("incus")
-        .args(["list", "--format", "csv", "--columns", "n"])
-        .output()
-        .unwrap();
-    let left: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|n| n.starts_with(&runs))
-        .map(String::from)
-        .collect();
+    let left = leftovers(&format!("{web}-run-"));
     assert!(left.is_empty(), "left behind: {left:?}\n{stderr}");
 }

@@ -507,3 +507,37 @@ pub fn which(program: &str) -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("{program} on PATH"))
 }
+
+/// A second `up` of these containers finds every one up to date (a run converged).
+pub fn up_again_changes_nothing(fx: &Fixture, names: &[String]) {
+    let again = fx.up(&[]);
+    assert_eq!(
+        again.stderr.matches("up to date").count(),
+        names.len(),
+        "{}",
+        again.stderr
+    );
+}
+
+/// Where throw-away runs keep their profiles and locks.
+pub const RUNS: &str = "/nix/var/nix/profiles/inx/.runs";
+
+/// Instances and `.runs` entries whose names start with `prefix`.
+pub fn leftovers(prefix: &str) -> Vec<String> {
+    let out = Command::new("incus")
+        .args(["list", "--format", "csv", "--columns", "n"])
+        .output()
+        .unwrap();
+    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| format!("instance {n}"))
+        .collect();
+    for entry in std::fs::read_dir(RUNS).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(prefix) {
+            found.push(format!("{RUNS}/{name}"));
+        }
+    }
+    found
+}

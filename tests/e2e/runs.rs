@@ -8,28 +8,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: &str = "/nix/var/nix/profiles/inx/.runs";
-
-/// Instances and `.runs` entries whose names start with `prefix`.
-fn leftovers(prefix: &str) -> Vec<String> {
-    let out = Command::new("incus")
-        .args(["list", "--format", "csv", "--columns", "n"])
-        .output()
-        .unwrap();
-    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|n| n.starts_with(prefix))
-        .map(|n| format!("instance {n}"))
-        .collect();
-    for entry in std::fs::read_dir(RUNS).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(prefix) {
-            found.push(format!("{RUNS}/{name}"));
-        }
-    }
-    found
-}
-
 #[test]
 fn a_run_boots_the_declared_system_passes_its_exit_code_and_leaves_nothing() {
     let _host = host!("runs");

@@ -57,18 +57,7 @@ fn a_member_of_incus_admin_runs_inx_without_root_and_root_only_commands_say_so()
         return;
     }
     // The folders as the host module makes them (and fixes them, on a host that had them).
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/modules/inx.tmpfiles");
-    let applied = Command::new("systemd-tmpfiles")
-        .arg("--create")
-        .arg(&rules)
-        .output()
-        .expect("systemd-tmpfiles runs");
-    assert!(
-        applied.status.success(),
-        "systemd-tmpfiles --create {}: {}",
-        rules.display(),
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    apply_tmpfiles();
 
     let fx = Fixture::new("users");
     let web = fx.name("web");

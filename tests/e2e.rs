@@ -22,6 +22,8 @@ mod cutoff;
 mod hangs;
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/nixos_containers.rs"]
+mod nixos_containers;
 #[path = "e2e/reach.rs"]
 mod reach;
 #[path = "e2e/runs.rs"]

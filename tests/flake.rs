@@ -556,7 +556,9 @@ fn nixos_container_options_evaluate_to_incus_settings_and_refusals_name_the_incu
     let refusals = refusals.as_object().expect("refusals by name");
     assert!(refusals.len() >= 10, "{refusals:?}");
     for (name, message) in refusals {
-        let ran = eval(format!("builtins.deepSeq {checks}.refusals.{name}.value null"));
+        let ran = eval(format!(
+            "builtins.deepSeq {checks}.refusals.{name}.value null"
+        ));
         let message = message.as_str().unwrap();
         assert_ne!(ran.code, Some(0), "{name} evaluated: {}", ran.stdout);
         // Nix wraps long messages: compare with the whitespace folded.

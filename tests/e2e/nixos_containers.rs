@@ -53,7 +53,10 @@ fn bind_mounts_write_as_root_or_refuse_writes_and_auto_start_sets_the_key() {
     assert_eq!(sh_out(&box_, "cat /shared/hello"), "from the host");
     assert_eq!(sh_out(&box_, "stat -c %u /shared/hello"), "0");
     let write = sh(&box_, "touch /shared/new");
-    assert!(!write.status.success(), "a read-only bind mount took a write");
+    assert!(
+        !write.status.success(),
+        "a read-only bind mount took a write"
+    );
     assert!(!shared.join("new").exists());
 
     assert_eq!(config(&box_, "boot.autostart").as_deref(), Some("true"));
@@ -78,13 +81,22 @@ fn ephemeral_root_is_gone_after_stop_and_start_and_the_system_boots_again() {
         sh_out(&eph, "grep ' / ' /proc/mounts | cut -d' ' -f1,3"),
         "inx-ephemeral tmpfs"
     );
-    sh_out(&eph, "echo state > /root/kept; mkdir -p /var/lib/app; echo x > /var/lib/app/db");
+    sh_out(
+        &eph,
+        "echo state > /root/kept; mkdir -p /var/lib/app; echo x > /var/lib/app/db",
+    );
     assert_eq!(sh_out(&eph, "cat /root/kept"), "state");
 
     fx.inx(&["stop", &eph]).ok();
     assert_eq!(status(&eph), "Stopped");
     let pool = Command::new("incus")
-        .args(["storage", "volume", "show", "default", &format!("container/{eph}")])
+        .args([
+            "storage",
+            "volume",
+            "show",
+            "default",
+            &format!("container/{eph}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -146,9 +158,10 @@ impl Drop for Bridge {
 
 /// `privateNetwork` with `hostBridge`, `localAddress` and `hostAddress`: an `eth0` nic on that
 /// bridge, with the address and the route to the host set inside as nixos-container's init
-/// sets them. Checked with `ip` inside; no traffic is sent.
+/// sets them. Checked with `ip` inside and in `inx list`; no traffic is sent. Then `inx shell
+/// --user` (nixos-container's `login`) runs a user's login shell.
 #[test]
-fn private_network_on_a_bridge_gives_eth0_the_local_address() {
+fn private_address_on_a_bridge_shows_inside_and_in_list_and_shell_logs_in_as_a_user() {
     let _host = host!("nc_private_network");
     let bridge = Bridge::create("e2e-nc-br0");
     let fx = Fixture::new("nc");
@@ -175,7 +188,36 @@ fn private_network_on_a_bridge_gives_eth0_the_local_address() {
     let addr = sh_out(&net, "ip -4 addr show dev eth0");
     assert!(addr.contains("inet 10.231.77.2/24"), "{addr}");
     let route = sh_out(&net, "ip -4 route show default");
-    assert!(route.contains("default via 10.231.77.1 dev eth0"), "{route}");
+    assert!(
+        route.contains("default via 10.231.77.1 dev eth0"),
+        "{route}"
+    );
+
+    // `inx list` has the address (nixos-container's show-ip).
+    let list = fx.inx(&["list"]).ok().stdout;
+    let row = list.lines().find(|l| l.starts_with(&net)).unwrap_or("");
+    assert!(list.lines().next().unwrap().ends_with("ADDRESS"), "{list}");
+    assert!(row.ends_with("10.231.77.2"), "{list}");
+    let json = fx.inx(&["--json", "status", &net]).ok().json();
+    assert_eq!(
+        json["containers"][0]["addresses"],
+        serde_json::json!(["10.231.77.2"])
+    );
+
+    // `inx shell --user` logs in as that user (nixos-container's login), here with the
+    // commands on stdin.
+    sh_out(&net, "echo 'alice:x:1000:100::/tmp:/bin/sh' >> /etc/passwd");
+    let commands = fx.path().join("commands");
+    std::fs::write(&commands, "id -u; echo $HOME\n").unwrap();
+    let login = fx
+        .inx_with(&["shell", &net, "--user", "alice"], |c| {
+            c.stdin(std::fs::File::open(&commands).unwrap());
+        })
+        .ok();
+    assert_eq!(login.stdout.trim(), "1000\n/tmp", "{}", login.stderr);
+    fx.inx(&["shell", &net, "--user", "a b"])
+        .code(3)
+        .stderr_has("is not a user name");
     drop(fx);
 }
 
@@ -203,7 +245,10 @@ fn from_nixos_containers_brings_up_both_containers_of_a_host() {
         "",
     );
     fx.up(&[]);
-    assert_eq!((status(&a), status(&b)), ("Running".into(), "Running".into()));
+    assert_eq!(
+        (status(&a), status(&b)),
+        ("Running".into(), "Running".into())
+    );
     assert!(profile(&a).unwrap().1.ends_with("-inx-synthetic-system-1"));
     assert!(profile(&b).unwrap().1.ends_with("-inx-synthetic-system-2"));
     assert_eq!(config(&a, "boot.autostart").as_deref(), Some("true"));

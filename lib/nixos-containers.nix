@@ -199,7 +199,8 @@ in
       added = binds ++ map deviceOf c.allowedDevices ++ nics;
       addedNames = map (d: d.name) added;
       twice = builtins.filter (n: builtins.length (builtins.filter (m: m == n) addedNames) > 1) addedNames;
-      clash = builtins.filter (n: declared ? ${n} && n != "eth0") addedNames;
+      # privateNetwork's eth0 beside a declared one has its own message below.
+      clash = builtins.filter (n: declared ? ${n} && !(n == "eth0" && c.privateNetwork)) addedNames;
 
       # nspawn's --tmpfs=PATH[:OPTIONS], mode 0755 by default: an LXC mount entry.
       tmpfsLine = t:

@@ -14,7 +14,7 @@ let
       parts = builtins.filter (s: builtins.isString s && s != "") (builtins.split "/" path);
     in
     "${prefix}-${if parts == [ ] then "root" else join "-" parts}";
-  noSlashPrefix = p: if builtins.substring 0 1 p == "/" then builtins.substring 1 (-1) p else p;
+  noSlashPrefix = p: if builtins.substring 0 1 p == "/" then builtins.substring 1 (builtins.stringLength p) p else p;
   addressOf = a: builtins.head (builtins.split "/" a);
 
   # Every nixos-container option mkContainer knows, with nixpkgs' default. `path` is the

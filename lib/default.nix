@@ -154,7 +154,10 @@ rec {
      listenAddress ? "0.0.0.0"; } ] adds a proxy device per entry (see withForwards).
      `fromImage = true` makes `inx up` create the container from its image instead of the shared
      store. On the toplevel path, `images = { container = { metadata; squashfs; }; ... }` gives
-     the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules. */
+     the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules.
+     nixos-container's options (`config`, `path`, `bindMounts`, `autoStart`, `ephemeral`,
+     `privateNetwork`, ...) are taken too and become Incus settings (nixos-containers.nix,
+     docs/migration.md). */
   mkContainer = args0:
     let args = nixosContainers.translate args0; in
     if args ? toplevel && args ? nixpkgs then

@@ -73,7 +73,7 @@ fn bind_mounts_write_as_root_or_refuse_writes_auto_start_sets_the_key_and_tmpfs_
 
 /// `ephemeral`: the root is a tmpfs; a file written inside is gone after a stop and a start,
 /// the system boots again (activated once per boot), and the instance's rootfs on the storage
-/// pool never holds it.
+/// pool never holds it. A second `up` finds the wrapper's settings as declared.
 #[test]
 fn ephemeral_root_is_gone_after_stop_and_start_and_the_system_boots_again() {
     let _host = host!("nc_ephemeral");
@@ -99,8 +99,14 @@ fn ephemeral_root_is_gone_after_stop_and_start_and_the_system_boots_again() {
     fx.inx(&["stop", &eph]).ok();
     assert_eq!(status(&eph), "Stopped");
     // The instance and its volume stay; nothing written inside reached the volume (the
-    // test host's pool is a `dir` pool named default).
-    let rootfs = std::path::Path::new("/var/lib/incus/storage-pools/default/containers")
+    // test host's pool is the `dir` pool `default`).
+    let pool = Command::new("incus")
+        .args(["storage", "get", "default", "source"])
+        .output()
+        .unwrap();
+    let pool = String::from_utf8_lossy(&pool.stdout).trim().to_string();
+    let rootfs = std::path::Path::new(&pool)
+        .join("containers")
         .join(&eph)
         .join("rootfs");
     assert!(rootfs.is_dir(), "{} is missing", rootfs.display());
@@ -115,6 +121,10 @@ fn ephemeral_root_is_gone_after_stop_and_start_and_the_system_boots_again() {
         "activate 1",
         "a fresh root: this boot's activation only"
     );
+    // The wrapper's settings read back as declared: a second `up` changes nothing.
+    let before = pid(&eph);
+    fx.up(&[]).stderr_has("up to date");
+    assert_eq!(pid(&eph), before, "an unchanged up restarted it");
     // The same through `restart`.
     sh_out(&eph, "touch /root/again");
     fx.inx(&["restart", &eph]).ok();

@@ -188,6 +188,11 @@ in
         (checkType "macvlans" (isStrList c.macvlans) "a list of host interface names" true)
         (checkType "interfaces" (isStrList c.interfaces) "a list of host interface names" true)
         (checkType "timeoutStartSec" (builtins.isString c.timeoutStartSec) "a string such as \"1min\"" true)
+        (builtins.all (n: checkType n (c.${n} == null || builtins.isString c.${n}) "null or an address string" true)
+          [ "hostBridge" "hostAddress" "hostAddress6" "localAddress" "localAddress6" ])
+        (checkType "localMacAddress"
+          (c.localMacAddress == null || (builtins.isString c.localMacAddress && builtins.match "([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}" c.localMacAddress != null))
+          "null or a MAC address such as \"de:b7:73:01:10:90\"" true)
         (checkType "privateUsers" (builtins.isInt c.privateUsers || builtins.elem c.privateUsers [ "no" "identity" "pick" ]) "an integer or one of \"no\", \"identity\", \"pick\"" true)
       ];
 

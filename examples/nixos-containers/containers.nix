@@ -15,14 +15,12 @@
         containerPort = 80;
       }
     ];
-    config =
-      { pkgs, ... }:
-      {
-        services.nginx.enable = true;
-        services.nginx.virtualHosts.localhost.root = "/var/www";
-        networking.firewall.allowedTCPPorts = [ 80 ];
-        system.stateVersion = "25.11";
-      };
+    config = {
+      services.nginx.enable = true;
+      services.nginx.virtualHosts.localhost.root = "/var/www";
+      networking.firewall.allowedTCPPorts = [ 80 ];
+      system.stateVersion = "25.11";
+    };
   };
 
   db = {

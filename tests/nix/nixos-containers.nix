@@ -195,6 +195,8 @@ in
     deviceClash = refusal (mk { bindMounts."/data" = { }; incus.devices.bind-data = { type = "none"; }; }) "incus.devices.bind-data is also the name of a device made from nixos-container options";
     eth0Clash = refusal (mk { privateNetwork = true; incus.devices.eth0 = { type = "none"; }; }) "privateNetwork makes the nic eth0, and incus.devices.eth0 is declared too";
     wrongType = refusal (mk { autoStart = "yes"; }) "autoStart must be true or false";
+    badMac = refusal (mk { privateNetwork = true; localMacAddress = "de:b7"; }) "localMacAddress must be null or a MAC address";
+    addressNotString = refusal (mk { privateNetwork = true; localAddress = 10; }) "localAddress must be null or an address string";
     fromNothing = refusal (inxLib.fromNixosContainers { containers.x = { autoStart = true; }; }).x.inxManifest "containers.x has neither `config` nor `path`";
   };
 }

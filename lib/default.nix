@@ -4,6 +4,7 @@
 
 let
   imagesLib = import ./images.nix { imageModule = ./modules/image.nix; };
+  nixosContainers = import ./nixos-containers.nix;
 
   # The schema of `inxManifest`; src/manifest.rs reads the same number.
   schemaVersion = 1;
@@ -139,7 +140,7 @@ let
       inxManifest = manifestOf { inherit toplevel fromImage ssh; incus = withForwards incus forwardPorts; };
     };
 in
-{
+rec {
   /* Declares a container for `inxContainers.<name>`. Either
        mkContainer { nixpkgs, system, modules, specialArgs ? {}, incus ? {} }
      (evaluates NixOS with inx's guest module) or
@@ -153,13 +154,88 @@ in
      listenAddress ? "0.0.0.0"; } ] adds a proxy device per entry (see withForwards).
      `fromImage = true` makes `inx up` create the container from its image instead of the shared
      store. On the toplevel path, `images = { container = { metadata; squashfs; }; ... }` gives
-     the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules. */
-  mkContainer = args:
+     the image files (see images.nix); the nixpkgs path makes them with nixpkgs' modules.
+     nixos-container's options (`config`, `path`, `bindMounts`, `autoStart`, `ephemeral`,
+     `privateNetwork`, ...) are taken too and become Incus settings (nixos-containers.nix,
+     docs/migration.md). */
+  mkContainer = args0:
+    let args = nixosContainers.translate args0; in
     if args ? toplevel && args ? nixpkgs then
       throw "inx.lib.mkContainer: give either `toplevel` or `nixpkgs` (with `system` and `modules`), not both"
     else if args ? toplevel then fromToplevel args
     else if args ? nixpkgs then fromNixpkgs args
     else throw "inx.lib.mkContainer: give `toplevel` (a built NixOS system) or `nixpkgs`, `system` and `modules`";
+
+  /* `inxContainers` for every container a host declares with nixos-container
+     (`containers.<name>`), each through mkContainer with the same options. Takes either
+       fromNixosContainers self.nixosConfigurations.myhost
+     (a NixOS configuration: each container's `config` modules are read from the host's option
+     definitions and evaluated once, with inx's guest module, by the container's `nixpkgs`;
+     a container with only `path` keeps that system), or
+       fromNixosContainers { containers = { ... }; nixpkgs ? <flake>; system ? "x86_64-linux"; }
+     (the `containers` attribute set as written in the host's configuration). */
+  fromNixosContainers = arg:
+    let
+      where = "inx.lib.fromNixosContainers";
+      evaluated = builtins.isAttrs arg && arg ? config && builtins.isAttrs arg.config && arg.config ? containers;
+      containers =
+        if evaluated then arg.config.containers
+        else if builtins.isAttrs arg && arg ? containers then arg.containers
+        else throw "${where}: give a host's NixOS configuration (nixosConfigurations.<host>) or { containers = { ... }; nixpkgs; system; }";
+      system = arg.system or (if evaluated then arg.config.nixpkgs.hostPlatform.system or arg.pkgs.stdenv.hostPlatform.system else null);
+
+      # Option definitions as written: mkMerge, mkIf and priorities unwrapped.
+      plain = v:
+        let t = if builtins.isAttrs v then v._type or null else null; in
+        if t == "merge" then builtins.concatMap plain v.contents
+        else if t == "if" then (if v.condition then plain v.content else [ ])
+        else if t == "override" || t == "order" then plain v.content
+        else [ v ];
+      definitions = if evaluated && arg ? options then builtins.concatMap plain (arg.options.containers.definitions or [ ]) else [ ];
+      modulesOf = name: c:
+        if !evaluated then (if c ? config then [ c.config ] else [ ])
+        else builtins.concatMap
+          (d:
+            if !(builtins.isAttrs d) || !(d ? ${name}) then [ ]
+            else builtins.concatMap
+              (cd:
+                if builtins.isAttrs cd then (if cd ? config then plain cd.config else [ ])
+                else throw "${where}: containers.${name} is written as a function; write it as an attribute set, or pass { containers; nixpkgs; system; }")
+              (plain d.${name}))
+          definitions;
+
+      # nixos-container's `nixpkgs` is a path; mkContainer evaluates with a flake's lib.
+      nixpkgsOf = c:
+        if arg ? nixpkgs then arg.nixpkgs
+        else if evaluated && c ? nixpkgs then {
+          outPath = c.nixpkgs;
+          lib = import "${c.nixpkgs}/lib" // {
+            nixosSystem = a: import "${c.nixpkgs}/nixos/lib/eval-config.nix" (a // { system = null; });
+          };
+        }
+        else throw "${where}: a container with `config` needs `nixpkgs` (the nixpkgs flake) to evaluate it";
+
+      keep = nixosContainers.names ++ [ "forwardPorts" "specialArgs" ];
+      one = name: c:
+        let
+          modules = modulesOf name c;
+          # An evaluated host has every option (defaults included, and the removed `pkgs`,
+          # which throws when read): take the known ones. As written, all of them, so a
+          # misspelt one fails.
+          options =
+            if evaluated then builtins.intersectAttrs (builtins.listToAttrs (map (n: { name = n; value = null; }) keep)) c
+            else builtins.removeAttrs c [ "config" "path" "nixpkgs" ];
+        in
+        if !(builtins.isAttrs c) then throw "${where}: containers.${name} must be an attribute set"
+        else if modules != [ ] then mkContainer (options // {
+          nixpkgs = nixpkgsOf c;
+          system = if system == null then throw "${where}: give `system` for containers.${name}" else system;
+          inherit modules;
+        })
+        else if c ? path then mkContainer (options // { inherit (c) path; })
+        else throw "${where}: containers.${name} has neither `config` nor `path`";
+    in
+    builtins.mapAttrs one containers;
 
   inherit schemaVersion;
 }

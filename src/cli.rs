@@ -212,9 +212,12 @@ pub enum Command {
         #[command(flatten)]
         place: Place,
     },
-    /// Open an interactive login shell (bash) as root in a container.
+    /// Open an interactive login shell (bash) as root in a container, or as --user.
     Shell {
         name: String,
+        /// Log in as this user of the container (`su -l USER`), as `nixos-container login`.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
         #[command(flatten)]
         place: Place,
     },

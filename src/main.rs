@@ -140,7 +140,7 @@ fn run(cli: &Cli) -> error::Result<i32> {
             ..
         } => commands::lifecycle(&ctx, Lifecycle::Restart, names, shutdown(timeout, *force))?,
         Command::Exec { name, command, .. } => return commands::exec(&ctx, name, command),
-        Command::Shell { name, .. } => return commands::shell(&ctx, name),
+        Command::Shell { name, user, .. } => return commands::shell(&ctx, name, user.as_deref()),
         Command::Destroy {
             names,
             timeout,

@@ -24,6 +24,8 @@ mod hangs;
 mod harness;
 #[path = "e2e/host_init.rs"]
 mod host_init;
+#[path = "e2e/nixos_containers.rs"]
+mod nixos_containers;
 #[path = "e2e/reach.rs"]
 mod reach;
 #[path = "e2e/runs.rs"]

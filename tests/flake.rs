@@ -630,6 +630,51 @@ fn host_and_guest_modules_evaluate_against_typed_option_stubs() {
     eprintln!("{}", ran.stderr);
 }
 
+/// tests/nix/nixos-containers.nix: nixos-container's options through mkContainer and
+/// fromNixosContainers give the Incus settings docs/migration.md lists (no check fails), and
+/// each refused one fails its evaluation with its own message.
+#[test]
+fn nixos_container_options_evaluate_to_incus_settings_and_refusals_name_the_incus_way() {
+    let test = "nixos_container_options_evaluate_to_incus_settings_and_refusals_name_the_incus_way";
+    let nix = need!(test, Nix::modern());
+    let bed = Bed::new(&need!(test, nixpkgs_lib_tarball()));
+    let checks = format!(
+        "(import {} {{ nixpkgs = builtins.getFlake \"{}\"; inx = {}; }})",
+        bed.inx.join("tests/nix/nixos-containers.nix").display(),
+        bed.nixpkgs_ref(),
+        bed.inx.display()
+    );
+    let eval = |expr: String| nix.run(bed.path(), &["eval", "--json", "--impure", "--expr", &expr]);
+    let failed = eval(format!("{checks}.failed")).ok();
+    assert_eq!(
+        failed.json(),
+        serde_json::json!([]),
+        "failed checks; stderr:\n{}",
+        failed.stderr
+    );
+    let refusals = eval(format!(
+        "builtins.mapAttrs (_: r: r.message) {checks}.refusals"
+    ))
+    .ok()
+    .json();
+    let refusals = refusals.as_object().expect("refusals by name");
+    assert!(refusals.len() >= 10, "{refusals:?}");
+    for (name, message) in refusals {
+        let ran = eval(format!(
+            "builtins.deepSeq {checks}.refusals.{name}.value null"
+        ));
+        let message = message.as_str().unwrap();
+        assert_ne!(ran.code, Some(0), "{name} evaluated: {}", ran.stdout);
+        // Nix wraps long messages: compare with the whitespace folded.
+        let folded = ran.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            folded.contains(message),
+            "{name}: the error does not say {message:?}:\n{}",
+            ran.stderr
+        );
+    }
+}
+
 /// The stand-in itself (tests/flake/stand-in.nix): what nixpkgs rejects fails there too, and
 /// what it accepts evaluates, so a green suite means something.
 #[test]
@@ -652,6 +697,7 @@ fn stand_in_accepts_and_rejects_what_nixpkgs_does() {
 /// example cannot go untested.
 const EXAMPLES: &[(&str, &[&str])] = &[
     ("nixos", &["web"]),
+    ("nixos-containers", &["db", "scratch", "web"]),
     ("offline", &["demo"]),
     ("reuse", &["box"]),
     ("several", &["db", "web", "worker"]),

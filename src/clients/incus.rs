@@ -430,11 +430,45 @@ fn default_project() -> String {
 pub struct InstanceState {
     #[serde(default)]
     pub pid: i64,
+    /// The container's interfaces by name, while it runs.
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub network: std::collections::BTreeMap<String, NetworkState>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct NetworkState {
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub addresses: Vec<NetworkAddress>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct NetworkAddress {
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub scope: String,
 }
 
 impl Instance {
     pub fn running(&self) -> bool {
         self.status == "Running"
+    }
+
+    /// The global addresses of its interfaces (IPv4 first), as `nixos-container show-ip`
+    /// shows one; loopback and link-local ones are left out.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut all: Vec<(bool, String)> = self
+            .state
+            .iter()
+            .flat_map(|s| s.network.values())
+            .flat_map(|n| &n.addresses)
+            .filter(|a| a.scope == "global")
+            .map(|a| (a.family != "inet", a.address.clone()))
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, a)| a).collect()
     }
 
     /// The host PID of the container's init, while it runs.

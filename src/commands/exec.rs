@@ -70,14 +70,31 @@ fn wait_for_activation(
     }
 }
 
-/// `inx shell NAME`: root's login shell; NixOS always has bash in the system path.
-pub fn shell(ctx: &Ctx, name: &str) -> Result<i32> {
-    exec(
-        ctx,
-        name,
-        &[
+/// `inx shell NAME`: root's login shell; NixOS always has bash in the system path. With
+/// `--user`, that user's login (`su -l`, which root runs without a password).
+pub fn shell(ctx: &Ctx, name: &str, user: Option<&str>) -> Result<i32> {
+    let argv = match user {
+        None => vec![
             "/run/current-system/sw/bin/bash".to_string(),
             "--login".to_string(),
         ],
-    )
+        Some(user) => {
+            let valid = !user.is_empty()
+                && !user.starts_with('-')
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !valid {
+                return Err(Error::input(format!(
+                    "--user {user:?} is not a user name (letters, digits, '.', '_', '-')"
+                )));
+            }
+            vec![
+                "/run/current-system/sw/bin/su".to_string(),
+                "-l".to_string(),
+                user.to_string(),
+            ]
+        }
+    };
+    exec(ctx, name, &argv)
 }

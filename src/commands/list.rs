@@ -61,6 +61,9 @@ pub struct Row {
     pub drifted: bool,
     /// Where it runs: `local`, `REMOTE` or `REMOTE/MEMBER` (see `hosts::label`).
     pub host: String,
+    /// Its global addresses while it runs (IPv4 first); `[]` when none (every documented key
+    /// is always present, docs/json.md).
+    pub addresses: Vec<String>,
 }
 
 /// The JSON of `list` and `status` (docs/json.md).
@@ -246,12 +249,15 @@ fn row(
         running_system,
         drifted,
         host,
+        addresses: instance.map(Instance::addresses).unwrap_or_default(),
     }
 }
 
 pub fn table(rows: &[Row]) -> String {
     // The HOST column shows only when some container runs on another host.
     let hosts = rows.iter().any(|r| r.host != "local");
+    // The ADDRESS column, likewise, only when some container has one.
+    let addresses = rows.iter().any(|r| !r.addresses.is_empty());
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -269,6 +275,13 @@ pub fn table(rows: &[Row]) -> String {
                     .map(|s| s.base_name().to_string())
                     .unwrap_or_else(|| "-".into()),
             ]);
+            if addresses {
+                row.push(if r.addresses.is_empty() {
+                    "-".into()
+                } else {
+                    r.addresses.join(",")
+                });
+            }
             row
         })
         .collect();
@@ -277,6 +290,9 @@ pub fn table(rows: &[Row]) -> String {
         header.push("HOST".into());
     }
     header.extend(["STATE", "GEN", "SYSTEM"].map(String::from));
+    if addresses {
+        header.push("ADDRESS".into());
+    }
     let columns = header.len();
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -315,7 +331,38 @@ mod tests {
             running_system: None,
             drifted: false,
             host: host.into(),
+            addresses: vec![],
         }
+    }
+
+    #[test]
+    fn the_address_column_shows_global_addresses_only_when_a_container_has_one() {
+        let listed: Instance = serde_json::from_value(serde_json::json!({
+            "name": "db", "status": "Running",
+            "state": { "pid": 7, "network": {
+                "lo": { "addresses": [ { "family": "inet", "address": "127.0.0.1", "scope": "local" } ] },
+                "eth0": { "addresses": [
+                    { "family": "inet6", "address": "fc00::2", "scope": "global" },
+                    { "family": "inet6", "address": "fe80::1", "scope": "link" },
+                    { "family": "inet", "address": "10.231.77.2", "scope": "global" }
+                ] }
+            } }
+        }))
+        .unwrap();
+        assert_eq!(listed.addresses(), ["10.231.77.2", "fc00::2"]);
+        let mut db = at("db", "local");
+        db.addresses = listed.addresses();
+        let lines: Vec<String> = table(&[db, at("web", "local")])
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(lines[0], "NAME  STATE    GEN  SYSTEM  ADDRESS");
+        assert_eq!(lines[1], "db    running  1    -       10.231.77.2,fc00::2");
+        assert_eq!(lines[2], "web   running  1    -       -");
+        assert_eq!(
+            table(&[at("web", "local")]).lines().next(),
+            Some("NAME  STATE    GEN  SYSTEM")
+        );
     }
 
     #[test]

@@ -351,6 +351,7 @@ mod tests {
             profiles: Vec::new(),
             state: Some(crate::clients::incus::InstanceState {
                 pid: i64::from(std::process::id()),
+                network: Default::default(),
             }),
             project: "default".into(),
             location: String::new(),

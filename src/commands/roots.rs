@@ -11,7 +11,7 @@ use crate::execute::process::{Cmd, Run};
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, errln, out, outln};
 use crate::plan::{Action, Plan, Step, What};
-use crate::roots::{self, Change, Container, Layout, Scope};
+use crate::roots::{self, Change, Container, Depth, Layout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -57,7 +57,7 @@ fn sync_all(ctx: &Ctx, cap: usize) -> Result<Vec<Synced>> {
         &layout,
         &containers,
         &BTreeSet::new(),
-        Scope::Full,
+        Depth::Full,
         cap,
     )?;
     report(ctx, &done, true);
@@ -74,7 +74,7 @@ pub(super) fn full_sync(
     containers: &[Container],
     cap: usize,
 ) -> Result<Vec<Synced>> {
-    sync_with(ctx, layout, containers, &BTreeSet::new(), Scope::Full, cap)
+    sync_with(ctx, layout, containers, &BTreeSet::new(), Depth::Full, cap)
 }
 
 /// `inx gc ARGS`: roots first, then the host's collection. A sync that fails stops it, since
@@ -194,10 +194,10 @@ pub(super) fn sync_with(
     layout: &Layout,
     containers: &[Container],
     extra: &BTreeSet<String>,
-    scope: Scope,
+    depth: Depth,
     cap: usize,
 ) -> Result<Vec<Synced>> {
-    sync_planned(ctx, layout, containers, extra, scope, cap).map(|(done, _)| done)
+    sync_planned(ctx, layout, containers, extra, depth, cap).map(|(done, _)| done)
 }
 
 /// A sync: its roots decided under the roots lock and written by the executor, as one plan
@@ -207,7 +207,7 @@ fn sync_planned(
     layout: &Layout,
     containers: &[Container],
     extra: &BTreeSet<String>,
-    scope: Scope,
+    depth: Depth,
     cap: usize,
 ) -> Result<(Vec<Synced>, Plan)> {
     let _lock = if ctx.dry_run {
@@ -216,7 +216,7 @@ fn sync_planned(
         Some(lock::wait(&layout.lock_file())?)
     };
     let mut origins = extra.clone();
-    if scope == Scope::Full {
+    if depth == Depth::Full {
         origins.extend(layout.auto_origins());
     }
     let host_has = |p: &StorePath| Path::new(p.as_str()).symlink_metadata().is_ok();
@@ -249,7 +249,7 @@ fn sync_planned(
             .root
             .as_deref()
             .filter(|r| *r == c.volume || is_own_root(r, &c.volume));
-        let (next, change) = roots::decide(&old, root, &origins, scope, &host_has, cap);
+        let (next, change) = roots::decide(&old, root, &origins, depth, &host_has, cap);
         if next != old {
             plan.steps.push(write(&c.name, dir, next.clone(), &change));
         }
@@ -306,7 +306,7 @@ fn sync_planned(
         });
     }
     // Containers that are gone: their roots go, so their builds can be collected.
-    let known = if scope == Scope::Full {
+    let known = if depth == Depth::Full {
         layout.known()
     } else {
         Vec::new()

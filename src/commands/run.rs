@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::clients::{incus, nix};
 use crate::containers::instance;
 use crate::containers::manifest;
-use crate::containers::runs::{self, Run};
+use crate::containers::runs::{self, Throwaway};
 use crate::error::{Error, Kind, Result};
 use crate::execute;
 use crate::name::{ContainerName, ProjectName};
@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
         return Ok(0);
     }
 
-    let held = Run::hold(&runs::base(), run_name.clone(), project)?;
+    let held = Throwaway::hold(&runs::base(), run_name.clone(), project)?;
     let (start, _) = plans(&held.dir);
     let started = if stop.load(Ordering::SeqCst) {
         Err(interrupted())

@@ -114,7 +114,7 @@ fn deploy(
             .zip(&located)
             .map(|((m, p), (inst, store))| {
                 let (dir, exists, state) = states[&m.name].clone();
-                Ok(target(TargetIn {
+                Ok(facts_of(FactsIn {
                     m,
                     instance: *inst,
                     flake: &flake,
@@ -188,7 +188,7 @@ fn deploy(
     Ok((unplaced, plan))
 }
 
-struct TargetIn<'a> {
+struct FactsIn<'a> {
     m: &'a Manifest,
     instance: Option<&'a incus::Instance>,
     flake: &'a str,
@@ -202,8 +202,8 @@ struct TargetIn<'a> {
     profile: crate::containers::profile::ProfileState,
 }
 
-fn target(t: TargetIn) -> Facts {
-    let TargetIn {
+fn facts_of(t: FactsIn) -> Facts {
+    let FactsIn {
         m,
         instance,
         flake,

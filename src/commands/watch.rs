@@ -5,7 +5,7 @@ use super::roots::{full_sync, gather, report, sync_with, SyncReport, Synced};
 use super::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::output::{self, errln};
-use crate::roots::{Container, Layout, Scope};
+use crate::roots::{Container, Depth, Layout};
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -81,24 +81,24 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
         decide.take(first.into_iter().chain(rx.try_iter()));
         loop {
             match decide.next(Instant::now()) {
-                Step::Fast(new) => {
-                    let fast = sync_with(ctx, &layout, &containers, &new, Scope::NewOnly, cap);
+                Next::Fast(new) => {
+                    let fast = sync_with(ctx, &layout, &containers, &new, Depth::NewOnly, cap);
                     decide.unclaimed(unclaimed(&new, &fast));
                     log_sync(ctx, fast);
                 }
-                Step::List => decide.take([Event::Listed(gather(
+                Next::List => decide.take([Event::Listed(gather(
                     &*ctx.runner,
                     &crate::clients::incus::Client::default(),
                 ))]),
-                Step::Full(listed, links) => {
+                Next::Full(listed, links) => {
                     if let Some(list) = listed {
                         containers = list;
                     }
-                    let full = sync_with(ctx, &layout, &containers, &links, Scope::Full, cap);
+                    let full = sync_with(ctx, &layout, &containers, &links, Depth::Full, cap);
                     log_sync(ctx, full);
                 }
-                Step::CannotList(e) => errln!("roots: cannot list containers now: {e}"),
-                Step::Wait(after) => {
+                Next::CannotList(e) => errln!("roots: cannot list containers now: {e}"),
+                Next::Wait(after) => {
                     wake = after;
                     break;
                 }
@@ -109,7 +109,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
 
 /// What the watcher does next.
 #[derive(Debug)]
-enum Step {
+enum Next {
     /// Root these new links with the containers known now: one sync for a whole burst.
     Fast(BTreeSet<String>),
     /// List the containers now, on this thread, and hand the listing back to `take`.
@@ -169,25 +169,25 @@ impl Decide {
         }
     }
 
-    /// The links of the last `Step::Fast` that no container claimed.
+    /// The links of the last `Next::Fast` that no container claimed.
     fn unclaimed(&mut self, links: BTreeSet<String>) {
         self.pending.extend(links);
     }
 
-    fn next(&mut self, now: Instant) -> Step {
+    fn next(&mut self, now: Instant) -> Next {
         if !self.new.is_empty() {
-            return Step::Fast(std::mem::take(&mut self.new));
+            return Next::Fast(std::mem::take(&mut self.new));
         }
         match self.listed.take() {
             Some(Ok(list)) => {
                 self.listed_at = now;
                 self.answering = true;
                 self.missed = false;
-                return Step::Full(Some(list), std::mem::take(&mut self.pending));
+                return Next::Full(Some(list), std::mem::take(&mut self.pending));
             }
             Some(Err(e)) => {
                 self.answering = false;
-                return Step::CannotList(e);
+                return Next::CannotList(e);
             }
             None => {}
         }
@@ -199,16 +199,16 @@ impl Decide {
                 .saturating_sub(now.saturating_duration_since(self.listed_at))
         });
         if relist_in == Some(Duration::ZERO) {
-            return Step::List;
+            return Next::List;
         }
         // A full sync reads every link in gcroots/auto, the missed ones too (those the host
         // has not deleted yet); the last list will do. Unclaimed links go along, and stay for
         // the next listing, which the last one is not.
         if self.missed {
             self.missed = false;
-            return Step::Full(None, self.pending.clone());
+            return Next::Full(None, self.pending.clone());
         }
-        Step::Wait(relist_in)
+        Next::Wait(relist_in)
     }
 }
 
@@ -392,7 +392,7 @@ mod tests {
     }
 
     /// Every step until `Wait` or `List`, with no link left unclaimed by the fast syncs.
-    fn steps(decide: &mut Decide, now: Instant) -> Vec<Step> {
+    fn steps(decide: &mut Decide, now: Instant) -> Vec<Next> {
         steps_unclaimed(decide, now, &BTreeSet::new())
     }
 
@@ -402,14 +402,14 @@ mod tests {
         decide: &mut Decide,
         now: Instant,
         unclaimed: &BTreeSet<String>,
-    ) -> Vec<Step> {
+    ) -> Vec<Next> {
         let mut done = Vec::new();
         loop {
             let step = decide.next(now);
-            if let Step::Fast(new) = &step {
+            if let Next::Fast(new) = &step {
                 decide.unclaimed(new.intersection(unclaimed).cloned().collect());
             }
-            let wait = matches!(step, Step::Wait(_) | Step::List);
+            let wait = matches!(step, Next::Wait(_) | Next::List);
             done.push(step);
             if wait {
                 return done;
@@ -424,7 +424,7 @@ mod tests {
         let burst: Vec<Event> = (0..50).map(|i| auto(&format!("/root/r{i}"))).collect();
         decide.take(burst);
         let done = steps(&mut decide, t0 + Duration::from_millis(10));
-        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
+        let [Next::Fast(new), Next::Wait(None)] = &done[..] else {
             panic!("one fast sync, then wait: {done:?}")
         };
         assert_eq!(new.len(), 50);
@@ -436,7 +436,7 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/result"), auto("/root/result")]);
         let done = steps(&mut decide, t0);
-        let [Step::Fast(new), Step::Wait(None)] = &done[..] else {
+        let [Next::Fast(new), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(new, &links(&["/root/result"]));
@@ -449,7 +449,7 @@ mod tests {
         decide.take([auto("/root/result")]);
         let done = steps(&mut decide, t0 + Duration::from_secs(30));
         assert!(
-            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            matches!(&done[..], [Next::Fast(_), Next::Wait(None)]),
             "{done:?}"
         );
     }
@@ -462,11 +462,11 @@ mod tests {
         decide.take([auto("/root/result")]);
         let now = t0 + Duration::from_secs(2);
         let done = steps_unclaimed(&mut decide, now, &result);
-        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        assert!(matches!(&done[..], [Next::Fast(_), Next::List]), "{done:?}");
         // The listing made on this thread comes back, and the link is tried again with it.
         decide.take([Event::Listed(Ok(listing(&["new"])))]);
         let done = steps(&mut decide, now);
-        let [Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Full(Some(list), tried), Next::Wait(None)] = &done[..] else {
             panic!("a full sync with the new listing: {done:?}")
         };
         assert_eq!(names(list), ["new"]);
@@ -474,7 +474,7 @@ mod tests {
         // Tried once: the next burst does not carry it again.
         decide.take([Event::Listed(Ok(listing(&["new"])))]);
         let done = steps(&mut decide, now + Duration::from_secs(5));
-        let [Step::Full(_, tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Full(_, tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert!(tried.is_empty(), "{tried:?}");
@@ -491,13 +491,13 @@ mod tests {
             &links(&["/root/result"]),
         );
         assert!(
-            matches!(&done[..], [Step::Fast(_), Step::Wait(Some(d))] if *d == Duration::from_millis(700)),
+            matches!(&done[..], [Next::Fast(_), Next::Wait(Some(d))] if *d == Duration::from_millis(700)),
             "no listing yet, but a look again when the last one is {AFTER:?} old: {done:?}"
         );
         // The next listing, whoever asked for it, takes the link along.
         decide.take([Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0 + Duration::from_millis(400));
-        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &links(&["/root/result"]));
@@ -513,13 +513,13 @@ mod tests {
             t0 + Duration::from_millis(300),
             &links(&["/root/result"]),
         );
-        let [Step::Fast(_), Step::Wait(Some(after))] = &done[..] else {
+        let [Next::Fast(_), Next::Wait(Some(after))] = &done[..] else {
             panic!("{done:?}")
         };
         // Woken with no event: the threshold has passed, so it lists.
         decide.take([]);
         let done = steps(&mut decide, t0 + Duration::from_millis(300) + *after);
-        assert!(matches!(&done[..], [Step::List]), "{done:?}");
+        assert!(matches!(&done[..], [Next::List]), "{done:?}");
     }
 
     #[test]
@@ -530,16 +530,16 @@ mod tests {
         decide.take([auto("/root/result")]);
         let later = t0 + Duration::from_secs(5);
         let done = steps_unclaimed(&mut decide, later, &links(&["/root/result"]));
-        assert!(matches!(&done[..], [Step::Fast(_), Step::List]), "{done:?}");
+        assert!(matches!(&done[..], [Next::Fast(_), Next::List]), "{done:?}");
         decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
         let done = steps(&mut decide, later);
         assert!(
-            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
+            matches!(&done[..], [Next::CannotList(_), Next::Wait(None)]),
             "{done:?}"
         );
         decide.take([]);
         let done = steps(&mut decide, later + Duration::from_secs(5));
-        assert!(matches!(&done[..], [Step::Wait(None)]), "{done:?}");
+        assert!(matches!(&done[..], [Next::Wait(None)]), "{done:?}");
     }
 
     #[test]
@@ -553,7 +553,7 @@ mod tests {
             Event::Listed(Ok(listing(&["new"]))),
         ]);
         let done = steps_unclaimed(&mut decide, t0, &links(&["/root/b"]));
-        let [Step::Fast(new), Step::Full(Some(list), tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Fast(new), Next::Full(Some(list), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(new, &links(&["/root/a", "/root/b"]));
@@ -570,12 +570,12 @@ mod tests {
         decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
         let done = steps(&mut decide, t0);
         assert!(
-            matches!(&done[..], [Step::CannotList(_), Step::Wait(None)]),
+            matches!(&done[..], [Next::CannotList(_), Next::Wait(None)]),
             "{done:?}"
         );
         decide.take([Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0);
-        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &links(&["/root/result"]));
@@ -587,14 +587,14 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/a"), Event::Overflow]);
         let done = steps(&mut decide, t0);
-        let [Step::Fast(_), Step::Full(None, _), Step::Wait(None)] = &done[..] else {
+        let [Next::Fast(_), Next::Full(None, _), Next::Wait(None)] = &done[..] else {
             panic!("the new link at once, then everything: {done:?}")
         };
         // Once: the next burst is an ordinary one.
         decide.take([auto("/root/b")]);
         let done = steps(&mut decide, t0);
         assert!(
-            matches!(&done[..], [Step::Fast(_), Step::Wait(None)]),
+            matches!(&done[..], [Next::Fast(_), Next::Wait(None)]),
             "{done:?}"
         );
     }
@@ -608,13 +608,13 @@ mod tests {
         steps_unclaimed(&mut decide, t0, &result);
         decide.take([Event::Overflow]);
         let done = steps(&mut decide, t0);
-        let [Step::Full(None, tried), Step::Wait(Some(_))] = &done[..] else {
+        let [Next::Full(None, tried), Next::Wait(Some(_))] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &result);
         decide.take([Event::Listed(Ok(listing(&["new"])))]);
         let done = steps(&mut decide, t0);
-        let [Step::Full(Some(_), tried), Step::Wait(None)] = &done[..] else {
+        let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
         };
         assert_eq!(tried, &result);
@@ -627,7 +627,7 @@ mod tests {
         decide.take([Event::Overflow, Event::Listed(Ok(listing(&["web"])))]);
         let done = steps(&mut decide, t0);
         assert!(
-            matches!(&done[..], [Step::Full(Some(_), _), Step::Wait(None)]),
+            matches!(&done[..], [Next::Full(Some(_), _), Next::Wait(None)]),
             "{done:?}"
         );
     }

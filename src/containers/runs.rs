@@ -27,8 +27,9 @@ pub fn name_for(name: &ContainerName, pid: u32) -> ContainerName {
     ContainerName::parse(&format!("{stem}{suffix}")).expect("a run's name is a container name")
 }
 
-/// A run that this inx holds, or a stale one that it took over to remove.
-pub struct Run {
+/// A throw-away run (`inx run`) that this inx holds, or a stale one that it took over to
+/// remove.
+pub struct Throwaway {
     pub name: ContainerName,
     pub project: ProjectName,
     /// Its host profile folder, bound into the instance.
@@ -39,9 +40,9 @@ pub struct Run {
     pub keep: bool,
 }
 
-impl Run {
+impl Throwaway {
     /// Takes the run's lock and records its project, before anything of it exists.
-    pub fn hold(base: &Path, name: ContainerName, project: ProjectName) -> Result<Run> {
+    pub fn hold(base: &Path, name: ContainerName, project: ProjectName) -> Result<Throwaway> {
         let cannot = |e: std::io::Error| {
             Error::new(
                 Kind::Failed,
@@ -55,7 +56,7 @@ impl Run {
         let lock = crate::host_files::open_lock_file(&lock_path).map_err(cannot)?;
         lock.lock().map_err(cannot)?;
         std::fs::write(base.join(format!("{name}.project")), project.as_str()).map_err(cannot)?;
-        Ok(Run {
+        Ok(Throwaway {
             name,
             project,
             dir,
@@ -66,7 +67,7 @@ impl Run {
     }
 }
 
-impl Drop for Run {
+impl Drop for Throwaway {
     /// The lock and the project record go last, after the cleanup removed the rest.
     fn drop(&mut self) {
         if self.keep {
@@ -80,7 +81,7 @@ impl Drop for Run {
 /// The runs whose inx is gone (their lock is free), taken over so that nobody else removes
 /// them at the same time. A run's folder without a lock file counts too (its lock is made
 /// and taken here), as the build roots' sweep does.
-pub fn stale(base: &Path) -> Vec<Run> {
+pub fn stale(base: &Path) -> Vec<Throwaway> {
     let Ok(entries) = std::fs::read_dir(base) else {
         return Vec::new();
     };
@@ -112,7 +113,7 @@ pub fn stale(base: &Path) -> Vec<Run> {
             .ok()
             .and_then(|p| ProjectName::parse(p.trim()).ok())
             .unwrap_or_else(|| ProjectName::parse("default").expect("a project name"));
-        found.push(Run {
+        found.push(Throwaway {
             dir: base.join(name.as_str()),
             name,
             project,
@@ -143,7 +144,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().join(".runs");
         let project = ProjectName::parse("lab").unwrap();
-        let held = Run::hold(&base, ContainerName::parse("web-run-1").unwrap(), project).unwrap();
+        let held =
+            Throwaway::hold(&base, ContainerName::parse("web-run-1").unwrap(), project).unwrap();
         // What a killed inx leaves: a free lock and the project record.
         std::fs::write(base.join("db-run-2.lock"), "").unwrap();
         std::fs::write(base.join("db-run-2.project"), "default").unwrap();

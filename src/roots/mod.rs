@@ -155,9 +155,9 @@ impl Layout {
     }
 }
 
-/// How much a sync looks at.
+/// How deep a sync looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub enum Depth {
     /// Every root is checked again, and every candidate.
     Full,
     /// Only the candidates (links that just appeared): the fast path of the watcher, which
@@ -172,7 +172,7 @@ pub fn decide(
     old: &Index,
     root: Option<&Path>,
     candidates: &BTreeSet<String>,
-    scope: Scope,
+    depth: Depth,
     host_has: &dyn Fn(&StorePath) -> bool,
     cap: usize,
 ) -> (Index, Change) {
@@ -183,12 +183,12 @@ pub fn decide(
         return (old.clone(), change);
     };
     // The fast path starts from what is known and only adds or moves roots.
-    let (mut found, to_check): (BTreeMap<String, StorePath>, BTreeSet<&String>) = match scope {
-        Scope::Full => (
+    let (mut found, to_check): (BTreeMap<String, StorePath>, BTreeSet<&String>) = match depth {
+        Depth::Full => (
             BTreeMap::new(),
             old.roots.keys().chain(candidates).collect(),
         ),
-        Scope::NewOnly => (old.roots.clone(), candidates.iter().collect()),
+        Depth::NewOnly => (old.roots.clone(), candidates.iter().collect()),
     };
     let mut unknown = Vec::new();
     for origin in to_check {
@@ -425,7 +425,7 @@ mod tests {
             &Index::default(),
             Some(root.path()),
             &candidates,
-            Scope::Full,
+            Depth::Full,
             &all,
             10,
         );
@@ -436,14 +436,14 @@ mod tests {
         assert_eq!(change.added, vec!["/root/result"]);
 
         // The auto link is gone (the host deleted it as stale): the index still knows.
-        let (again, change) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        let (again, change) = decide(&first, Some(root.path()), &set(&[]), Depth::Full, &all, 10);
         assert_eq!(again, first);
         assert!(change.added.is_empty() && change.removed.is_empty());
 
         // A new build moved the link: the root moves with it.
         std::fs::remove_file(root.path().join("root/result")).unwrap();
         symlink(B, root.path().join("root/result")).unwrap();
-        let (moved, _) = decide(&first, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        let (moved, _) = decide(&first, Some(root.path()), &set(&[]), Depth::Full, &all, 10);
         assert_eq!(moved.roots["/root/result"], sp(B));
 
         // The watcher's fast path adds and moves, and never drops: a link it was not told
@@ -453,7 +453,7 @@ mod tests {
             &first,
             Some(root.path()),
             &set(&["/root/other", "/root/result", "/nowhere"]),
-            Scope::NewOnly,
+            Depth::NewOnly,
             &all,
             10,
         );
@@ -465,7 +465,7 @@ mod tests {
             &fast,
             Some(root.path()),
             &set(&["/root/x"]),
-            Scope::NewOnly,
+            Depth::NewOnly,
             &all,
             10,
         );
@@ -476,7 +476,7 @@ mod tests {
 
         // `rm result`: the root goes.
         std::fs::remove_file(root.path().join("root/result")).unwrap();
-        let (gone, change) = decide(&moved, Some(root.path()), &set(&[]), Scope::Full, &all, 10);
+        let (gone, change) = decide(&moved, Some(root.path()), &set(&[]), Depth::Full, &all, 10);
         assert!(gone.roots.is_empty());
         assert_eq!(change.removed, vec!["/root/result"]);
     }
@@ -487,14 +487,14 @@ mod tests {
             roots: BTreeMap::from([("/root/result".into(), sp(A))]),
         };
         let all = |_: &StorePath| true;
-        let (next, change) = decide(&old, None, &set(&["/x"]), Scope::Full, &all, 10);
+        let (next, change) = decide(&old, None, &set(&["/x"]), Depth::Full, &all, 10);
         assert_eq!(next, old);
         assert!(change.kept_unchecked.is_some());
         let (next, _) = decide(
             &old,
             Some(Path::new("/nonexistent")),
             &set(&[]),
-            Scope::Full,
+            Depth::Full,
             &all,
             10,
         );
@@ -511,7 +511,7 @@ mod tests {
             &Index::default(),
             Some(root.path()),
             &set(&["/root/a", "/root/b"]),
-            Scope::Full,
+            Depth::Full,
             &only_a,
             10,
         );
@@ -525,7 +525,7 @@ mod tests {
             &old,
             Some(root.path()),
             &set(&["/root/a"]),
-            Scope::Full,
+            Depth::Full,
             &all,
             1,
         );

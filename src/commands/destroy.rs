@@ -1,5 +1,6 @@
-use super::{hosts, parse_names, Ctx};
+use super::{parse_names, Ctx};
 use crate::error::{Error, Result};
+use crate::hosts::gather;
 use crate::hosts::Store;
 use crate::name::ContainerName;
 use crate::plan;
@@ -12,14 +13,14 @@ use std::io::{BufRead, IsTerminal, Write};
 pub fn destroy(ctx: &Ctx, names: &[String], force: bool, shutdown: plan::Shutdown) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
-    let located = hosts::locate(ctx, &names)?;
+    let located = gather::locate(&ctx.gather()?, &names)?;
     let scope = ctx.scope()?;
     let project = scope.incus.project_name();
     // Another host's folders are read over ssh first: a host that cannot be reached stops
     // the command before its instance is deleted.
     let stores: Vec<(&ContainerName, Option<&Store>)> =
         located.iter().map(|(n, l)| (n, l.store.as_ref())).collect();
-    let profiles = hosts::profiles(ctx, &scope.profiles, &stores)?;
+    let profiles = gather::profiles(&ctx.gather()?, &scope.profiles, &stores)?;
     let here = Layout::new();
     let there = Layout::on_other_host();
     let doomed: BTreeMap<ContainerName, plan::Doomed> = located

@@ -1,6 +1,7 @@
 use super::Ctx;
 use crate::containers::instance::{self, is_managed};
 use crate::error::{Error, Result};
+use crate::hosts::gather;
 use crate::name::ContainerName;
 use crate::output::outln;
 use crate::plan::unmanaged_error;
@@ -8,7 +9,7 @@ use crate::plan::unmanaged_error;
 /// `inx exec NAME -- CMD...`; returns the command's exit code.
 pub fn exec(ctx: &Ctx, name: &str, argv: &[String]) -> Result<i32> {
     let name = ContainerName::parse(name)?;
-    let mut located = super::hosts::locate(ctx, std::slice::from_ref(&name))?;
+    let mut located = gather::locate(&ctx.gather()?, std::slice::from_ref(&name))?;
     let located = located.remove(&name).expect("located every name");
     let instance = located
         .instance

@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::containers::generations::{self, Generation};
 use crate::containers::instance;
 use crate::error::{Error, Result};
+use crate::hosts::gather;
 use crate::name::ContainerName;
 use crate::output::{self, outln};
 use crate::plan::unmanaged_error;
@@ -19,7 +20,7 @@ struct Generations<'a> {
 pub fn generations(ctx: &Ctx, name: &str) -> Result<()> {
     let name = ContainerName::parse(name)?;
     let mut gens = read(ctx, &name, "generations")?;
-    let inst = super::hosts::here(ctx, &name, "generations")?;
+    let inst = gather::here(&ctx.gather()?, &name, "generations")?;
     if let Some(inst) = inst.as_ref().filter(|i| instance::is_managed(i)) {
         generations::mark(
             &mut gens,
@@ -68,7 +69,7 @@ pub fn rollback(ctx: &Ctx, name: &str, to: Option<u32>) -> Result<()> {
     let name = ContainerName::parse(name)?;
     let _lock = ctx.lock()?;
     let gens = read(ctx, &name, "rollback")?;
-    let inst = super::hosts::here(ctx, &name, "rollback")?;
+    let inst = gather::here(&ctx.gather()?, &name, "rollback")?;
     let inst = inst
         .as_ref()
         .ok_or_else(|| crate::plan::missing_error(&name))?;
@@ -110,7 +111,7 @@ fn read(ctx: &Ctx, name: &ContainerName, command: &str) -> Result<Vec<Generation
     let dir = ctx.profiles()?.dir(name);
     let gens = generations::read(&dir);
     if gens.is_empty() {
-        if let Ok(located) = super::hosts::locate(ctx, std::slice::from_ref(name)) {
+        if let Ok(located) = gather::locate(&ctx.gather()?, std::slice::from_ref(name)) {
             located[name].here_only(name, command)?;
         }
         return Err(Error::input(format!(

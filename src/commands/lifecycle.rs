@@ -1,5 +1,6 @@
-use super::{hosts, parse_names, Ctx};
+use super::{parse_names, Ctx};
 use crate::error::Result;
+use crate::hosts::gather;
 use crate::plan::{self, Lifecycle, Plan, Shutdown};
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 pub fn lifecycle(ctx: &Ctx, op: Lifecycle, names: &[String], shutdown: Shutdown) -> Result<()> {
     let names = parse_names(names)?;
     let _lock = ctx.lock()?;
-    let located = hosts::locate(ctx, &names)?;
+    let located = gather::locate(&ctx.gather()?, &names)?;
     // Each container's plan with its own server's client, in the order given.
     let mut plan = Plan::default();
     for name in &names {

@@ -1,10 +1,11 @@
-use super::{hosts, parse_names, Ctx};
+use super::{parse_names, Ctx};
 use crate::clients::incus::Instance;
 use crate::clients::{incus, nix};
 use crate::containers::instance::{self, is_managed};
 use crate::containers::manifest;
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
+use crate::hosts::gather;
 use crate::hosts::Placement;
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, errln, out};
@@ -89,7 +90,12 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
         .collect();
     let local = incus::parse_list(&incus::checked(&listing, listed?)?)?;
     let placements: Vec<&Placement> = declared.values().collect();
-    let servers = hosts::servers(ctx, &placements, BTreeMap::from([(None, local)]), false)?;
+    let servers = gather::servers(
+        &ctx.gather()?,
+        &placements,
+        BTreeMap::from([(None, local)]),
+        false,
+    )?;
 
     // Every declared container where it is declared, then every managed instance of every
     // listed server that is not one of those (orphans, wherever they are).
@@ -129,7 +135,7 @@ pub fn list(ctx: &Ctx, names: &[String]) -> Result<()> {
     }
     let stores: Vec<_> = located.iter().map(|(n, s)| (n, s.as_ref())).collect();
     // A host that does not answer costs its own rows only: they say so, the rest is listed.
-    let (profiles, unreached) = hosts::profiles_reached(ctx, ctx.profiles()?, &stores)?;
+    let (profiles, unreached) = gather::profiles_reached(&ctx.gather()?, ctx.profiles()?, &stores)?;
     let unreachable: Vec<&ContainerName> = unreached.iter().flat_map(|(n, _)| n).collect();
     for (_, e) in &unreached {
         errln!(

@@ -5,7 +5,6 @@ mod destroy;
 mod diff;
 mod exec;
 mod generations;
-mod hosts;
 pub mod image;
 mod lifecycle;
 mod list;
@@ -130,6 +129,16 @@ impl Ctx {
 
     pub fn incus(&self) -> Result<&Client> {
         Ok(&self.scope()?.incus)
+    }
+
+    /// What gathering across hosts needs of this command (see `hosts::gather`).
+    pub fn gather(&self) -> Result<crate::hosts::gather::Gather<'_>> {
+        Ok(crate::hosts::gather::Gather {
+            runner: &*self.runner,
+            incus: self.incus()?,
+            flake: &self.flake,
+            placement: &self.placement,
+        })
     }
 
     pub fn profiles(&self) -> Result<&Profiles> {

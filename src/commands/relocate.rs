@@ -1,6 +1,7 @@
-use super::{hosts, Ctx};
+use super::Ctx;
 use crate::containers::instance;
 use crate::error::{Error, Result};
+use crate::hosts::gather;
 use crate::hosts::Store;
 use crate::name::{ContainerName, HostWord};
 use crate::output::errln;
@@ -13,7 +14,8 @@ pub fn relocate(ctx: &Ctx, name: &str, member: &str) -> Result<()> {
     let name = ContainerName::parse(name)?;
     let member = HostWord::member(member)?;
     let _lock = ctx.lock()?;
-    let (mut located, addresses) = hosts::locate_with_addresses(ctx, std::slice::from_ref(&name))?;
+    let (mut located, addresses) =
+        gather::locate_with_addresses(&ctx.gather()?, std::slice::from_ref(&name))?;
     let l = located.remove(&name).expect("located every name");
     let inst = l.instance.as_ref().ok_or_else(|| missing_error(&name))?;
     if !instance::is_managed(inst) {
@@ -48,9 +50,13 @@ pub fn relocate(ctx: &Ctx, name: &str, member: &str) -> Result<()> {
 
     // Both hosts answer before anything changes; the system comes from the old profile.
     let profiles = ctx.profiles()?;
-    let old = hosts::profiles(ctx, profiles, &[(&name, l.store.as_ref())])?;
+    let old = gather::profiles(&ctx.gather()?, profiles, &[(&name, l.store.as_ref())])?;
     let (profile_dir, _, state) = old[&name].clone();
-    hosts::profiles(ctx, profiles, &[(&name, Some(&Store::Ssh(to.clone())))])?;
+    gather::profiles(
+        &ctx.gather()?,
+        profiles,
+        &[(&name, Some(&Store::Ssh(to.clone())))],
+    )?;
     let system = state.system.ok_or_else(|| {
         Error::input(format!(
             "{name} has no host profile on {}: nothing to move it with",

@@ -7,6 +7,7 @@ use crate::clients::incus::Instance;
 use crate::containers::instance::{self, KEY_SYSTEM};
 use crate::error::{Error, Result};
 use crate::execute::lock;
+use crate::hosts::gather;
 use crate::name::{ContainerName, SnapshotName, StorePath};
 use crate::output::{self, outln};
 use crate::plan::unmanaged_error;
@@ -32,7 +33,7 @@ struct Listing<'a> {
 
 /// The managed instance `name`, or why there is none.
 fn managed(ctx: &Ctx, name: &ContainerName) -> Result<Instance> {
-    let inst = super::hosts::here(ctx, name, "snapshot")?
+    let inst = gather::here(&ctx.gather()?, name, "snapshot")?
         .ok_or_else(|| crate::plan::missing_error(name))?;
     if !instance::is_managed(&inst) {
         return Err(unmanaged_error(name.as_str()));

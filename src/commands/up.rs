@@ -1,9 +1,10 @@
-use super::{hosts, parse_names, Ctx};
+use super::{parse_names, Ctx};
 use crate::clients::{incus, nix};
 use crate::containers::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::containers::manifest::{self, Manifest};
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::{Cmd, Output};
+use crate::hosts::gather;
 use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
@@ -73,7 +74,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
 fn deploy(
     ctx: &Ctx,
     manifests: &[Manifest],
-    listings: hosts::Listings,
+    listings: gather::Listings,
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
     shutdown: plan::Shutdown,
@@ -82,7 +83,12 @@ fn deploy(
         .iter()
         .map(|m| ctx.placement.over(&m.host))
         .collect();
-    let servers = hosts::servers(ctx, &placements.iter().collect::<Vec<_>>(), listings, true)?;
+    let servers = gather::servers(
+        &ctx.gather()?,
+        &placements.iter().collect::<Vec<_>>(),
+        listings,
+        true,
+    )?;
     let located: Vec<(Option<&incus::Instance>, Option<Store>)> = manifests
         .iter()
         .zip(&placements)
@@ -100,7 +106,7 @@ fn deploy(
         .zip(&located)
         .map(|(m, (_, s))| (&m.name, s.as_ref()))
         .collect();
-    let states = hosts::profiles(ctx, profiles, &stores)?;
+    let states = gather::profiles(&ctx.gather()?, profiles, &stores)?;
     let images = image_sources(ctx, manifests, &servers, &placements, from_image)?;
 
     // Plan, assuming every server can shift the shared mounts; a server's answer matters only
@@ -259,7 +265,7 @@ fn facts_of(t: FactsIn) -> Facts {
 fn image_sources(
     ctx: &Ctx,
     manifests: &[Manifest],
-    servers: &hosts::Servers,
+    servers: &gather::Servers,
     placements: &[Placement],
     from_image: bool,
 ) -> Result<BTreeMap<ContainerName, ImageSource>> {

@@ -3,6 +3,7 @@
 //! store, so a shared-store container runs only where its closure is: inx builds once here and
 //! copies to each host over ssh, as Nix does (`nix copy --to ssh://`, `NIX_SSHOPTS`).
 
+pub mod gather;
 pub mod ssh;
 
 use crate::clients::incus::Remote;

@@ -1,13 +1,24 @@
 //! The gathering that several hosts add to a command: one listing per Incus remote (a cluster
 //! lists all its members at once), where the remotes and members are, and each other host's
-//! profiles, read in one ssh call per host. All calls of a round run at the same time.
+//! profiles, read in one ssh call per host. All calls of a round run at the same time. Every
+//! command that reaches containers on other hosts gathers through here (`Gather`, from
+//! `Ctx::gather`); the plans then work on what it found.
 
-use super::Ctx;
 use crate::clients::incus::{self, Client, Instance};
 use crate::containers::profile::{ProfileState, Profiles};
 use crate::error::{Error, Kind, Result};
+use crate::execute::process::Run;
 use crate::execute::process::{Cmd, Output};
 use crate::hosts::{self, Addresses, Placement, SshDest, Store};
+
+/// What gathering needs of a command: what runs the queries, the Incus client of its project,
+/// its flake, and the placement the command line gives.
+pub struct Gather<'a> {
+    pub runner: &'a dyn Run,
+    pub incus: &'a Client,
+    pub flake: &'a str,
+    pub placement: &'a Placement,
+}
 use crate::name::{ContainerName, RemoteName};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -55,12 +66,12 @@ impl Servers {
 /// of the members of those that are clusters. `info`: also ask each remote's server about
 /// itself.
 pub fn servers(
-    ctx: &Ctx,
+    g: &Gather,
     placements: &[&Placement],
     mut listings: Listings,
     info: bool,
 ) -> Result<Servers> {
-    let client = ctx.incus()?;
+    let client = g.incus;
     let remotes: BTreeSet<Option<RemoteName>> =
         placements.iter().map(|p| p.remote.clone()).collect();
     // Only a target on the local server needs to know whether it is a cluster.
@@ -90,7 +101,7 @@ pub fn servers(
         cmds.push((Query::Remotes, None, client.remote_list()));
     }
     let refs: Vec<&Cmd> = cmds.iter().map(|(_, _, c)| c).collect();
-    let outs = ctx.runner.capture_many(&refs);
+    let outs = g.runner.capture_many(&refs);
 
     let mut addresses = Addresses {
         ssh_opts: std::env::var("NIX_SSHOPTS")
@@ -141,11 +152,11 @@ pub fn servers(
 /// another host's in one ssh call per host (all hosts at once). A host that does not answer is
 /// an error before anything changes.
 pub fn profiles(
-    ctx: &Ctx,
+    g: &Gather,
     profiles: &Profiles,
     stores: &[(&ContainerName, Option<&Store>)],
 ) -> Result<ProfileStates> {
-    let (states, mut unreached) = profiles_reached(ctx, profiles, stores)?;
+    let (states, mut unreached) = profiles_reached(g, profiles, stores)?;
     match unreached.pop() {
         Some((_, e)) => Err(e),
         None => Ok(states),
@@ -155,7 +166,7 @@ pub fn profiles(
 /// `profiles`, for a command that can go on without some hosts (`list`): the states it read,
 /// and each host that did not answer with its error and its containers.
 pub fn profiles_reached(
-    ctx: &Ctx,
+    g: &Gather,
     profiles: &Profiles,
     stores: &[(&ContainerName, Option<&Store>)],
 ) -> Result<(ProfileStates, Unreached)> {
@@ -191,7 +202,7 @@ pub fn profiles_reached(
         })
         .collect();
     let refs: Vec<&Cmd> = reads.iter().map(|(_, _, c)| c).collect();
-    let outs = ctx.runner.capture_many(&refs);
+    let outs = g.runner.capture_many(&refs);
     for ((dest, dirs, cmd), out) in reads.iter().zip(outs) {
         let out = out?;
         if !out.success() {
@@ -256,23 +267,23 @@ impl Located {
 /// says where the flake places them, and their servers are listed. A name the flake does not
 /// declare, or a flake that cannot be evaluated, means the local server (or `--remote`), so a
 /// container can still be stopped or destroyed after its flake broke.
-pub fn locate(ctx: &Ctx, names: &[ContainerName]) -> Result<BTreeMap<ContainerName, Located>> {
-    Ok(locate_with_addresses(ctx, names)?.0)
+pub fn locate(g: &Gather, names: &[ContainerName]) -> Result<BTreeMap<ContainerName, Located>> {
+    Ok(locate_with_addresses(g, names)?.0)
 }
 
 /// `locate`, with what Incus said of where the servers and members are.
 pub fn locate_with_addresses(
-    ctx: &Ctx,
+    g: &Gather,
     names: &[ContainerName],
 ) -> Result<(BTreeMap<ContainerName, Located>, Addresses)> {
-    let listing = ctx.incus()?.list();
-    let local = incus::parse_list(&incus::checked(&listing, ctx.runner.capture(&listing)?)?)?;
+    let listing = g.incus.list();
+    let local = incus::parse_list(&incus::checked(&listing, g.runner.capture(&listing)?)?)?;
     let all_here = names.iter().all(|n| local.contains_key(n.as_str()));
-    let declared = if all_here && ctx.placement.is_local() {
+    let declared = if all_here && g.placement.is_local() {
         BTreeMap::new()
     } else {
-        let eval = crate::clients::nix::eval_placements(&ctx.flake);
-        match crate::clients::nix::evaluated(&ctx.flake, &eval, ctx.runner.capture(&eval))
+        let eval = crate::clients::nix::eval_placements(g.flake);
+        match crate::clients::nix::evaluated(g.flake, &eval, g.runner.capture(&eval))
             .and_then(|o| crate::containers::manifest::parse_placements(&o.stdout))
         {
             Ok(d) => d,
@@ -283,12 +294,12 @@ pub fn locate_with_addresses(
     let placements: Vec<Placement> = names
         .iter()
         .map(|n| {
-            ctx.placement
+            g.placement
                 .over(&declared.get(n.as_str()).cloned().unwrap_or_default())
         })
         .collect();
     let servers = servers(
-        ctx,
+        g,
         &placements.iter().collect::<Vec<_>>(),
         BTreeMap::from([(None, local)]),
         false,
@@ -301,7 +312,7 @@ pub fn locate_with_addresses(
             let store = servers
                 .addresses
                 .store(&p, instance.as_ref().map(|i| i.location.as_str()))?;
-            let incus = ctx.incus()?.on(p.remote.as_ref());
+            let incus = g.incus.on(p.remote.as_ref());
             Ok((
                 n.clone(),
                 Located {
@@ -318,8 +329,8 @@ pub fn locate_with_addresses(
 
 /// The instance of a container that must be on this machine (commands that read or write its
 /// host profile here): `None` when there is none; an error when the flake places it elsewhere.
-pub fn here(ctx: &Ctx, name: &ContainerName, command: &str) -> Result<Option<Instance>> {
-    let mut located = locate(ctx, std::slice::from_ref(name))?;
+pub fn here(g: &Gather, name: &ContainerName, command: &str) -> Result<Option<Instance>> {
+    let mut located = locate(g, std::slice::from_ref(name))?;
     let l = located.remove(name).expect("located every name");
     l.here_only(name, command)?;
     Ok(l.instance)

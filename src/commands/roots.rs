@@ -223,13 +223,6 @@ fn sync_planned(
     let mut done = Vec::new();
     // Decided under the lock, written by the executor while the lock is still held.
     let mut plan = Plan::default();
-    let write = |name: &ContainerName, dir: PathBuf, next: roots::Index, change: &Change| Step {
-        container: Some(name.clone()),
-        host: None,
-        what: What::Roots,
-        description: describe(change, ctx.dry_run),
-        action: Action::WriteRoots { dir, index: next },
-    };
     for c in containers.iter().filter(|c| c.managed) {
         let dir = layout.dir(&c.project, &c.name);
         let old = match roots::read_index(&dir) {
@@ -251,53 +244,20 @@ fn sync_planned(
             .filter(|r| *r == c.volume || is_own_root(r, &c.volume));
         let (next, change) = roots::decide(&old, root, &origins, depth, &host_has, cap);
         if next != old {
-            plan.steps.push(write(&c.name, dir, next.clone(), &change));
-        }
-        // Each snapshot keeps the system it was taken with, while the host still has it.
-        let snapshots_dir = layout.snapshots_dir(&c.project, &c.name);
-        let mut links = BTreeMap::new();
-        for (snapshot, system) in &c.snapshots {
-            if host_has(system) {
-                links.insert(snapshot.clone(), system.clone());
-            } else {
-                errln!(
-                    "warning: {}: the system of snapshot {snapshot} ({}) is gone from the store: restoring it cannot bring that system back",
-                    c.name,
-                    system.base_name()
-                );
-            }
-        }
-        let now = roots::read_links(&snapshots_dir);
-        // A root made in the last minute stays even if the listing lacks its snapshot: the
-        // listing may be older than the root (`inx snapshot` makes the root, then the
-        // snapshot), and a root too many is harmless while a missing one is not.
-        for (snapshot, target) in &now {
-            if !links.contains_key(snapshot) && roots::is_recent(&snapshots_dir.join(snapshot)) {
-                if let Ok(path) = StorePath::parse(target) {
-                    links.insert(snapshot.clone(), path);
-                }
-            }
-        }
-        let same = now.len() == links.len()
-            && links
-                .iter()
-                .all(|(s, p)| now.get(s).map(String::as_str) == Some(p.as_str()));
-        if !same {
             plan.steps.push(Step {
                 container: Some(c.name.clone()),
                 host: None,
                 what: What::Roots,
-                description: format!(
-                    "keep the systems of {} snapshot{}",
-                    links.len(),
-                    if links.len() == 1 { "" } else { "s" }
-                ),
-                action: Action::WriteSnapshotRoots {
-                    dir: snapshots_dir,
-                    links,
+                description: describe(&change, ctx.dry_run),
+                action: Action::WriteRoots {
+                    dir,
+                    index: next.clone(),
                 },
             });
         }
+        let snapshots_dir = layout.snapshots_dir(&c.project, &c.name);
+        plan.steps
+            .extend(snapshot_roots(c, snapshots_dir, &host_has));
         done.push(Synced {
             project: c.project.clone(),
             name: c.name.clone(),
@@ -306,57 +266,120 @@ fn sync_planned(
         });
     }
     // Containers that are gone: their roots go, so their builds can be collected.
-    let known = if depth == Depth::Full {
-        layout.known()
-    } else {
-        Vec::new()
-    };
-    for (project, name) in known {
-        if containers
-            .iter()
-            .any(|c| c.project == project && c.name == name)
-        {
-            continue;
+    if depth == Depth::Full {
+        for (project, name) in layout.known() {
+            let here = containers
+                .iter()
+                .any(|c| c.project == project && c.name == name);
+            if !here {
+                release_gone(layout, project, name, ctx.dry_run, &mut plan, &mut done);
+            }
         }
-        let dir = layout.dir(&project, &name);
-        let Ok(old) = roots::read_index(&dir) else {
-            errln!(
-                "warning: {name}: keeping its roots: cannot read {}",
-                dir.display()
-            );
-            continue;
-        };
-        let change = Change {
-            removed: old.roots.into_keys().collect(),
-            ..Change::default()
-        };
-        // Its snapshots went with it: their systems may go too.
-        let snapshots_dir = layout.snapshots_dir(&project, &name);
-        if !roots::read_links(&snapshots_dir).is_empty() {
-            plan.steps.push(Step {
-                container: Some(name.clone()),
-                host: None,
-                what: What::Roots,
-                description: "release the systems of its snapshots".to_string(),
-                action: Action::WriteSnapshotRoots {
-                    dir: snapshots_dir,
-                    links: BTreeMap::new(),
-                },
-            });
-        }
-        plan.steps
-            .push(write(&name, dir, roots::Index::default(), &change));
-        done.push(Synced {
-            project,
-            name,
-            change,
-            origins: BTreeSet::new(),
-        });
     }
     if !ctx.dry_run {
         execute::execute(&*ctx.runner, &plan)?;
     }
     Ok((done, plan))
+}
+
+/// The step that makes a container's snapshot roots what its snapshots need, if they differ:
+/// each snapshot keeps the system it was taken with while the host still has it; a root made
+/// in the last minute stays even if the listing lacks its snapshot (the listing may be older
+/// than the root: `inx snapshot` makes the root, then the snapshot), since a root too many is
+/// harmless while a missing one is not.
+fn snapshot_roots(
+    c: &Container,
+    dir: PathBuf,
+    host_has: &dyn Fn(&StorePath) -> bool,
+) -> Option<Step> {
+    let mut links = BTreeMap::new();
+    for (snapshot, system) in &c.snapshots {
+        if host_has(system) {
+            links.insert(snapshot.clone(), system.clone());
+        } else {
+            errln!(
+                "warning: {}: the system of snapshot {snapshot} ({}) is gone from the store: restoring it cannot bring that system back",
+                c.name,
+                system.base_name()
+            );
+        }
+    }
+    let now = roots::read_links(&dir);
+    for (snapshot, target) in &now {
+        if !links.contains_key(snapshot) && roots::is_recent(&dir.join(snapshot)) {
+            if let Ok(path) = StorePath::parse(target) {
+                links.insert(snapshot.clone(), path);
+            }
+        }
+    }
+    let same = now.len() == links.len()
+        && links
+            .iter()
+            .all(|(s, p)| now.get(s).map(String::as_str) == Some(p.as_str()));
+    (!same).then(|| Step {
+        container: Some(c.name.clone()),
+        host: None,
+        what: What::Roots,
+        description: format!(
+            "keep the systems of {} snapshot{}",
+            links.len(),
+            if links.len() == 1 { "" } else { "s" }
+        ),
+        action: Action::WriteSnapshotRoots { dir, links },
+    })
+}
+
+/// A container that is gone: the steps that release its roots and its snapshots' (so what
+/// they kept can be collected), and what the sync reports of it. Roots it cannot read stay.
+fn release_gone(
+    layout: &Layout,
+    project: String,
+    name: ContainerName,
+    dry_run: bool,
+    plan: &mut Plan,
+    done: &mut Vec<Synced>,
+) {
+    let dir = layout.dir(&project, &name);
+    let Ok(old) = roots::read_index(&dir) else {
+        errln!(
+            "warning: {name}: keeping its roots: cannot read {}",
+            dir.display()
+        );
+        return;
+    };
+    let change = Change {
+        removed: old.roots.into_keys().collect(),
+        ..Change::default()
+    };
+    let snapshots_dir = layout.snapshots_dir(&project, &name);
+    if !roots::read_links(&snapshots_dir).is_empty() {
+        plan.steps.push(Step {
+            container: Some(name.clone()),
+            host: None,
+            what: What::Roots,
+            description: "release the systems of its snapshots".to_string(),
+            action: Action::WriteSnapshotRoots {
+                dir: snapshots_dir,
+                links: BTreeMap::new(),
+            },
+        });
+    }
+    plan.steps.push(Step {
+        container: Some(name.clone()),
+        host: None,
+        what: What::Roots,
+        description: describe(&change, dry_run),
+        action: Action::WriteRoots {
+            dir,
+            index: roots::Index::default(),
+        },
+    });
+    done.push(Synced {
+        project,
+        name,
+        change,
+        origins: BTreeSet::new(),
+    });
 }
 
 /// A step's description: what changes in a container's roots.

@@ -55,31 +55,8 @@ pub struct ImageSource {
 /// A running container that must stop for a setting is stopped as `shutdown` says.
 pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Result<Plan> {
     for t in targets {
-        if let Some(inst) = t.instance {
-            if !instance::is_managed(inst) {
-                return Err(unmanaged_error(inst.name.as_str()));
-            }
-            if let (Some(member), false) = (&t.target, inst.location.is_empty()) {
-                if *member != inst.location {
-                    return Err(Error::input(format!(
-                        "{} is on member {}, but is declared on {member}",
-                        inst.name, inst.location
-                    ))
-                    .with_hint(format!(
-                        "`inx move {} --to {member}` moves it (or declare the member it is on)",
-                        inst.name
-                    )));
-                }
-            }
-            if inst.kind != "container" {
-                return Err(Error::input(format!(
-                    "{} is an Incus {}, not a container; inx up only manages containers",
-                    inst.name, inst.kind
-                )));
-            }
-        }
+        refuse(t)?;
     }
-
     let mut plan = Plan::default();
     // Every system a profile is about to take is realised with a root, built or not: a path
     // that exists but nothing roots could be collected before `nix-env --set` holds it.
@@ -88,98 +65,8 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
         .filter(|t| t.image.is_none() && t.store.is_some())
         .filter(|t| t.profile.system.as_ref() != Some(&t.manifest.toplevel))
         .collect();
-    let unbuilt = deploy.iter().filter(|t| !t.built).count();
-    let mut to_realise: Vec<String> = deploy
-        .iter()
-        .map(|t| match (&t.manifest.drv_path, t.built) {
-            (Some(drv), false) => drv.clone(),
-            _ => t.manifest.toplevel.to_string(),
-        })
-        .collect();
-    // Systems of containers that Incus has yet to place are built now too (one build for
-    // all), and deployed once they are placed.
-    let unplaced: Vec<String> = targets
-        .iter()
-        .filter(|t| t.image.is_none() && t.store.is_none() && !t.built)
-        .map(|t| match &t.manifest.drv_path {
-            Some(drv) => drv.clone(),
-            None => t.manifest.toplevel.to_string(),
-        })
-        .collect();
-    let unbuilt = unbuilt + unplaced.len();
-    to_realise.extend(unplaced);
-    let images: Vec<String> = targets
-        .iter()
-        .filter_map(|t| t.image.as_ref())
-        .flat_map(|i| i.to_build.iter().cloned())
-        .collect();
-    to_realise.extend(images.iter().cloned());
-    if !to_realise.is_empty() {
-        let systems = |n: usize| match n {
-            1 => "1 system".to_string(),
-            n => format!("{n} systems"),
-        };
-        let mut description = match (unbuilt, to_realise.len() - images.len() - unbuilt) {
-            (0, n) => format!(
-                "keep {} from the GC until the profiles hold them",
-                systems(n)
-            ),
-            (b, 0) => format!("build {}", systems(b)),
-            (b, n) => format!("build {} (and keep {n} built ones from the GC)", systems(b)),
-        };
-        if to_realise.len() == images.len() {
-            description = format!("build {} image outputs", images.len());
-        } else if !images.is_empty() {
-            description.push_str(&format!(", and {} image outputs", images.len()));
-        }
-        plan.steps.push(Step {
-            container: None,
-            host: None,
-            what: What::Build,
-            description,
-            action: Action::Run(nix::realise(&to_realise, build_root)),
-        });
-    }
-
-    // Other hosts' stores: per host, its lock and roots for the systems held (see `hold`),
-    // one copy of what its containers need, then their profiles set in one ssh call.
-    let mut remote: std::collections::BTreeMap<&crate::hosts::SshDest, Vec<&Facts>> =
-        Default::default();
-    for t in &deploy {
-        if let Some(Store::Ssh(dest)) = &t.store {
-            remote.entry(dest).or_default().push(t);
-        }
-    }
-    for (dest, ts) in remote {
-        let host = Some(ts[0].host.clone());
-        let systems: Vec<&StorePath> = ts.iter().map(|t| &t.manifest.toplevel).collect();
-        let names: Vec<&str> = ts.iter().map(|t| t.manifest.name.as_str()).collect();
-        plan.steps
-            .push(super::remote::hold(dest, host.clone(), &systems));
-        plan.steps.push(Step {
-            container: None,
-            host: host.clone(),
-            what: What::Copy,
-            description: format!(
-                "copy the systems of {} to {}",
-                names.join(", "),
-                dest.login()
-            ),
-            action: Action::Run(dest.copy(&systems)),
-        });
-        let sets: Vec<(PathBuf, StorePath)> = ts
-            .iter()
-            .map(|t| (t.profile_dir.clone(), t.manifest.toplevel.clone()))
-            .collect();
-        plan.steps.push(Step {
-            container: None,
-            host,
-            what: What::Profile,
-            description: format!("point the host profiles of {} at them", names.join(", ")),
-            action: Action::Run(dest.set_profiles(&sets)),
-        });
-    }
-
+    plan.steps.extend(build(targets, &deploy, build_root));
+    plan.steps.extend(other_hosts(&deploy));
     for t in targets {
         let before = plan.steps.len();
         if let Some(image) = &t.image {
@@ -201,6 +88,135 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
         }
     }
     Ok(plan)
+}
+
+/// What `up` refuses before any step: an instance inx does not manage, one on another
+/// cluster member than declared, one that is not a container.
+fn refuse(t: &Facts) -> Result<()> {
+    let Some(inst) = t.instance else {
+        return Ok(());
+    };
+    if !instance::is_managed(inst) {
+        return Err(unmanaged_error(inst.name.as_str()));
+    }
+    if let (Some(member), false) = (&t.target, inst.location.is_empty()) {
+        if *member != inst.location {
+            return Err(Error::input(format!(
+                "{} is on member {}, but is declared on {member}",
+                inst.name, inst.location
+            ))
+            .with_hint(format!(
+                "`inx move {} --to {member}` moves it (or declare the member it is on)",
+                inst.name
+            )));
+        }
+    }
+    if inst.kind != "container" {
+        return Err(Error::input(format!(
+            "{} is an Incus {}, not a container; inx up only manages containers",
+            inst.name, inst.kind
+        )));
+    }
+    Ok(())
+}
+
+/// The one build of the command, if anything is to be realised: the systems profiles are
+/// about to take (`deploy`), those of containers Incus has yet to place (deployed once they
+/// are placed), and image outputs.
+fn build(targets: &[Facts], deploy: &[&Facts], build_root: &std::path::Path) -> Option<Step> {
+    let unbuilt = deploy.iter().filter(|t| !t.built).count();
+    let mut to_realise: Vec<String> = deploy
+        .iter()
+        .map(|t| match (&t.manifest.drv_path, t.built) {
+            (Some(drv), false) => drv.clone(),
+            _ => t.manifest.toplevel.to_string(),
+        })
+        .collect();
+    let unplaced: Vec<String> = targets
+        .iter()
+        .filter(|t| t.image.is_none() && t.store.is_none() && !t.built)
+        .map(|t| match &t.manifest.drv_path {
+            Some(drv) => drv.clone(),
+            None => t.manifest.toplevel.to_string(),
+        })
+        .collect();
+    let unbuilt = unbuilt + unplaced.len();
+    to_realise.extend(unplaced);
+    let images: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.image.as_ref())
+        .flat_map(|i| i.to_build.iter().cloned())
+        .collect();
+    to_realise.extend(images.iter().cloned());
+    if to_realise.is_empty() {
+        return None;
+    }
+    let systems = |n: usize| match n {
+        1 => "1 system".to_string(),
+        n => format!("{n} systems"),
+    };
+    let mut description = match (unbuilt, to_realise.len() - images.len() - unbuilt) {
+        (0, n) => format!(
+            "keep {} from the GC until the profiles hold them",
+            systems(n)
+        ),
+        (b, 0) => format!("build {}", systems(b)),
+        (b, n) => format!("build {} (and keep {n} built ones from the GC)", systems(b)),
+    };
+    if to_realise.len() == images.len() {
+        description = format!("build {} image outputs", images.len());
+    } else if !images.is_empty() {
+        description.push_str(&format!(", and {} image outputs", images.len()));
+    }
+    Some(Step {
+        container: None,
+        host: None,
+        what: What::Build,
+        description,
+        action: Action::Run(nix::realise(&to_realise, build_root)),
+    })
+}
+
+/// Other hosts' stores: per host, its lock and roots for the systems held (see `hold`), one
+/// copy of what its containers need, then their profiles set in one ssh call.
+fn other_hosts(deploy: &[&Facts]) -> Vec<Step> {
+    let mut remote: std::collections::BTreeMap<&crate::hosts::SshDest, Vec<&Facts>> =
+        Default::default();
+    for t in deploy {
+        if let Some(Store::Ssh(dest)) = &t.store {
+            remote.entry(dest).or_default().push(t);
+        }
+    }
+    let mut steps = Vec::new();
+    for (dest, ts) in remote {
+        let host = Some(ts[0].host.clone());
+        let systems: Vec<&StorePath> = ts.iter().map(|t| &t.manifest.toplevel).collect();
+        let names: Vec<&str> = ts.iter().map(|t| t.manifest.name.as_str()).collect();
+        steps.push(super::remote::hold(dest, host.clone(), &systems));
+        steps.push(Step {
+            container: None,
+            host: host.clone(),
+            what: What::Copy,
+            description: format!(
+                "copy the systems of {} to {}",
+                names.join(", "),
+                dest.login()
+            ),
+            action: Action::Run(dest.copy(&systems)),
+        });
+        let sets: Vec<(PathBuf, StorePath)> = ts
+            .iter()
+            .map(|t| (t.profile_dir.clone(), t.manifest.toplevel.clone()))
+            .collect();
+        steps.push(Step {
+            container: None,
+            host,
+            what: What::Profile,
+            description: format!("point the host profiles of {} at them", names.join(", ")),
+            action: Action::Run(dest.set_profiles(&sets)),
+        });
+    }
+    steps
 }
 
 /// The device that binds a container's host profile directory.

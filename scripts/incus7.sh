@@ -36,7 +36,12 @@ say() { printf 'incus7: %s\n' "$*" >&2; }
 bed_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 holder() { cat "$base/holder.pid" 2>/dev/null; }
-alive() { local h; h=$(holder) && [ -n "$h" ] && kill -0 "$h" 2>/dev/null; }
+# Whether the recorded PID is still the bed's PID 1 (not a process that reuses its number):
+# its root holds the tree's marker.
+alive() {
+  local h
+  h=$(holder) && [ -n "$h" ] && [ "/proc/$h/root/.inx-ready" -ef "$sys/.inx-ready" ]
+}
 
 # CMD inside the bed, with a clean environment.
 in_bed() {
@@ -162,7 +167,7 @@ EOF
 up() {
   [ "$(id -u)" = 0 ] || { say "needs root"; exit 1; }
   if answers; then return 0; fi
-  alive && down_processes
+  down_processes
   mkdir -p "$base/log"
   if [ "$(cat "$sys/.inx-ready" 2>/dev/null)" != "$marker" ]; then build_tree; fi
   reset_state
@@ -198,14 +203,12 @@ EOF
 # Kills the bed's PID 1, which ends every process in its PID namespace; its mounts go with it.
 down_processes() {
   local h i
-  h=$(holder) || return 0
-  [ -n "$h" ] || return 0
+  alive || { rm -f "$base/holder.pid"; return 0; }
+  h=$(holder)
   # LXC 7 makes lxc.payload.NAME and lxc.monitor.NAME at the root of the cgroup2 tree, which
   # the bed shares with the host: note the instances, to remove what is left of theirs.
   local names=()
-  if kill -0 "$h" 2>/dev/null; then
-    mapfile -t names < <(in_bed incus list --all-projects --format csv --columns n 2>/dev/null || true)
-  fi
+  mapfile -t names < <(in_bed incus list --all-projects --format csv --columns n 2>/dev/null || true)
   kill -KILL "$h" 2>/dev/null || true
   for i in $(seq 100); do kill -0 "$h" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$h" 2>/dev/null && { say "the bed's PID 1 ($h) does not end"; exit 1; }

@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(dir_mode(Path::new("/nix/var/nix/profiles")), 0o755);
         assert_eq!(dir_mode(Path::new("/nix/var/nix/gcroots")), 0o755);
         assert_eq!(dir_mode(Path::new("/nix/var/nix/profiles/inx")), DIR_MODE);
-        assert_eq!(dir_mode(Path::new("/nix/var/nix/gcroots/inx/web")), DIR_MODE);
+        assert_eq!(
+            dir_mode(Path::new("/nix/var/nix/gcroots/inx/web")),
+            DIR_MODE
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 # with its own daemon, in a namespace of their own (the test-host notes' recipe). Needs root.
 #
 #   scripts/incus7.sh up            bring the bed up (a running bed is left as it is)
-#   scripts/incus7.sh exec CMD...   run CMD inside it (as root, its PATH, this environment's
-#                                   CI, TERM, INX_TEST_* and RUST_* variables passed on)
+#   scripts/incus7.sh exec CMD...   run CMD inside it, in the checkout (as root, its PATH,
+#                                   this environment's CI, TERM, INX_TEST_* and RUST_*)
 #   scripts/incus7.sh down          stop every process of the bed and reset its state; the
 #                                   unpacked Debian unstable tree is kept for the next `up`
 #   scripts/incus7.sh purge         down, and remove the tree too
@@ -49,7 +49,9 @@ in_bed() {
   for v in $(compgen -e); do
     case $v in CI | TERM | INX_TEST_* | RUST_*) keep+=("$v=${!v}") ;; esac
   done
-  nsenter -t "$(holder)" -m -n -p -- env -i PATH="$bed_path" HOME=/root LANG=C.UTF-8 \
+  # In the checkout, as cargo runs tests (entering the mount namespace leaves the process in
+  # its root; the checkout is bound at the same path there).
+  nsenter -t "$(holder)" -m -n -p -- env -i -C "$repo" PATH="$bed_path" HOME=/root LANG=C.UTF-8 \
     "${keep[@]}" "$@"
 }
 

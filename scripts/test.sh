@@ -61,22 +61,26 @@ run() {
 run "main run, Nix 2.26 client" "$INX_TEST_NIX_MODERN" --all-targets
 run "compatibility run, end-to-end suite with Debian's Nix 2.8 client" "$INX_TEST_NIX_OLD" --test e2e
 
-# The end-to-end suite once more on Incus 7.0 with Nix 2.34 (client and daemon), Debian
-# unstable's, in the bed of scripts/incus7.sh (its own namespaces and daemons; the checkout is
-# bound at the same path there, so the test binary built here runs there as is). Its instances
-# are named apart from the host's (LXC 7 puts their cgroups at the shared tree's root).
+# The end-to-end, GC and generations suites once more on Incus 7.0 with Nix 2.34 (client and
+# daemon), Debian unstable's, in the bed of scripts/incus7.sh (its own namespaces and daemons;
+# the checkout is bound at the same path there, so the test binaries built here run there as
+# they are). Its instances are named apart from the host's (LXC 7 puts their cgroups at the
+# shared tree's root).
 if [ "$(id -u)" = 0 ]; then
-  label="Incus 7.0 bed, end-to-end suite with Debian unstable's Incus 7.0 and Nix 2.34"
+  label="Incus 7.0 bed, end-to-end, GC and generations suites with Debian unstable's Incus 7.0 and Nix 2.34"
   : >"$INX_TEST_SKIPS"
   started=$SECONDS
   scripts/incus7.sh down || true
   if scripts/incus7.sh up; then
     printf '\n=== test: %s (bed up in %s s: %s)\n' "$label" $((SECONDS - started)) \
       "$(scripts/incus7.sh exec nix --version)" >&2
-    e2e=$("$cargo" test --locked --no-run --test e2e --message-format=json \
-      | sed -n 's/.*"name":"e2e".*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+    mapfile -t bins < <("$cargo" test --locked --no-run --test e2e --test gc --test generations \
+      --message-format=json | grep '"kind":\["test"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
     started=$SECONDS
-    scripts/incus7.sh exec env INX_TEST_INSTANCE_PREFIX=i7 "$e2e" || failed+=("$label")
+    [ ${#bins[@]} = 3 ] || failed+=("$label (found ${#bins[@]} of its 3 test binaries)")
+    for bin in "${bins[@]}"; do
+      scripts/incus7.sh exec env INX_TEST_INSTANCE_PREFIX=i7 "$bin" || failed+=("$label: ${bin##*/}")
+    done
     printf '=== test: %s: %s s; skipped: %s tests\n' "$label" $((SECONDS - started)) "$(wc -l <"$INX_TEST_SKIPS")" >&2
     sed 's/^/  skipped /' "$INX_TEST_SKIPS" >&2
   else

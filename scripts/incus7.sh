@@ -15,7 +15,8 @@
 #               records what it holds); its /nix, /var/lib/incus, /tmp and logs are reset on
 #               every `up`, so each run starts from an empty store and an empty Incus
 #   holder.pid  the host PID of the bed's PID 1
-#   log/        the daemons' logs (bind-mounted at /var/log/inx-bed inside)
+#   log/        debootstrap's and apt's logs; log/bed/ the bed's own (its PID 1, nix-daemon,
+#               incusd; bound at /var/log/inx-bed inside)
 #
 # The bed is a new mount, network and PID namespace entered with pivot_root (a chroot may not
 # create the user namespaces unprivileged containers need), with a cgroup2-only mount (Incus 7's
@@ -179,7 +180,7 @@ up() {
     in_bed test -S /nix/var/nix/daemon-socket/socket 2>/dev/null && break
     sleep 0.1
   done
-  in_bed test -S /nix/var/nix/daemon-socket/socket || { say "nix-daemon did not start: see $base/log/bed/nix-daemon.log"; exit 1; }
+  in_bed test -S /nix/var/nix/daemon-socket/socket || { say "nix-daemon did not start: see $base/log/bed/holder.log and nix-daemon.log"; exit 1; }
   if ! in_bed incus admin waitready --timeout 60 >/dev/null; then
     say "incusd did not start: see $base/log/bed/incusd.log"
     tail -n 20 "$base/log/bed/incusd.log" >&2 || true

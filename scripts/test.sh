@@ -3,7 +3,8 @@
 # their daemons; needs root on Debian 12) and runs every test: unit and snapshot tests, CLI
 # tests against stand-ins, and end-to-end tests against the real Nix and Incus. The main run
 # has Nix 2.26 (what users run) first on PATH; then the end-to-end suite runs again with
-# Debian 12's Nix 2.8 client, the oldest inx supports.
+# Debian 12's Nix 2.8 client, the oldest inx supports, and the end-to-end, GC and generations
+# suites on Incus 7.0 with Nix 2.34 (scripts/incus7.sh).
 # With CI set, an end-to-end test that cannot run fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."

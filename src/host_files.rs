@@ -14,7 +14,27 @@ use std::path::Path;
 pub const DIR_MODE: u32 = 0o2770;
 pub const FILE_MODE: u32 = 0o660;
 
-/// `std::fs::create_dir_all`, with each folder it makes shared (DIR_MODE).
+/// Nix's own folders, which every user must be able to enter (users' profiles and roots are
+/// inside). A fresh Nix 2.34 store has no `profiles` until something makes a profile, so inx
+/// may be the first to make it: as Nix does, 0755.
+const NIX_DIRS: [&str; 5] = [
+    "/nix",
+    "/nix/var",
+    "/nix/var/nix",
+    "/nix/var/nix/profiles",
+    "/nix/var/nix/gcroots",
+];
+
+/// The mode of a folder inx makes: Nix's own 0755, inx's shared.
+fn dir_mode(path: &Path) -> u32 {
+    if NIX_DIRS.iter().any(|d| path == Path::new(d)) {
+        0o755
+    } else {
+        DIR_MODE
+    }
+}
+
+/// `std::fs::create_dir_all`, with each folder it makes shared (DIR_MODE), but Nix's own.
 pub fn create_dir_all(path: &Path) -> io::Result<()> {
     if path.as_os_str().is_empty() || path.is_dir() {
         return Ok(());
@@ -23,7 +43,7 @@ pub fn create_dir_all(path: &Path) -> io::Result<()> {
         create_dir_all(parent)?;
     }
     match std::fs::create_dir(path) {
-        Ok(()) => std::fs::set_permissions(path, Permissions::from_mode(DIR_MODE)),
+        Ok(()) => std::fs::set_permissions(path, Permissions::from_mode(dir_mode(path))),
         // Made by another inx in the meantime.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         Err(e) => Err(e),
@@ -84,6 +104,17 @@ mod tests {
         assert_eq!(mode(&lock), FILE_MODE);
         // The folder that was there keeps its own mode.
         assert_eq!(mode(tmp.path()), 0o700);
+    }
+
+    #[test]
+    fn nix_folders_that_inx_makes_stay_open_to_every_user() {
+        assert_eq!(dir_mode(Path::new("/nix/var/nix/profiles")), 0o755);
+        assert_eq!(dir_mode(Path::new("/nix/var/nix/gcroots")), 0o755);
+        assert_eq!(dir_mode(Path::new("/nix/var/nix/profiles/inx")), DIR_MODE);
+        assert_eq!(
+            dir_mode(Path::new("/nix/var/nix/gcroots/inx/web")),
+            DIR_MODE
+        );
     }
 
     #[test]

@@ -81,6 +81,27 @@ impl fmt::Display for ContainerName {
     }
 }
 
+/// An Incus device name, from `incus.devices` in a flake. Incus 6.0 takes 1 to 63 letters,
+/// digits and `/-:_.`, not starting with `.`; 7.0.1 also wants no `/`, at most 64 characters
+/// and a letter or digit at both ends. Names valid on both, so a flake works on either.
+const DEVICE: Rule = Rule {
+    what: "device name",
+    max: 63,
+    char_ok: |c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '_' | '.'),
+    first_ok: |c| c.is_ascii_alphanumeric(),
+    first_rule: "it must start with a letter or a digit",
+    whole_ok: Some((
+        |s| s.ends_with(|c: char| c.is_ascii_alphanumeric()),
+        "it must end with a letter or a digit",
+    )),
+    hint: "use 1 to 63 letters, digits, '-', ':', '_' and '.', with a letter or a digit at both ends (Incus 7 refuses '/' and other ends)",
+};
+
+/// Checks an Incus device name (the manifest keeps devices as a plain map).
+pub fn check_device_name(s: &str) -> Result<()> {
+    check(s, &DEVICE)
+}
+
 /// An Incus project name, from `--project` or the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectName(String);
@@ -383,6 +404,39 @@ mod tests {
         ] {
             assert!(StorePath::parse(&bad).is_err(), "{bad} should be invalid");
         }
+    }
+
+    #[test]
+    fn device_names_follow_the_rules_of_incus_6_and_7_both() {
+        for ok in [
+            "data",
+            "eth0",
+            "forward-tcp-8080",
+            "a",
+            "web.data_1:x",
+            &"d".repeat(63),
+        ] {
+            assert!(check_device_name(ok).is_ok(), "{ok} should be valid");
+        }
+        // Incus 7.0.1 refuses a '/', and non-alphanumeric ends, which 6.0 took.
+        for bad in [
+            "",
+            "gpu/0",
+            "data-",
+            "-data",
+            "_data",
+            "data.",
+            ".data",
+            "da ta",
+            "dätä",
+            &"d".repeat(64),
+        ] {
+            assert!(check_device_name(bad).is_err(), "{bad} should be invalid");
+        }
+        insta::assert_snapshot!(check_device_name("gpu/0").unwrap_err().to_string(), @r#"
+        error: invalid device name "gpu/0": '/' is not allowed
+        hint: use 1 to 63 letters, digits, '-', ':', '_' and '.', with a letter or a digit at both ends (Incus 7 refuses '/' and other ends)
+        "#);
     }
 
     #[test]

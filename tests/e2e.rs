@@ -528,7 +528,13 @@ fn exec_passes_exit_codes_on_shell_runs_commands_and_a_stopped_container_is_refu
         child_stdin.rewind().unwrap();
         c.stdin(child_stdin);
     });
-    assert!(shell.ok().stdout.contains("shell-ok 42"));
+    let shell = shell.ok();
+    assert!(
+        shell.stdout.contains("shell-ok 42"),
+        "stdout:\n{}\nstderr:\n{}",
+        shell.stdout,
+        shell.stderr
+    );
     fx.inx(&["stop", &web]).ok();
     fx.inx(&["exec", &web, "--", "true"])
         .code(3)
@@ -687,4 +693,43 @@ fn a_project_keeps_its_containers_and_profiles_apart() {
     let gone = incus(&["--project", project, "list", "--format", "json"]);
     assert!(!String::from_utf8_lossy(&gone.stdout).contains(&web));
     incus(&["project", "delete", project]);
+}
+
+/// inx reads the client's remotes as the installed Incus lists them (Incus 6 lists `Addr`,
+/// 7.0.1 and later `Addrs` and `LastWorkingAddr`): `image publish` to a read-only image server
+/// and to the local server are refused with each one's address, before anything is built.
+#[test]
+fn the_clients_remotes_are_read_as_this_incus_lists_them() {
+    let _host = host!("remotes");
+    let fx = Fixture::new("remotes");
+    let web = fx.name("web");
+    fx.declare(&[(&web, "inx.lib.mkContainer { toplevel = sys \"1\"; }")]);
+    // A client config of the test's own: root's remotes stay as they are. An image server
+    // is added without contacting it.
+    let conf = fx.path().join("incus-client");
+    std::fs::create_dir_all(&conf).unwrap();
+    let url = "https://127.0.0.1:9/inx-e2e-streams";
+    let added = incus_with(
+        Some(&conf),
+        &[
+            "remote",
+            "add",
+            "inx-e2e-ss",
+            url,
+            "--protocol",
+            "simplestreams",
+        ],
+    );
+    assert!(added.status.success(), "{added:?}");
+    let publish = |remote: &str| {
+        fx.inx_with(&["image", "publish", &web, "--remote", remote], |c| {
+            c.env("INCUS_CONF", &conf);
+        })
+    };
+    publish("inx-e2e-ss").code(3).stderr_has(&format!(
+        "remote inx-e2e-ss is a read-only simplestreams server ({url})"
+    ));
+    publish("local")
+        .code(3)
+        .stderr_has("remote local (unix://) is not reached over HTTPS");
 }

@@ -78,8 +78,10 @@ impl Client {
         }
     }
 
-    /// The client's current project (`incus project switch`): read from its own config, no
-    /// call to the server.
+    /// The client's current project (`incus project switch`). Incus 6.0 reads it from the
+    /// client's config; from 6.15 on the client asks the server (`environment.project` of
+    /// `/1.0`), so the daemon must answer, and a restricted client gets the project the server
+    /// gives it.
     pub fn current_project() -> Cmd {
         Cmd::new("incus").args(["project", "get-current"])
     }
@@ -197,10 +199,18 @@ impl Client {
         self.cmd().args(["stop", &self.at(name), "--force"])
     }
 
-    /// A snapshot of the root filesystem and the config (`user.inx.system` with it).
+    /// A snapshot of the root filesystem and the config (`user.inx.system` with it). Never
+    /// expiring: inx keeps a GC root for each of its snapshots and deletes both itself, so
+    /// `snapshots.expiry` (and Incus 6.14's `snapshots.expiry.manual`) must not remove it behind
+    /// inx's back (`--no-expiry` is in Incus 6.0 already).
     pub fn snapshot_create(&self, name: &ContainerName, snapshot: &SnapshotName) -> Cmd {
-        self.cmd()
-            .args(["snapshot", "create", &self.at(name), snapshot.as_str()])
+        self.cmd().args([
+            "snapshot",
+            "create",
+            &self.at(name),
+            snapshot.as_str(),
+            "--no-expiry",
+        ])
     }
 
     /// Brings back a snapshot's root filesystem and config; the instance must be stopped.
@@ -384,9 +394,9 @@ pub struct Instance {
     pub status: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default, deserialize_with = "null_is_empty")]
+    #[serde(default, deserialize_with = "config_map")]
     pub config: Config,
-    #[serde(default, deserialize_with = "null_is_empty")]
+    #[serde(default, deserialize_with = "devices_map")]
     pub devices: Devices,
     #[serde(default, deserialize_with = "null_is_empty")]
     pub profiles: Vec<String>,
@@ -406,7 +416,7 @@ pub struct Instance {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Snapshot {
     pub name: String,
-    #[serde(default, deserialize_with = "null_is_empty")]
+    #[serde(default, deserialize_with = "config_map")]
     pub config: Config,
     #[serde(default)]
     pub created_at: String,
@@ -420,6 +430,43 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A config value as Incus reads one: since 6.18 its API takes booleans and numbers for a
+/// config map's strings (and `null` for ""), so inx reads them the same way wherever it reads
+/// instance config, should a server or a tool in between ever hand them on unconverted.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigScalar {
+    String(String),
+    Bool(bool),
+    Number(serde_json::Number),
+    Null,
+}
+
+impl From<ConfigScalar> for String {
+    fn from(v: ConfigScalar) -> String {
+        match v {
+            ConfigScalar::String(s) => s,
+            ConfigScalar::Bool(b) => b.to_string(),
+            ConfigScalar::Number(n) => n.to_string(),
+            ConfigScalar::Null => String::new(),
+        }
+    }
+}
+
+fn scalars(map: BTreeMap<String, ConfigScalar>) -> Config {
+    map.into_iter().map(|(k, v)| (k, v.into())).collect()
+}
+
+fn config_map<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Config, D::Error> {
+    let map: BTreeMap<String, ConfigScalar> = null_is_empty(d)?;
+    Ok(scalars(map))
+}
+
+fn devices_map<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Devices, D::Error> {
+    let map: BTreeMap<String, BTreeMap<String, ConfigScalar>> = null_is_empty(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k, scalars(v))).collect())
 }
 
 fn default_project() -> String {
@@ -484,13 +531,46 @@ pub use crate::name::RemoteName;
 
 /// A remote the client knows, from `remote list --format json`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawRemote")]
 pub struct Remote {
-    #[serde(rename = "Addr")]
+    /// The address the client uses: the one that last worked, else the first it has.
     pub addr: String,
-    #[serde(rename = "Protocol", default)]
     pub protocol: String,
-    #[serde(rename = "Public", default)]
     pub public: bool,
+}
+
+/// Both shapes of a listed remote: Incus 6 and LXD have `Addr`; Incus 7.0.1 has `Addrs` (a
+/// list) and `LastWorkingAddr` instead.
+#[derive(Deserialize)]
+struct RawRemote {
+    #[serde(rename = "Addr", default)]
+    addr: Option<String>,
+    #[serde(rename = "Addrs", default)]
+    addrs: Option<Vec<String>>,
+    #[serde(rename = "LastWorkingAddr", default)]
+    last_working: Option<String>,
+    #[serde(rename = "Protocol", default)]
+    protocol: String,
+    #[serde(rename = "Public", default)]
+    public: bool,
+}
+
+impl TryFrom<RawRemote> for Remote {
+    type Error = String;
+
+    fn try_from(raw: RawRemote) -> std::result::Result<Self, String> {
+        let addr = [raw.last_working, raw.addr]
+            .into_iter()
+            .flatten()
+            .chain(raw.addrs.into_iter().flatten())
+            .find(|a| !a.is_empty())
+            .ok_or("a remote without an address (no Addr, LastWorkingAddr or Addrs)")?;
+        Ok(Remote {
+            addr,
+            protocol: raw.protocol,
+            public: raw.public,
+        })
+    }
 }
 
 impl Remote {
@@ -559,15 +639,27 @@ pub fn parse_list(out: &Output) -> Result<BTreeMap<String, Instance>> {
     Ok(list.into_iter().map(|i| (i.name.clone(), i)).collect())
 }
 
-/// Whether the server can shift mounts with idmapped mounts (`shift=true` on disk devices).
+/// Whether the server can shift mounts with idmapped mounts (`shift=true` on disk devices),
+/// from `query /1.0`. Incus 6 (and LXD) report the kernel's support in
+/// `kernel_features.idmapped_mounts`. Incus 7.0 dropped that detection (`kernel_features` is
+/// `{}`): it takes the kernel's support for granted and checks each filesystem when the
+/// container starts, so there the answer is yes, and a filesystem that cannot idmap (or
+/// `INCUS_IDMAPPED_MOUNTS_DISABLE`) fails the start, which `failure_of` explains.
 pub fn parse_idmapped_mounts(out: &Output) -> bool {
-    serde_json::from_str::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/environment/kernel_features/idmapped_mounts")
-                .cloned()
-        })
-        .is_some_and(|v| v == "true" || v == true)
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout) else {
+        return false;
+    };
+    match v.pointer("/environment/kernel_features/idmapped_mounts") {
+        Some(reported) => reported == "true" || reported == true,
+        None => {
+            v.pointer("/environment/server") == Some(&serde_json::json!("incus"))
+                && v.pointer("/environment/server_version")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.split('.').next())
+                    .and_then(|major| major.parse::<u32>().ok())
+                    .is_some_and(|major| major >= 7)
+        }
+    }
 }
 
 /// This server's name in its cluster, from `query /1.0`; `None` when it is not clustered (or
@@ -606,6 +698,12 @@ pub fn failure_of(cmd: &Cmd, out: &Output) -> Error {
         return failure(Kind::Incus, cmd, out).with_hint(format!(
             "the {daemon} daemon refused access: run inx as root or as a member of the {group} group"
         ));
+    }
+    // Incus 7 checks at start that the filesystem of each `shift=true` disk can be idmapped.
+    if err.contains("idmapping abilities") {
+        return failure(Kind::Incus, cmd, out).with_hint(
+            "the Incus server cannot idmap a shared mount (/nix/store, the profile folder or the daemon socket): it needs a filesystem with idmapped mounts and no INCUS_IDMAPPED_MOUNTS_DISABLE in incusd's environment; or make the container privileged (security.privileged = true), which needs no idmap",
+        );
     }
     let down = [
         "doesn't appear to be started",
@@ -731,6 +829,26 @@ mod tests {
     }
 
     #[test]
+    fn config_values_given_as_booleans_and_numbers_read_as_incus_stores_them() {
+        let json = r#"[{"name":"web","status":"Running","config":{"limits.cpu":2,
+            "security.nesting":true,"limits.cpu.allowance":0.5,"user.note":null,"user.inx.schema":"1"},
+            "devices":{"data":{"type":"disk","readonly":true,"size":10}},
+            "snapshots":[{"name":"s1","config":{"security.privileged":false}}]}]"#;
+        let list = parse_list(&out(0, json, "")).unwrap();
+        let web = &list["web"];
+        assert_eq!(web.config["limits.cpu"], "2");
+        assert_eq!(web.config["security.nesting"], "true");
+        assert_eq!(web.config["limits.cpu.allowance"], "0.5");
+        assert_eq!(web.config["user.note"], "");
+        assert_eq!(web.config["user.inx.schema"], "1");
+        assert_eq!(web.devices["data"]["readonly"], "true");
+        assert_eq!(web.devices["data"]["size"], "10");
+        assert_eq!(web.snapshots[0].config["security.privileged"], "false");
+        let nested = r#"[{"name":"web","status":"Running","config":{"x":{"y":1}}}]"#;
+        assert!(parse_list(&out(0, nested, "")).is_err());
+    }
+
+    #[test]
     fn parses_list() {
         let json = r#"[{"name":"web","status":"Running","type":"container","config":{"user.inx.schema":"1"},
             "devices":{},"profiles":["default"],"state":{"pid":4242,"status":"Running"},"extra":1},
@@ -761,23 +879,44 @@ mod tests {
         insta::assert_snapshot!("daemon_down", down.to_string());
         let denied = failure_of(&cmd, &out(1, "", "Error: You don't have the needed permissions to talk to the incus daemon (socket path: /var/lib/incus/unix.socket)"));
         assert_eq!(denied.kind, Kind::Incus);
+        let idmap = failure_of(&cmd, &out(1, "", "Error: Failed to start device \"inx-store\": Failed to setup device mount \"inx-store\": idmapping abilities are required but aren't supported on system"));
+        assert_eq!(idmap.kind, Kind::Incus);
+        assert!(idmap
+            .hint
+            .unwrap()
+            .contains("INCUS_IDMAPPED_MOUNTS_DISABLE"));
         let other = failure_of(&cmd, &out(1, "", "Error: Instance not found"));
         assert_eq!(other.kind, Kind::Failed);
     }
 
     #[test]
-    fn idmapped_mounts() {
+    fn idmapped_mounts_as_incus_6_reports_them() {
         assert!(parse_idmapped_mounts(&out(
             0,
-            r#"{"environment":{"kernel_features":{"idmapped_mounts":"true"}}}"#,
+            r#"{"environment":{"server":"incus","server_version":"6.0.4","kernel_features":{"idmapped_mounts":"true"}}}"#,
             ""
         )));
         assert!(!parse_idmapped_mounts(&out(
             0,
-            r#"{"environment":{"kernel_features":{"idmapped_mounts":"false"}}}"#,
+            r#"{"environment":{"server":"incus","server_version":"6.0.4","kernel_features":{"idmapped_mounts":"false"}}}"#,
             ""
         )));
         assert!(!parse_idmapped_mounts(&out(0, "{}", "")));
+        assert!(!parse_idmapped_mounts(&out(0, "", "")));
+    }
+
+    #[test]
+    fn incus_7_has_idmapped_mounts_though_it_reports_no_kernel_features() {
+        // What Incus 7.0.2 answers to `query /1.0` (the parts inx reads).
+        let seven = r#"{"api_extensions":["instance_selinux"],"environment":{"kernel_features":{},
+            "server":"incus","server_version":"7.0.2"}}"#;
+        assert!(parse_idmapped_mounts(&out(0, seven, "")));
+        // An Incus 6 or LXD that reports no kernel features at all is not taken to have them.
+        let six =
+            r#"{"environment":{"kernel_features":{},"server":"incus","server_version":"6.0.4"}}"#;
+        assert!(!parse_idmapped_mounts(&out(0, six, "")));
+        let lxd = r#"{"environment":{"kernel_features":{},"server":"lxd","server_version":"7.0"}}"#;
+        assert!(!parse_idmapped_mounts(&out(0, lxd, "")));
     }
 
     use crate::images::ImageKind;
@@ -843,6 +982,7 @@ mod tests {
         .unwrap();
         assert!(!remotes["images"].is_server());
         assert!(remotes["local"].is_server());
+        assert_eq!(remotes["images"].addr, "https://images.example");
         let images = parse_images(&out(
             r#"[{"fingerprint":"ab12","public":true,"aliases":[{"name":"nixos/web","description":""}],"size":1}]"#,
         ))
@@ -850,6 +990,24 @@ mod tests {
         assert_eq!(images[0].aliases[0].name, "nixos/web");
         assert!(RemoteName::parse("bad name").is_err());
         assert_eq!(RemoteName::parse("pub:").unwrap().as_str(), "pub");
+    }
+
+    #[test]
+    fn remotes_listed_by_incus_7_have_a_list_of_addresses() {
+        // `incus remote list --format json` of Incus 7.0.2 (TLS abridged).
+        let listed = r#"{"h2":{"Addrs":["https://127.0.0.2:8443","https://[::1]:8443"],
+            "LastWorkingAddr":"","AuthType":"tls","Protocol":"incus","Public":false,
+            "Global":false,"Static":false,"TLS":null},
+            "h4":{"Addrs":["https://10.0.0.4:8443","https://127.0.0.4:8443"],
+            "LastWorkingAddr":"https://127.0.0.4:8443","Protocol":"incus","Public":false},
+            "local":{"Addrs":["unix://"],"LastWorkingAddr":"","Protocol":"incus","Public":false,"Static":true}}"#;
+        let remotes = parse_remotes(&out(0, listed, "")).unwrap();
+        assert_eq!(remotes["h2"].addr, "https://127.0.0.2:8443");
+        assert_eq!(remotes["h4"].addr, "https://127.0.0.4:8443");
+        assert_eq!(remotes["local"].addr, "unix://");
+        assert!(remotes["h2"].is_server() && !remotes["h2"].public);
+        let e = parse_remotes(&out(0, r#"{"x":{"Addrs":[],"Protocol":"incus"}}"#, "")).unwrap_err();
+        assert!(e.message.contains("without an address"), "{}", e.message);
     }
 
     #[test]

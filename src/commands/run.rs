@@ -142,7 +142,9 @@ fn wait_until_up(
                 Kind::Failed,
                 format!("{run} did not come up within 60 s (no /run/current-system)"),
             )
-            .with_hint(format!("see its console: incus console --show-log {run}")));
+            .with_hint(format!(
+                "see its console: incus console {run} --show-log --type console"
+            )));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

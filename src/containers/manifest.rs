@@ -198,6 +198,10 @@ fn parse_one(name: &str, value: serde_json::Value) -> Result<Manifest> {
                 "inxContainers.{name}: device name {device:?} is reserved (inx- devices are inx's own)"
             )));
         }
+        crate::name::check_device_name(device).map_err(|e| {
+            Error::input(format!("inxContainers.{name}: {}", e.message))
+                .with_hint(e.hint.unwrap_or_default())
+        })?;
     }
     for key in raw.incus.config.keys() {
         if key.starts_with("user.inx.") || key.starts_with("volatile.") {
@@ -325,6 +329,15 @@ mod tests {
                 .unwrap_err()
                 .kind,
             Kind::Input
+        );
+        let slash = good(serde_json::json!({ "incus": { "devices": { "gpu/0": {} } } }));
+        let e = parse_eval_output(&eval_json(slash)).unwrap_err();
+        assert_eq!(e.kind, Kind::Input);
+        assert!(
+            e.message
+                .starts_with("inxContainers.web: invalid device name \"gpu/0\""),
+            "{}",
+            e.message
         );
         let reserved_key =
             good(serde_json::json!({ "incus": { "config": { "user.inx.system": "x" } } }));

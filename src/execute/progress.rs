@@ -35,7 +35,13 @@ impl Bar {
         if !on {
             return Bar(None);
         }
-        Bar::on(ProgressDrawTarget::stderr(), steps)
+        // indicatif hides its bar on a terminal whose TERM is unset or `dumb`, and a hidden
+        // bar prints no lines either: there the step lines go out plain.
+        let target = ProgressDrawTarget::stderr();
+        if target.is_hidden() {
+            return Bar(None);
+        }
+        Bar::on(target, steps)
     }
 
     fn on(target: ProgressDrawTarget, steps: usize) -> Bar {

@@ -140,9 +140,14 @@ impl Fixture {
     }
 
     /// This test's full instance name for `short`; the instance and its profile are removed
-    /// when the fixture is dropped.
+    /// when the fixture is dropped. INX_TEST_INSTANCE_PREFIX, when set, goes after `e2e-`: a
+    /// bed whose LXC shares the cgroup2 tree with the host's Incus (scripts/incus7.sh: LXC 7
+    /// puts `lxc.payload.NAME` at its root) must not use the names the host's tests use.
     pub fn name(&self, short: &str) -> String {
-        let name = format!("e2e-{}-{short}", self.prefix);
+        let bed = std::env::var("INX_TEST_INSTANCE_PREFIX")
+            .map(|p| format!("{p}-"))
+            .unwrap_or_default();
+        let name = format!("e2e-{bed}{}-{short}", self.prefix);
         cleanup(&name);
         self.created.borrow_mut().push(name.clone());
         name

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod cmd;
 mod commands;
 mod containers;
 mod error;

@@ -271,14 +271,6 @@ impl Alias {
         Ok(Alias(s.to_string()))
     }
 
-    /// `nixos/NAME` for a container image, `nixos/NAME/vm` for a VM image.
-    pub fn default_for(name: &ContainerName, kind: crate::images::ImageKind) -> Self {
-        match kind {
-            crate::images::ImageKind::Container => Alias(format!("nixos/{name}")),
-            crate::images::ImageKind::Vm => Alias(format!("nixos/{name}/vm")),
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -3,9 +3,9 @@
 //! uses for images (`image list|import|alias`, `query`, `remote list`); containers are Incus's
 //! only. They differ in their name and their daemon's.
 
+use crate::cmd::{failure, Cmd, Output};
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::{failure, Cmd, Output};
-use crate::images::{Alias, ImageFiles};
+use crate::name::Alias;
 use crate::name::{ContainerName, ProjectName, SnapshotName};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -303,9 +303,10 @@ impl Client {
     /// One import of the split image, with its alias when no other image holds it. Neither
     /// client may be asked to take an alias over on import (LXD has no `--reuse`), so then the
     /// plan imports without it and moves the alias afterwards (`alias_retarget`).
+    /// `metadata` and `root` are the split image's two files.
     pub fn image_import(
         &self,
-        files: &ImageFiles,
+        (metadata, root): (&std::path::Path, &std::path::Path),
         remote: Option<&RemoteName>,
         alias: Option<&Alias>,
         public: bool,
@@ -313,8 +314,8 @@ impl Client {
         let mut cmd = self
             .cmd()
             .args(["image", "import"])
-            .arg(files.metadata.display().to_string())
-            .arg(files.root.display().to_string())
+            .arg(metadata.display().to_string())
+            .arg(root.display().to_string())
             .args(Self::target(remote));
         if let Some(alias) = alias {
             cmd = cmd.args(["--alias", alias.as_str()]);
@@ -919,7 +920,7 @@ mod tests {
         assert!(!parse_idmapped_mounts(&out(0, lxd, "")));
     }
 
-    use crate::images::ImageKind;
+    use crate::images::{ImageFiles, ImageKind};
 
     fn files() -> ImageFiles {
         ImageFiles {
@@ -935,11 +936,11 @@ mod tests {
         let alias = Alias::parse("nixos/web").unwrap();
         let remote = RemoteName::parse("pub:").unwrap();
         assert_eq!(
-            Client::of(Backend::Incus).image_import(&files(), Some(&remote), Some(&alias), true).to_shell(),
+            Client::of(Backend::Incus).image_import(files().paths(), Some(&remote), Some(&alias), true).to_shell(),
             "incus image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs pub: --alias nixos/web --public"
         );
         assert_eq!(
-            Client::of(Backend::Lxd).image_import(&files(), None, Some(&alias), false).to_shell(),
+            Client::of(Backend::Lxd).image_import(files().paths(), None, Some(&alias), false).to_shell(),
             "lxc image import /nix/store/m/meta.tar.xz /nix/store/r/root.squashfs --alias nixos/web"
         );
         assert_eq!(

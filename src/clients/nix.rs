@@ -1,7 +1,7 @@
 //! The `nix` commands inx runs, as data, and how their output and failures are read.
 
+use crate::cmd::{failure, tail, Cmd, Output};
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::{failure, tail, Cmd, Output};
 use crate::name::{ContainerName, StorePath};
 use std::path::Path;
 

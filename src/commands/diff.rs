@@ -4,9 +4,9 @@
 
 use super::{parse_names, Ctx};
 use crate::clients::nix;
+use crate::cmd::failure;
 use crate::containers::manifest;
 use crate::error::{Kind, Result};
-use crate::execute::process::failure;
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, outln};
 use crate::plan::Plan;

@@ -146,10 +146,7 @@ impl Ctx {
     }
 
     /// Runs an evaluation of the flake; its output, or the failure explained.
-    pub fn evaluate(
-        &self,
-        cmd: &crate::execute::process::Cmd,
-    ) -> Result<crate::execute::process::Output> {
+    pub fn evaluate(&self, cmd: &crate::cmd::Cmd) -> Result<crate::cmd::Output> {
         crate::clients::nix::evaluated(&self.flake, cmd, self.runner.capture(cmd))
     }
 

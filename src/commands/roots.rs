@@ -3,11 +3,12 @@
 
 use super::Ctx;
 use crate::clients::incus::{self, Client, Instance};
+use crate::cmd::Cmd;
 use crate::containers::instance;
 use crate::error::{Error, Kind, Result};
 use crate::execute;
 use crate::execute::lock;
-use crate::execute::process::{Cmd, Run};
+use crate::execute::process::Run;
 use crate::name::{ContainerName, StorePath};
 use crate::output::{self, errln, out, outln};
 use crate::plan::{Action, Plan, Step, What};

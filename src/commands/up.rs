@@ -1,9 +1,9 @@
 use super::{parse_names, Ctx};
 use crate::clients::{incus, nix};
+use crate::cmd::{Cmd, Output};
 use crate::containers::instance::{self, DAEMON_SOCKET_DIR, KEY_IMAGE, KEY_SYSTEM};
 use crate::containers::manifest::{self, Manifest};
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::{Cmd, Output};
 use crate::hosts::gather;
 use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};

@@ -18,8 +18,9 @@ pub mod progress;
 pub mod recorder;
 
 use crate::clients::incus;
+use crate::cmd::{failure, Cmd};
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::{failure, Cmd, Run};
+use crate::execute::process::Run;
 use crate::name::ContainerName;
 use crate::plan::{Action, Halt, Plan, Step, What};
 use std::collections::BTreeMap;
@@ -294,7 +295,7 @@ fn start_together<'a>(
                 .collect();
             let e = incus::failure_of(
                 &cmd,
-                &crate::execute::process::Output {
+                &crate::cmd::Output {
                     code: out.code,
                     stdout: String::new(),
                     stderr: own,
@@ -450,7 +451,8 @@ fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::process::{Cmd, Runner};
+    use crate::cmd::Cmd;
+    use crate::execute::process::Runner;
     use crate::execute::recorder::Recorder;
 
     fn sh(container: &str, script: &str) -> Step {

@@ -2,8 +2,9 @@
 //! (success with empty output unless told otherwise) and keeps what it was asked and how, so
 //! a test can drive gathering, a plan's execution or a whole command and read back the calls.
 
+use crate::cmd::{Cmd, Output};
 use crate::error::Result;
-use crate::execute::process::{Cmd, Held, Output, Run};
+use crate::execute::process::{Held, Run};
 use std::sync::Mutex;
 
 /// One scripted answer: for calls of `program` whose arguments hold all of `words`.

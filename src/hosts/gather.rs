@@ -5,10 +5,10 @@
 //! `Ctx::gather`); the plans then work on what it found.
 
 use crate::clients::incus::{self, Client, Instance};
+use crate::cmd::{Cmd, Output};
 use crate::containers::profile::{ProfileState, Profiles};
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::Run;
-use crate::execute::process::{Cmd, Output};
 use crate::hosts::{self, Addresses, Placement, SshDest, Store};
 
 /// What gathering needs of a command: what runs the queries, the Incus client of its project,
@@ -228,7 +228,7 @@ pub fn unreachable(dest: &SshDest, out: &Output) -> Error {
         format!(
             "cannot reach {} over ssh: {}; nothing was changed",
             dest.login(),
-            crate::execute::process::tail(out.stderr.trim(), 3)
+            crate::cmd::tail(out.stderr.trim(), 3)
         ),
     )
     .with_hint("inx reaches other hosts' stores with ssh, as `nix copy --to ssh://` does: check that sshd runs there and that `ssh USER@HOST true` works without a prompt (NIX_SSHOPTS, ssh.user/host/port in mkContainer, or --ssh)")

@@ -3,9 +3,9 @@
 //! own ssh does, so one setting serves both.
 
 use crate::clients::nix::FEATURES;
+use crate::cmd::{quote, Cmd, Output};
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::{quote, Cmd, Output};
 use crate::name::{HostWord, StorePath};
 use std::path::PathBuf;
 
@@ -204,7 +204,7 @@ pub fn hold_failed(cmd: &Cmd, out: &Output) -> Error {
         )
         .with_hint("wait for it to finish and run this again");
     }
-    crate::execute::process::failure(Kind::Failed, cmd, out)
+    crate::cmd::failure(Kind::Failed, cmd, out)
 }
 
 /// The output of `read_profiles`: each directory's state (`None`: no such directory).
@@ -216,7 +216,7 @@ pub fn parse_profiles(cmd: &Cmd, out: &Output, count: usize) -> Result<Vec<Optio
             format!(
                 "cannot read the host profiles over ssh ({}): unexpected output {:?}",
                 cmd.to_shell(),
-                crate::execute::process::tail(&out.stdout, 3)
+                crate::cmd::tail(&out.stdout, 3)
             ),
         ));
     }
@@ -331,8 +331,9 @@ mod tests {
     }
 
     mod executed {
+        use crate::cmd::Cmd;
         use crate::error::Kind;
-        use crate::execute::process::{Cmd, Runner};
+        use crate::execute::process::Runner;
         use crate::plan::{Action, Plan, Step, What};
 
         fn host_step(what: What, script: String) -> Step {

@@ -6,8 +6,8 @@ pub mod simplestreams;
 pub mod staging;
 
 use crate::clients::nix;
+use crate::cmd::Cmd;
 use crate::error::{Error, Kind, Result};
-use crate::execute::process::Cmd;
 use crate::name::ContainerName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -215,6 +215,13 @@ pub struct ImageFiles {
     pub fingerprint: String,
 }
 
+impl ImageFiles {
+    /// The metadata and root files, as an import takes them.
+    pub fn paths(&self) -> (&Path, &Path) {
+        (&self.metadata, &self.root)
+    }
+}
+
 /// The output itself when it is a file, else the one file under it whose name ends in `.ext`.
 pub fn find_file(out: &str, ext: &str) -> Result<PathBuf> {
     let root = Path::new(out);
@@ -296,6 +303,15 @@ fn hex(bytes: &[u8]) -> String {
 
 pub use crate::name::Alias;
 
+/// `nixos/NAME` for a container image, `nixos/NAME/vm` for a VM image.
+pub fn default_alias(name: &ContainerName, kind: ImageKind) -> Alias {
+    let alias = match kind {
+        ImageKind::Container => format!("nixos/{name}"),
+        ImageKind::Vm => format!("nixos/{name}/vm"),
+    };
+    Alias::parse(&alias).expect("a container name makes a valid alias")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +386,7 @@ mod tests {
     #[test]
     fn aliases() {
         assert_eq!(
-            Alias::default_for(&web(), ImageKind::Vm).as_str(),
+            default_alias(&web(), ImageKind::Vm).as_str(),
             "nixos/web/vm"
         );
         assert!(Alias::parse("nixos/web").is_ok());

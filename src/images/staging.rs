@@ -186,7 +186,7 @@ pub fn write(folder: &Folder) -> Result<()> {
 
 /// What `write` does, as a script a user could read.
 pub fn to_shell(folder: &Folder) -> String {
-    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    let q = |p: &Path| crate::cmd::quote(&p.display().to_string());
     let stage = if folder.new {
         let parent = folder.dir.parent().unwrap_or(Path::new("."));
         format!("stage=$(mktemp -d {}/.inx-tmp-XXXXXX)", q(parent))
@@ -195,7 +195,7 @@ pub fn to_shell(folder: &Folder) -> String {
     };
     let mut lines = vec![stage];
     for file in &folder.files {
-        let at = format!("\"$stage\"/{}", crate::execute::process::quote(&file.path));
+        let at = format!("\"$stage\"/{}", crate::cmd::quote(&file.path));
         let dir = Path::new(&file.path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty());
@@ -210,7 +210,7 @@ pub fn to_shell(folder: &Folder) -> String {
             Content::Sha256Sums(of) => format!(
                 "(cd \"$stage\" && sha256sum {}) >{at}",
                 of.iter()
-                    .map(|f| crate::execute::process::quote(f))
+                    .map(|f| crate::cmd::quote(f))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
@@ -222,7 +222,7 @@ pub fn to_shell(folder: &Folder) -> String {
         for rel in &folder.publish {
             lines.push(format!(
                 "mv \"$stage\"/{} {}",
-                crate::execute::process::quote(rel),
+                crate::cmd::quote(rel),
                 q(&folder.dir.join(rel))
             ));
         }

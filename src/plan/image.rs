@@ -3,7 +3,7 @@
 //! visibility are brought in line.
 
 use crate::clients::incus::{Client, RemoteName, ServerImage};
-use crate::execute::process::Cmd;
+use crate::cmd::Cmd;
 use crate::images::{Alias, ImageFiles};
 use crate::name::ContainerName;
 use crate::plan::{Action, Plan, Step, What};
@@ -73,7 +73,7 @@ pub fn import(
                 },
                 if target.public { " (public)" } else { "" }
             ),
-            b.image_import(files, target.remote, with_alias, target.public),
+            b.image_import(files.paths(), target.remote, with_alias, target.public),
         ));
     }
     if let Some((old, alias)) = elsewhere {

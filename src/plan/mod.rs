@@ -18,9 +18,9 @@ pub use up::{up, Facts, ImageSource};
 
 use crate::clients::incus::Client;
 use crate::clients::nix;
+use crate::cmd::Cmd;
 use crate::containers::instance::KEY_MANAGED;
 use crate::error::{Error, Kind};
-use crate::execute::process::Cmd;
 use crate::name::ContainerName;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -172,18 +172,14 @@ impl Plan {
             out.push_str(&format!("# {who}{}\n", step.description));
             let line = match &step.action {
                 Action::Run(cmd) => cmd.to_shell(),
-                Action::CreateDir(p) => format!(
-                    "mkdir -p {}",
-                    crate::execute::process::quote(&p.display().to_string())
-                ),
+                Action::CreateDir(p) => {
+                    format!("mkdir -p {}", crate::cmd::quote(&p.display().to_string()))
+                }
                 Action::RemoveDir(p) => {
-                    format!(
-                        "rm -rf {}",
-                        crate::execute::process::quote(&p.display().to_string())
-                    )
+                    format!("rm -rf {}", crate::cmd::quote(&p.display().to_string()))
                 }
                 Action::RemoveRoots(p) => {
-                    let d = crate::execute::process::quote(&p.display().to_string());
+                    let d = crate::cmd::quote(&p.display().to_string());
                     format!("rm -rf {d}/snapshots && rm -f {d}/r-* {d}/roots.json && rmdir {d}")
                 }
                 Action::WriteSnapshotRoots { dir, links } => {

@@ -368,7 +368,7 @@ fn plan_image_container(
                     &files.fingerprint[..files.fingerprint.len().min(12)]
                 ),
                 // No alias: the instance is made from the fingerprint.
-                incus.image_import(files, None, None, false),
+                incus.image_import(files.paths(), None, None, false),
             ));
         }
         plan.steps.push(run(

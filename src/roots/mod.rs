@@ -358,7 +358,7 @@ pub fn write_links(dir: &Path, links: &BTreeMap<String, StorePath>) -> io::Resul
 
 /// What `write_links` does, as a script.
 pub fn links_to_shell(dir: &Path, links: &BTreeMap<String, StorePath>) -> String {
-    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    let q = |p: &Path| crate::cmd::quote(&p.display().to_string());
     if links.is_empty() {
         return format!("rm -rf {}", q(dir));
     }
@@ -372,7 +372,7 @@ pub fn links_to_shell(dir: &Path, links: &BTreeMap<String, StorePath>) -> String
 /// What `write` does, as a script a user could read: the links, then the index (an empty
 /// index removes them all).
 pub fn to_shell(dir: &Path, index: &Index) -> String {
-    let q = |p: &Path| crate::execute::process::quote(&p.display().to_string());
+    let q = |p: &Path| crate::cmd::quote(&p.display().to_string());
     let d = q(dir);
     if index.roots.is_empty() {
         return format!("rm -f {d}/{LINK_PREFIX}* {d}/{INDEX} && rmdir {d}");

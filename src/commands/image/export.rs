@@ -54,7 +54,7 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         files: ["metadata.tar.xz", root, "SHA256SUMS", "IMPORT.txt"],
         image: &files,
     };
-    let alias = Alias::default_for(&outputs.name, outputs.kind);
+    let alias = crate::images::default_alias(&outputs.name, outputs.kind);
     let text = |path: &str, text: String| FolderFile {
         path: path.to_string(),
         content: Content::Text(text),
@@ -144,7 +144,7 @@ mod tests {
             root: "/nix/store/r/x.squashfs".into(),
             fingerprint: "aafd3b080e96".into(),
         };
-        let alias = Alias::default_for(&outputs.name, outputs.kind);
+        let alias = crate::images::default_alias(&outputs.name, outputs.kind);
         insta::assert_snapshot!(import_text(&outputs, &files, &alias));
     }
 }

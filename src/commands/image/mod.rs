@@ -54,7 +54,7 @@ fn alias_or_default(alias: Option<&str>, name: &str, kind: ImageKind) -> Result<
     alias
         .map(Alias::parse)
         .transpose()
-        .map(|a| a.unwrap_or_else(|| Alias::default_for(&name, kind)))
+        .map(|a| a.unwrap_or_else(|| crate::images::default_alias(&name, kind)))
 }
 
 fn root_file_name(kind: ImageKind) -> &'static str {

@@ -6,6 +6,7 @@
 #   scripts/hosts.sh up       bring the bed up (idempotent: a running bed is left as it is)
 #   scripts/hosts.sh down     stop every process of the bed and remove it (fine when there is none)
 #   scripts/hosts.sh status   print each host and whether it answers
+#   scripts/hosts.sh restart-incus N   restart host N's incusd (its containers stay as they are)
 #
 # Hosts: host2 (127.0.0.2, Incus cluster member `member2`, bootstraps the cluster), host3
 # (127.0.0.3, joins as `member3`), host4 (127.0.0.4, a standalone Incus server). Host N lives
@@ -208,9 +209,28 @@ status() {
   return $rc
 }
 
+# Restarts host N's incusd as a reboot of that host would (for tests of what Incus does at its
+# start, such as boot.autostart): SIGTERM ends the daemon and leaves its containers as they
+# are, then it starts again in the host's namespace.
+restart_incus() {
+  local n=$1 r=$root/host$1 pid found=
+  for pid in $(pgrep -x incusd); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "INCUS_DIR=$r/incus"; then
+      found=$pid
+    fi
+  done
+  [ -n "$found" ] || { say "host$n: no incusd runs"; return 1; }
+  kill -TERM "$found"
+  for _ in $(seq 300); do kill -0 "$found" 2>/dev/null || break; sleep 0.1; done
+  in_host "$n" setsid incusd --group root </dev/null >>"$r/incusd.log" 2>&1 &
+  in_host "$n" incus admin waitready --timeout 60
+  say "host$n: incusd restarted"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart-incus) restart_incus "${2:?which host: 2, 3 or 4}" ;;
+  *) echo "usage: $0 up|down|status|restart-incus N" >&2; exit 2 ;;
 esac

@@ -119,8 +119,10 @@ reset_state() {
 }
 
 # PID 1 of the bed. Before pivot_root: binds of the checkout (and the target dir) and the log
-# folder; after: proc of the new PID namespace, /dev and /sys from the old root, a plain cgroup2
-# on /sys/fs/cgroup, a tmpfs on /run, loopback up; then nix-daemon and incusd, and bash reaping
+# folder; after: proc of the new PID namespace, /dev from the old root, a sysfs of the new
+# network namespace (the old root's shows the host's interfaces, so Incus would not find a
+# bridge it made here), a plain cgroup2 on /sys/fs/cgroup, a tmpfs on /run, loopback up; then
+# nix-daemon and incusd, and bash reaping
 # whatever ends in the namespace. Never give nix-daemon NIX_REMOTE=daemon (it would connect to
 # itself, forking until the machine runs out of PIDs).
 start() {
@@ -144,8 +146,7 @@ pivot_root . .old-root
 cd /
 mount -t proc proc /proc
 mount --rbind /.old-root/dev /dev
-mount --rbind /.old-root/sys /sys
-umount -R /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup 2>/dev/null || true
+mount -t sysfs sysfs /sys
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/lock

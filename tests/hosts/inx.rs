@@ -864,3 +864,50 @@ fn two_ups_from_two_machines_against_one_host_one_deploys_and_the_other_exits_9_
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// nixos-container's `autoStart` on Incus: a container declared with it comes back when its
+/// host's Incus daemon starts (here host4's, restarted as a reboot would), one declared
+/// without it stays as it was (stopped). Both were stopped before the restart, so only
+/// `boot.autostart` can start one.
+#[test]
+fn an_autostart_container_comes_back_when_its_incus_daemon_restarts_and_another_stays_stopped() {
+    let test = "an_autostart_container_comes_back_when_its_incus_daemon_restarts";
+    let Some(case) = case(test, "mhauto", &["auto", "manual"]) else {
+        return;
+    };
+    let (bed, fx) = (&case.bed, &case.fx);
+    let (auto, manual) = (&case.names[0], &case.names[1]);
+    let version = super::unique("v");
+    fx.write_flake(&format!(
+        r#"{auto} = inx.lib.mkContainer {{ toplevel = sys "{auto}-{version}"; incus.remote = "h4"; autoStart = true; }};
+        {manual} = inx.lib.mkContainer {{ toplevel = sys "{manual}-{version}"; incus.remote = "h4"; autoStart = false; }};"#
+    ));
+    inx(fx, bed, &["up"]).ok();
+    let status = |name: &str| {
+        listed(bed, "h4", name).map(|i| i["status"].as_str().unwrap_or_default().to_string())
+    };
+    let key = |name: &str| {
+        listed(bed, "h4", name)
+            .and_then(|i| i["config"]["boot.autostart"].as_str().map(String::from))
+    };
+    assert_eq!(key(auto).as_deref(), Some("true"));
+    assert_eq!(key(manual).as_deref(), Some("false"));
+    inx(fx, bed, &["stop", auto, manual]).ok();
+    assert_eq!(status(auto).as_deref(), Some("Stopped"));
+    let restarted = Command::new(super::repo().join("scripts/hosts.sh"))
+        .args(["restart-incus", "4"])
+        .env("INX_HOSTS_ROOT", &bed.root)
+        .output()
+        .unwrap();
+    check("scripts/hosts.sh restart-incus 4", restarted);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(auto).as_deref() != Some("Running") {
+        assert!(
+            Instant::now() < deadline,
+            "{auto} did not come back after host4's incusd restarted: {:?}",
+            status(auto)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(status(manual).as_deref(), Some("Stopped"));
+}

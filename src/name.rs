@@ -372,7 +372,10 @@ mod tests {
 
     #[test]
     fn container_name_error_text() {
-        insta::assert_snapshot!(ContainerName::parse("Web_1").unwrap_err().to_string());
+        insta::assert_snapshot!(ContainerName::parse("Web_1").unwrap_err().to_string(), @r#"
+        error: invalid container name "Web_1": it must start with a lowercase letter
+        hint: use 1 to 63 lowercase letters, digits and '-', starting with a letter and not ending with '-'
+        "#);
     }
 
     #[test]

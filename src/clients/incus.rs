@@ -40,7 +40,7 @@ impl Backend {
 
 /// Builds the argv of one client, for one project (`None`: the client's current one; inx
 /// settles it once per command, see `commands::Scope`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Client {
     pub backend: Backend,
     pub project: Option<ProjectName>,
@@ -184,7 +184,15 @@ impl Client {
     }
 
     pub fn start(&self, name: &ContainerName) -> Cmd {
-        self.cmd().args(["start", &self.at(name)])
+        self.start_all(&[name])
+    }
+
+    /// One call that starts several instances: Incus starts each it can and names each it
+    /// could not (`NAME: error: ...`).
+    pub fn start_all(&self, names: &[&ContainerName]) -> Cmd {
+        self.cmd()
+            .arg("start")
+            .args(names.iter().map(|n| self.at(n)))
     }
 
     /// A clean shutdown, which Incus gives up after `timeout` seconds (failing, the instance

@@ -18,11 +18,12 @@ pub mod progress;
 pub mod recorder;
 
 use crate::clients::incus;
+use crate::clients::incus::Client;
 use crate::cmd::{failure, Cmd};
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::Run;
 use crate::name::ContainerName;
-use crate::plan::{Action, Halt, Plan, Step, What};
+use crate::plan::{Action, Halt, Plan, Start, Step, What};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -62,12 +63,15 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
 
     run_hosts(runner, &hosts, &bar)?;
 
-    let deferred: Vec<Option<&Step>> = chains
+    // Each chain's last step, when it is its container's start, waits to join the others'.
+    let deferred: Vec<Option<&Start>> = chains
         .iter_mut()
-        .map(|(container, steps)| {
-            let last = *steps.last()?;
-            start_of(last, container)?;
-            steps.pop()
+        .map(|(_, steps)| match steps.last()?.action {
+            Action::Start(ref start) => {
+                steps.pop();
+                Some(start)
+            }
+            _ => None,
         })
         .collect();
 
@@ -122,7 +126,7 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
     });
 
     let mut failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
-    let ready: Vec<(&ContainerName, &Step)> = chains
+    let ready: Vec<(&ContainerName, &Start)> = chains
         .iter()
         .zip(&deferred)
         .filter(|((c, _), _)| !failed.contains_key(c))
@@ -220,41 +224,22 @@ fn hold(runner: &dyn Run, cmd: &Cmd) -> Result<process::Held> {
         .map_err(|out| crate::hosts::ssh::hold_failed(cmd, &out))
 }
 
-/// The command of `step` when it is a start of `container` alone (`... start NAME`), which can
-/// join other containers' starts: the words before the name.
-fn start_of<'a>(step: &'a Step, container: &ContainerName) -> Option<&'a [String]> {
-    let Action::Run(cmd) = &step.action else {
-        return None;
-    };
-    let (name, before) = cmd.args.split_last()?;
-    let joinable = step.what == What::Start
-        && name == container.as_str()
-        && before.last().is_some_and(|w| w == "start")
-        && cmd.stdin.is_none();
-    joinable.then_some(before)
-}
-
 /// Runs the starts of `ready` as one call per client (and project); returns the containers
 /// whose start failed, each with its error.
 fn start_together<'a>(
     runner: &dyn Run,
-    ready: &[(&'a ContainerName, &Step)],
+    ready: &[(&'a ContainerName, &Start)],
 ) -> Vec<(&'a ContainerName, Error)> {
-    let mut groups: Vec<(Cmd, Vec<&ContainerName>)> = Vec::new();
-    for (container, step) in ready {
-        let Action::Run(cmd) = &step.action else {
-            continue;
-        };
-        let words = start_of(step, container).expect("only starts were deferred");
-        let base = Cmd::new(&cmd.program).args(words.iter().cloned());
-        match groups.iter_mut().find(|(b, _)| *b == base) {
+    let mut groups: Vec<(&Client, Vec<&ContainerName>)> = Vec::new();
+    for (container, start) in ready {
+        match groups.iter_mut().find(|(on, _)| **on == start.on) {
             Some((_, names)) => names.push(container),
-            None => groups.push((base, vec![container])),
+            None => groups.push((&start.on, vec![container])),
         }
     }
     let mut failed = Vec::new();
-    for (base, names) in groups {
-        let cmd = base.args(names.iter().map(|n| n.to_string()));
+    for (on, names) in groups {
+        let cmd = on.start_all(&names);
         let out = crate::execute::interrupt::check().and_then(|()| {
             for name in &names {
                 runner.progress(format_args!("{name}: start"));
@@ -370,25 +355,29 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
         }),
         Action::Halt(halt) => run_halt(runner, step, halt),
-        Action::Run(cmd) => {
-            // Build and collection logs are long and the user wants to watch them; everything
-            // else is captured and shown only when it fails.
-            let out = match step.what {
-                What::Build => runner.show_stderr(cmd)?,
-                What::Collect => runner.show_all(cmd)?,
-                _ => runner.change(cmd)?,
-            };
-            if out.success() {
-                return Ok(());
-            }
-            Err(match (cmd.program.as_str(), step.what) {
-                ("incus" | "lxc", _) => incus::failure_of(cmd, &out),
-                (_, What::Build) => failure(Kind::Build, cmd, &out)
-                    .with_hint("the build log is above; nothing was changed"),
-                _ => failure(Kind::Failed, cmd, &out),
-            })
-        }
+        Action::Start(start) => run_cmd(runner, step, &start.cmd()),
+        Action::Run(cmd) => run_cmd(runner, step, cmd),
     }
+}
+
+/// A step's command: a build's log relayed, a collection's report too, anything else captured
+/// and shown only when it fails.
+fn run_cmd(runner: &dyn Run, step: &Step, cmd: &Cmd) -> Result<()> {
+    let out = match step.what {
+        What::Build => runner.show_stderr(cmd)?,
+        What::Collect => runner.show_all(cmd)?,
+        _ => runner.change(cmd)?,
+    };
+    if out.success() {
+        return Ok(());
+    }
+    Err(match (cmd.program.as_str(), step.what) {
+        ("incus" | "lxc", _) => incus::failure_of(cmd, &out),
+        (_, What::Build) => {
+            failure(Kind::Build, cmd, &out).with_hint("the build log is above; nothing was changed")
+        }
+        _ => failure(Kind::Failed, cmd, &out),
+    })
 }
 
 /// A stop or restart: the clean one, given its timeout (a Ctrl-C ends the wait and leaves
@@ -525,6 +514,21 @@ mod tests {
         assert!(!dir.exists());
     }
 
+    /// A start as the plans make it (see `plan::Start`).
+    fn start_of(container: &str) -> Step {
+        let name = ContainerName::parse(container).unwrap();
+        Step {
+            container: Some(name.clone()),
+            host: None,
+            what: What::Start,
+            description: "start".into(),
+            action: Action::Start(Start {
+                on: incus::Client::default(),
+                name,
+            }),
+        }
+    }
+
     fn step_of(container: Option<&str>, what: What, program: &str, args: &[&str]) -> Step {
         Step {
             container: container.map(|c| ContainerName::parse(c).unwrap()),
@@ -549,9 +553,9 @@ mod tests {
                     &["--realise", "/nix/store/x.drv"],
                 ),
                 step_of(Some("a"), What::Create, "incus", &["create", "a"]),
-                step_of(Some("a"), What::Start, "incus", &["start", "a"]),
+                start_of("a"),
                 step_of(Some("b"), What::Create, "incus", &["refuse", "b"]),
-                step_of(Some("b"), What::Start, "incus", &["start", "b"]),
+                start_of("b"),
             ],
             ..Plan::default()
         };
@@ -583,11 +587,11 @@ mod tests {
         let plan = Plan {
             steps: vec![
                 step_of(Some("a"), What::Create, "incus", &["create", "a"]),
-                step_of(Some("a"), What::Start, "incus", &["start", "a"]),
+                start_of("a"),
                 step_of(Some("b"), What::Create, "incus", &["refuse", "b"]),
-                step_of(Some("b"), What::Start, "incus", &["start", "b"]),
+                start_of("b"),
                 step_of(Some("c"), What::Create, "incus", &["create", "c"]),
-                step_of(Some("c"), What::Start, "incus", &["start", "c"]),
+                start_of("c"),
                 step_of(Some("d"), What::Config, "incus", &["config", "d"]),
             ],
             ..Plan::default()
@@ -608,10 +612,7 @@ mod tests {
     #[test]
     fn a_start_that_fails_is_its_containers_alone() {
         let plan = Plan {
-            steps: vec![
-                step_of(Some("a"), What::Start, "incus", &["start", "a"]),
-                step_of(Some("b"), What::Start, "incus", &["start", "b"]),
-            ],
+            steps: vec![start_of("a"), start_of("b")],
             ..Plan::default()
         };
         let recorder = Recorder::default().fail_with(

@@ -1,7 +1,7 @@
 //! The plans of `inx start|stop|restart` and `inx destroy`: only managed instances, only
 //! what is needed.
 
-use super::{missing_error, run, step, unmanaged_error, Action, Plan, Shutdown, What};
+use super::{missing_error, run, start, step, unmanaged_error, Action, Plan, Shutdown, What};
 use crate::clients::incus::{Client, Instance};
 use crate::containers::instance;
 use crate::error::{Error, Result};
@@ -35,10 +35,7 @@ pub fn lifecycle(
         }
         let running = inst.running();
         match (op, running) {
-            (Lifecycle::Start, false) => {
-                plan.steps
-                    .push(run(name, What::Start, "start", incus.start(name)))
-            }
+            (Lifecycle::Start, false) => plan.steps.push(start(name, "start", incus)),
             (Lifecycle::Stop, true) => {
                 plan.steps
                     .push(step(name, What::Stop, "stop", shutdown.stop(incus, name)))
@@ -49,12 +46,10 @@ pub fn lifecycle(
                 "restart",
                 shutdown.restart(incus, name),
             )),
-            (Lifecycle::Restart, false) => plan.steps.push(run(
-                name,
-                What::Start,
-                "start (it was stopped)",
-                incus.start(name),
-            )),
+            (Lifecycle::Restart, false) => {
+                plan.steps
+                    .push(start(name, "start (it was stopped)", incus))
+            }
             _ => plan.unchanged.push(name.clone()),
         }
     }

@@ -79,6 +79,10 @@ pub enum What {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Run(Cmd),
+    /// A container's start, as data: the executor joins the starts of several containers on
+    /// one server into one call. Printed (and in JSON) as the `run` of its own command.
+    #[serde(rename = "run", serialize_with = "Start::as_run")]
+    Start(Start),
     CreateDir(PathBuf),
     RemoveDir(PathBuf),
     /// A container's GC roots directory: inx's links and index in it, then the directory if
@@ -98,6 +102,23 @@ pub enum Action {
     },
     /// A stop or restart that never hangs (see `Halt`).
     Halt(Halt),
+}
+
+/// The start of `name` through `on`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub on: Client,
+    pub name: ContainerName,
+}
+
+impl Start {
+    pub fn cmd(&self) -> Cmd {
+        self.on.start(&self.name)
+    }
+
+    fn as_run<S: serde::Serializer>(&self, to: S) -> std::result::Result<S::Ok, S::Error> {
+        self.cmd().serialize(to)
+    }
 }
 
 /// A stop or restart of a running container: `clean`, a shutdown Incus gives `timeout`
@@ -172,6 +193,7 @@ impl Plan {
             out.push_str(&format!("# {who}{}\n", step.description));
             let line = match &step.action {
                 Action::Run(cmd) => cmd.to_shell(),
+                Action::Start(start) => start.cmd().to_shell(),
                 Action::CreateDir(p) => {
                     format!("mkdir -p {}", crate::cmd::quote(&p.display().to_string()))
                 }
@@ -277,6 +299,19 @@ fn step(
         description: description.into(),
         action,
     }
+}
+
+/// The start of `container` through `incus` (see `Start`).
+fn start(container: &ContainerName, description: impl Into<String>, incus: &Client) -> Step {
+    step(
+        container,
+        What::Start,
+        description,
+        Action::Start(Start {
+            on: incus.clone(),
+            name: container.clone(),
+        }),
+    )
 }
 
 fn run(container: &ContainerName, what: What, description: impl Into<String>, cmd: Cmd) -> Step {

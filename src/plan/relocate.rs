@@ -5,7 +5,7 @@
 //! (its root filesystem with it), it starts again, and only then is the old member's profile
 //! (a GC root there) released.
 
-use super::{run, Action, Plan, Step, What};
+use super::{run, start, Action, Plan, Step, What};
 use crate::clients::incus::Client;
 use crate::hosts::SshDest;
 use crate::name::{ContainerName, StorePath};
@@ -72,8 +72,7 @@ pub fn relocate(m: &Move) -> Plan {
         m.incus.move_to(name, m.member),
     ));
     if m.running {
-        plan.steps
-            .push(run(name, What::Start, "start", m.incus.start(name)));
+        plan.steps.push(start(name, "start", m.incus));
     }
     plan.steps.push(run(
         name,

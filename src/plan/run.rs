@@ -65,7 +65,10 @@ pub fn start(
             step(
                 What::Start,
                 "start".to_string(),
-                Action::Run(incus.start(run)),
+                Action::Start(super::Start {
+                    on: incus.clone(),
+                    name: run.clone(),
+                }),
             ),
         ],
         ..Plan::default()

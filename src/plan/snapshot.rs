@@ -82,7 +82,10 @@ pub fn restore(
         plan.steps.push(step(
             What::Start,
             "start".to_string(),
-            Action::Run(incus.start(name)),
+            Action::Start(super::Start {
+                on: incus.clone(),
+                name: name.clone(),
+            }),
         ));
     }
     plan

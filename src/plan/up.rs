@@ -1,7 +1,7 @@
 //! The plan of `inx up`: each declared container brought to its declared state, one build for
 //! all of them first.
 
-use super::{run, step, unmanaged_error, Action, Plan, Shutdown, Step, What};
+use super::{run, start, step, unmanaged_error, Action, Plan, Shutdown, Step, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
@@ -283,14 +283,14 @@ fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec
                 instance::create_input(&t.spec),
             ),
         ));
-        steps.push(run(name, What::Start, "start", incus.start(name)));
+        steps.push(start(name, "start", incus));
         return;
     };
 
     let diff = instance::diff(&t.spec, inst);
     if !inst.running() {
         apply(name, &diff, incus, steps);
-        steps.push(run(name, What::Start, "start", incus.start(name)));
+        steps.push(start(name, "start", incus));
         return;
     }
     if diff.needs_restart() {
@@ -301,7 +301,7 @@ fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec
             shutdown.stop(incus, name),
         ));
         apply(name, &diff, incus, steps);
-        steps.push(run(name, What::Start, "start", incus.start(name)));
+        steps.push(start(name, "start", incus));
         return;
     }
     // The profile directory was removed on the host while the container ran, which still
@@ -382,15 +382,14 @@ fn plan_image_container(
                 instance::create_input(&t.spec),
             ),
         ));
-        plan.steps
-            .push(run(name, What::Start, "start", incus.start(name)));
+        plan.steps.push(start(name, "start", incus));
         return;
     };
     let diff = instance::diff(&t.spec, inst);
     let mut steps = Vec::new();
     if !inst.running() {
         apply(name, &diff, incus, &mut steps);
-        steps.push(run(name, What::Start, "start", incus.start(name)));
+        steps.push(start(name, "start", incus));
     } else if diff.needs_restart() {
         steps.push(step(
             name,
@@ -399,7 +398,7 @@ fn plan_image_container(
             shutdown.stop(incus, name),
         ));
         apply(name, &diff, incus, &mut steps);
-        steps.push(run(name, What::Start, "start", incus.start(name)));
+        steps.push(start(name, "start", incus));
     } else {
         apply(name, &diff, incus, &mut steps);
     }

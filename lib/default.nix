@@ -182,7 +182,9 @@ rec {
         if evaluated then arg.config.containers
         else if builtins.isAttrs arg && arg ? containers then arg.containers
         else throw "${where}: give a host's NixOS configuration (nixosConfigurations.<host>) or { containers = { ... }; nixpkgs; system; }";
-      system = arg.system or (if evaluated then arg.config.nixpkgs.hostPlatform.system or arg.pkgs.stdenv.hostPlatform.system else null);
+      # The host's pkgs says its platform on every NixOS; nixpkgs.hostPlatform has no default
+      # (reading it unset throws), so it is only the fallback.
+      system = arg.system or (if evaluated then arg.pkgs.stdenv.hostPlatform.system or arg.config.nixpkgs.hostPlatform.system else null);
 
       # Option definitions as written: mkMerge, mkIf and priorities unwrapped.
       plain = v:

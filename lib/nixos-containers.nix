@@ -125,6 +125,8 @@ let
   deviceOf = d:
     if !(builtins.isAttrs d) || !(builtins.isString (d.node or null)) then
       throw "${where}: each allowedDevices entry is { node = \"/dev/...\"; modifier = \"rwm\"; }"
+    else if builtins.substring 0 5 d.node != "/dev/" then
+      throw "${where}: allowedDevices node \"${d.node}\" is not a path under /dev: device classes (such as char-drm) have no Incus counterpart; name each node (a unix-char device each)"
     else {
       name = deviceName "dev" d.node;
       # Incus passes a character device node through with its cgroup access; the modifier has
@@ -264,6 +266,7 @@ in
     else if !_types then throw "unreachable"
     else if twice != [ ] then throw "${where}: two bindMounts/allowedDevices/macvlans/interfaces entries make the device ${builtins.head twice}"
     else if clash != [ ] then throw "${where}: incus.devices.${builtins.head clash} is also the name of a device made from nixos-container options"
+    else if (args.fromImage or false) && (c.ephemeral || (c.privateNetwork && c.hostBridge != null)) then throw "${where}: ephemeral, and privateNetwork with hostBridge, start the container through a wrapper of the system's own (its profile, on the shared store); a container made from its image (fromImage) has neither at its first start: drop fromImage, or set the address in the guest's networking options"
     else if c.privateNetwork && (declared ? eth0) then throw "${where}: privateNetwork makes the nic eth0, and incus.devices.eth0 is declared too: keep one"
     else rest
       // { incus = incus'; }

@@ -41,7 +41,7 @@
         # The bridge containers use and those a preseed of the user's own makes: the firewall
         # trusts them so that containers get DHCP and DNS from Incus's dnsmasq.
         bridges = lib.unique (
-          lib.optional (cfg.bridge != null) cfg.bridge
+          lib.optional (cfg.bridge != null && cfg.trustBridge) cfg.bridge
           ++ map (n: n.name) (
             lib.filter (n: (n.type or "bridge") == "bridge" && n ? name) (
               if incus.preseed == null then [ ] else incus.preseed.networks or [ ]
@@ -94,6 +94,9 @@
             "CAP_FOWNER"
             "CAP_SYS_PTRACE"
           ];
+          # In the group its folders are shared with: chmod 2770 of a folder it made keeps the
+          # setgid bit only for a member of the folder's group (or with CAP_FSETID).
+          SupplementaryGroups = [ "incus-admin" ];
           NoNewPrivileges = true;
           ProtectSystem = "strict";
           # `-`: a host where they do not exist yet still starts the service (tmpfiles makes
@@ -168,6 +171,17 @@
               unless a network of that name exists (a host bridge Incus does not manage is
               joined as the NIC's parent). `null`: no NIC in the default profile, no bridge
               trusted.
+            '';
+          };
+
+          trustBridge = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = ''
+              Whether the firewall trusts `bridge` (`networking.firewall.trustedInterfaces`), so
+              that containers get DHCP and DNS from Incus's dnsmasq there. Set it false when
+              `bridge` is a host bridge of your own that carries the host's LAN: trusting it would
+              open every port to the LAN, and containers on it get their addresses from the LAN.
             '';
           };
 
@@ -266,8 +280,10 @@
           # made once; an Incus that is set up is left alone (incus-init.sh).
           systemd.services.inx-incus-init = lib.mkIf cfg.initialise {
             description = "inx: initialise a fresh Incus (a set-up one is left as it is)";
-            # With incusd, after any preseed of the user's own; never starts incusd itself.
-            wantedBy = [ "incus.service" ];
+            # With incusd, after any preseed of the user's own; never starts incusd itself. Also
+            # wanted by multi-user.target where incusd starts at boot, so a switch that adds inx
+            # to a host whose incusd already runs starts it now, not at the next restart.
+            wantedBy = [ "incus.service" ] ++ lib.optional (!incus.socketActivation) "multi-user.target";
             partOf = [ "incus.service" ];
             after = [
               "incus.service"
@@ -321,8 +337,9 @@
           systemd.services.inx-roots = lib.mkIf cfg.roots.watch {
             description = "inx: keep what containers build across the host's garbage collection";
             # Containers only run while incusd does: start and stop with it, never start it
-            # (its listings would wake a socket-activated incusd).
-            wantedBy = [ "incus.service" ];
+            # (its listings would wake a socket-activated incusd). Where incusd starts at boot,
+            # multi-user.target wants it too, so a switch starts it on a host whose incusd runs.
+            wantedBy = [ "incus.service" ] ++ lib.optional (!incus.socketActivation) "multi-user.target";
             partOf = [ "incus.service" ];
             after = [
               "incus.service"
@@ -345,18 +362,25 @@
           };
 
           # nix-gc.nix defines this service when nix.enable is on; only add to it then. The sync
-          # asks incusd for its containers: with incusd off (socket activation, not used since
-          # boot) no container ran since the last sync or watch, so skip it rather than wake
-          # incusd (the roots already made stay).
+          # asks incusd for its containers. Only where incusd is socket-activated and has not
+          # been started (inactive, not failed) did no container run since the last sync, so
+          # only then is the sync skipped rather than incusd woken. Anywhere else (a stopped or
+          # crashed incusd leaves its containers running: incus.nix's unit kills only the
+          # daemon) it runs, and a failed sync stops the collection.
           systemd.services.nix-gc = lib.mkIf (cfg.roots.syncBeforeGc && config.nix.enable) {
             inherit path;
-            preStart = ''
-              if systemctl is-active --quiet incus.service; then
-                ${inx} roots sync ${cap}
+            preStart =
+              if incus.socketActivation then
+                ''
+                  state=$(systemctl is-active incus.service || true)
+                  if [ "$state" = inactive ]; then
+                    echo "inx: incus.service was not started (socket activation): no roots sync (nothing ran since the last one)"
+                  else
+                    ${inx} roots sync ${cap}
+                  fi
+                ''
               else
-                echo "inx: incus.service is not running: no roots sync (nothing ran since the last one)"
-              fi
-            '';
+                "${inx} roots sync ${cap}";
           };
         };
       }

@@ -183,9 +183,30 @@ fn a_member_takes_over_on_a_host_where_root_ran_inx_first() {
     let group = |p: &Path| owner_group_mode(p).1;
     let runs = Path::new("/nix/var/nix/profiles/inx/.runs");
     assert_eq!(group(runs), "root", "made by root before the group");
+    // A user inside the container has a profile of their own in the bound folder (uid 1000,
+    // as the shifted mount shows it on the host): it stays theirs.
+    let theirs = Path::new(PROFILES).join(&web).join("per-user/alice");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let chowned = Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(theirs.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(chowned.success());
 
     apply_tmpfiles();
     assert_eq!(group(runs), "incus-admin");
+    assert_eq!(group(&Path::new(PROFILES).join(&web)), "incus-admin");
+    let (uid, _, _) = owner_group_mode(&theirs);
+    let gid = std::fs::metadata(&theirs).unwrap().gid();
+    assert_eq!(
+        (uid, gid),
+        (1000, 1000),
+        "a container user's profile kept its owner"
+    );
+    // A member cannot remove another uid's files (`destroy` as the member would fail on
+    // them: see docs/commands.md); this test's stand-in for them goes now.
+    std::fs::remove_dir_all(theirs.parent().unwrap()).unwrap();
     let chown = Command::new("chown")
         .args(["-R", USER])
         .arg(fx.user_dir())

@@ -89,6 +89,24 @@ let
   socket = outcome (hostOn ++ [ { virtualisation.incus.socketActivation = true; } ]);
   hardened = outcome (hostOn ++ [ { nix.settings.allowed-users = [ "@users" ]; } ]);
   gcOn = outcome (hostOn ++ [ { nix.gc.automatic = true; } ]);
+  gcSocket = outcome (
+    hostOn
+    ++ [
+      {
+        nix.gc.automatic = true;
+        virtualisation.incus.socketActivation = true;
+      }
+    ]
+  );
+  ownBridge = outcome (
+    hostOn
+    ++ [
+      {
+        services.inx.bridge = "br0";
+        services.inx.trustBridge = false;
+      }
+    ]
+  );
   twice = outcome (hostOn ++ [ host ]);
   disabled = nixos [
     host
@@ -113,8 +131,14 @@ let
     # The same lines the end-to-end tests apply with systemd-tmpfiles (tests/e2e/users.rs).
     ++ expect "host: inx's folders shared with incus-admin" h.systemd.tmpfiles.rules [
       "d /nix/var/nix/profiles/inx 2770 root incus-admin -"
-      "Z /nix/var/nix/profiles/inx - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/* - root incus-admin -"
       "d /nix/var/nix/profiles/inx/.builds 2770 root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.builds/* - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.runs - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.runs/* - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.projects - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.projects/* - root incus-admin -"
+      "z /nix/var/nix/profiles/inx/.projects/*/* - root incus-admin -"
       "f /nix/var/nix/profiles/inx/.lock 0660 root incus-admin -"
       "d /nix/var/nix/gcroots/inx 2770 root incus-admin -"
       "Z /nix/var/nix/gcroots/inx - root incus-admin -"
@@ -129,12 +153,15 @@ let
       preseed = null;
       service = false;
     }
-    ++ expect "host: fresh: the init service runs once per incusd start, after any preseed, never starts incusd" {
+    ++ expect "host: fresh: the init service runs once per incusd start (and at boot, with an incusd that starts then), after any preseed, never starts incusd" {
       inherit (init) wantedBy partOf after wants requires;
       inherit (init.serviceConfig) Type RemainAfterExit;
       script = lib.hasSuffix "-inx-incus-init" init.serviceConfig.ExecStart;
     } {
-      wantedBy = [ "incus.service" ];
+      wantedBy = [
+        "incus.service"
+        "multi-user.target"
+      ];
       partOf = [ "incus.service" ];
       after = [
         "incus.service"
@@ -203,11 +230,14 @@ let
         "10.0.100.1/24"
       ];
     }
-    ++ expect "host: the watcher starts and stops with incus, never starts it" {
+    ++ expect "host: the watcher starts and stops with incus (and at boot and at a switch, with an incusd that starts at boot), never starts it" {
       inherit (roots) wantedBy wants partOf;
       after = lib.elem "incus.service" roots.after;
     } {
-      wantedBy = [ "incus.service" ];
+      wantedBy = [
+        "incus.service"
+        "multi-user.target"
+      ];
       wants = [ ];
       partOf = [ "incus.service" ];
       after = true;
@@ -225,8 +255,22 @@ let
     ++ check "host: a roots sync runs before the scheduled GC" (
       lib.hasInfix "/bin/inx roots sync" gcOn.systemd.services.nix-gc.preStart
     )
-    ++ check "host: the GC's roots sync runs only while incusd does (never wakes a socket-activated one)" (
-      lib.hasInfix "if systemctl is-active --quiet incus.service; then" gcOn.systemd.services.nix-gc.preStart
+    ++ check "host: with an incusd that starts at boot, the GC's roots sync always runs (a stopped incusd leaves containers running)" (
+      !(lib.hasInfix "is-active" gcOn.systemd.services.nix-gc.preStart)
+    )
+    ++ check "host: with socket activation, the GC's roots sync is skipped only while incusd was never started (never wakes it)" (
+      lib.hasInfix "/bin/inx roots sync" gcSocket.systemd.services.nix-gc.preStart
+      && lib.hasInfix ''if [ "$state" = inactive ]; then'' gcSocket.systemd.services.nix-gc.preStart
+    )
+    ++ expect "host: a host bridge of one's own with trustBridge = false: not trusted, still named to the init" {
+      trusted = ownBridge.networking.firewall.trustedInterfaces;
+      bridge = ownBridge.systemd.services.inx-incus-init.environment.INX_BRIDGE;
+    } {
+      trusted = [ ];
+      bridge = "br0";
+    }
+    ++ check "host: the watcher is in incus-admin, so folders it makes keep their setgid bit" (
+      roots.serviceConfig.SupplementaryGroups == [ "incus-admin" ]
     )
     ++ expect "host: the confined watcher's incus client writes its config in the watcher's runtime folder, not root's home" {
       conf = roots.environment.INCUS_CONF;

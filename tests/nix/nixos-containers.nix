@@ -197,6 +197,9 @@ in
     wrongType = refusal (mk { autoStart = "yes"; }) "autoStart must be true or false";
     badMac = refusal (mk { privateNetwork = true; localMacAddress = "de:b7"; }) "localMacAddress must be null or a MAC address";
     addressNotString = refusal (mk { privateNetwork = true; localAddress = 10; }) "localAddress must be null or an address string";
+    ephemeralFromImage = refusal (mk { ephemeral = true; fromImage = true; }) "a container made from its image (fromImage) has neither at its first start";
+    bridgeFromImage = refusal (mk { privateNetwork = true; hostBridge = "br0"; fromImage = true; }) "a container made from its image (fromImage) has neither at its first start";
+    deviceClass = refusal (mk { allowedDevices = [ { node = "char-drm"; modifier = "rw"; } ]; }) "allowedDevices node \"char-drm\" is not a path under /dev";
     fromNothing = refusal (inxLib.fromNixosContainers { containers.x = { autoStart = true; }; }).x.inxManifest "containers.x has neither `config` nor `path`";
   };
 }

@@ -187,20 +187,9 @@ up() {
     tail -n 20 "$base/log/bed/incusd.log" >&2 || true
     exit 1
   fi
-  in_bed incus admin init --preseed <<'EOF'
-config:
-  images.auto_update_interval: "0"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      path: /
-      pool: default
-      type: disk
-EOF
+  # An inx host's storage-only setup, and no image updates (nothing is fetched from here).
+  in_bed incus admin init --preseed <"$repo/scripts/storage-only.yaml"
+  in_bed incus config set images.auto_update_interval=0
   say "up: $(in_bed incus version | tr '\n' ' '), $(in_bed nix --version); PID 1 of the bed is $(holder) on the host"
 }
 

@@ -48,6 +48,13 @@
             )
           )
         );
+        # inx's services run with incusd: started with it (and at boot, and so at the switch
+        # that adds them, where incusd starts at boot), stopped with it, never starting it (a
+        # socket-activated incusd stays off until first use).
+        withIncusd = {
+          wantedBy = [ "incus.service" ] ++ lib.optional (!incus.socketActivation) "multi-user.target";
+          partOf = [ "incus.service" ];
+        };
         # Creates only what a fresh Incus lacks (incus-init.sh says what and when).
         initScript = pkgs.writeShellScript "inx-incus-init" (builtins.readFile ./incus-init.sh);
         # Nix 2.28 and later resolve flake inputs through the global registry only (the
@@ -280,11 +287,8 @@
           # made once; an Incus that is set up is left alone (incus-init.sh).
           systemd.services.inx-incus-init = lib.mkIf cfg.initialise {
             description = "inx: initialise a fresh Incus (a set-up one is left as it is)";
-            # With incusd, after any preseed of the user's own; never starts incusd itself. Also
-            # wanted by multi-user.target where incusd starts at boot, so a switch that adds inx
-            # to a host whose incusd already runs starts it now, not at the next restart.
-            wantedBy = [ "incus.service" ] ++ lib.optional (!incus.socketActivation) "multi-user.target";
-            partOf = [ "incus.service" ];
+            # With incusd (withIncusd), after any preseed of the user's own.
+            inherit (withIncusd) wantedBy partOf;
             after = [
               "incus.service"
               "incus-preseed.service"
@@ -336,11 +340,9 @@
 
           systemd.services.inx-roots = lib.mkIf cfg.roots.watch {
             description = "inx: keep what containers build across the host's garbage collection";
-            # Containers only run while incusd does: start and stop with it, never start it
-            # (its listings would wake a socket-activated incusd). Where incusd starts at boot,
-            # multi-user.target wants it too, so a switch starts it on a host whose incusd runs.
-            wantedBy = [ "incus.service" ] ++ lib.optional (!incus.socketActivation) "multi-user.target";
-            partOf = [ "incus.service" ];
+            # Containers only run while incusd does (withIncusd; its listings would wake a
+            # socket-activated incusd).
+            inherit (withIncusd) wantedBy partOf;
             after = [
               "incus.service"
               "nix-daemon.socket"

@@ -35,6 +35,19 @@ fn unready() -> Option<String> {
     })
 }
 
+/// The host for a test that runs inx as the member, or `None` after a recorded skip (in CI a
+/// failure) when the host or the member is not ready.
+fn member_host(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = host(test)?;
+    match unready() {
+        Some(why) => {
+            skip(test, &why);
+            None
+        }
+        None => Some(guard),
+    }
+}
+
 fn owner_group_mode(path: &Path) -> (u32, String, u32) {
     let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let group = Command::new("stat")
@@ -51,11 +64,9 @@ fn owner_group_mode(path: &Path) -> (u32, String, u32) {
 
 #[test]
 fn a_member_of_incus_admin_runs_inx_without_root_and_root_only_commands_say_so() {
-    let _host = host!("users");
-    if let Some(why) = unready() {
-        skip("users", &why);
+    let Some(_host) = member_host("users") else {
         return;
-    }
+    };
     // The folders as the host module makes them (and fixes them, on a host that had them).
     apply_tmpfiles();
 
@@ -163,11 +174,9 @@ fn apply_tmpfiles() {
 /// container, takes and restores a snapshot, and works in the other project.
 #[test]
 fn a_member_takes_over_on_a_host_where_root_ran_inx_first() {
-    let _host = host!("users_after_root");
-    if let Some(why) = unready() {
-        skip("users_after_root", &why);
+    let Some(_host) = member_host("users_after_root") else {
         return;
-    }
+    };
     let project = "inx-e2e-users";
     let fx = Fixture::new("rootfirst");
     let web = fx.name("web");

@@ -81,7 +81,8 @@ if ! timeout 10 nix --extra-experimental-features nix-command store ping --store
   say "starting nix-daemon"
   mkdir -p /nix/var/nix/daemon-socket
   rm -f /nix/var/nix/daemon-socket/socket
-  setsid nix-daemon >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
+  # From /: a daemon keeps its working folder, which may be a checkout removed later.
+  (cd / && exec setsid nix-daemon >"$log_dir/nix-daemon.log" 2>&1 </dev/null) &
   for _ in $(seq 1 100); do
     timeout 10 nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1 && break
     sleep 0.1
@@ -92,7 +93,8 @@ fi
 # service does): members use Incus, and inx, without sudo.
 if ! incus info >/dev/null 2>&1; then
   say "starting incusd"
-  setsid /usr/libexec/incus/incusd --group incus-admin >"$log_dir/incusd.log" 2>&1 </dev/null &
+  # From /: a daemon keeps its working folder, which may be a checkout removed later.
+  (cd / && exec setsid /usr/libexec/incus/incusd --group incus-admin >"$log_dir/incusd.log" 2>&1 </dev/null) &
   if ! timeout 60 incus admin waitready; then
     say "incusd did not start: see $log_dir/incusd.log"
     tail -n 20 "$log_dir/incusd.log" >&2 || true

@@ -134,7 +134,8 @@ case $(daemon_version) in
     say "starting nix-daemon (Nix 2.26)"
     rm -f /nix/var/nix/daemon-socket/socket
     mkdir -p /nix/var/nix/daemon-socket
-    setsid "$modern/bin/nix-daemon" >"$log_dir/nix-daemon.log" 2>&1 </dev/null &
+    # From /: a daemon keeps its working folder, which may be a checkout removed later.
+    (cd / && exec setsid "$modern/bin/nix-daemon" >"$log_dir/nix-daemon.log" 2>&1 </dev/null) &
     for _ in $(seq 1 100); do
       case $(daemon_version) in 2.26.*) break ;; esac
       sleep 0.1
@@ -217,7 +218,8 @@ INX_LOG_DIR=$log_dir "$(dirname "$0")/provision-host.sh"
 stop_if_stale lxd
 if ! lxc info >/dev/null 2>&1; then
   say "starting lxd"
-  setsid /usr/bin/lxd --group root >"$log_dir/lxd.log" 2>&1 </dev/null &
+  # From /: a daemon keeps its working folder, which may be a checkout removed later.
+  (cd / && exec setsid /usr/bin/lxd --group root >"$log_dir/lxd.log" 2>&1 </dev/null) &
   if ! timeout 60 lxd waitready; then
     say "lxd did not start: see $log_dir/lxd.log"
     tail -n 20 "$log_dir/lxd.log" >&2 || true

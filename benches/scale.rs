@@ -32,8 +32,13 @@ mod harness;
 
 #[path = "scale/bed.rs"]
 mod bed;
+#[path = "../tests/e2e/builds.rs"]
+#[allow(dead_code)]
+mod builds;
 #[path = "scale/hosts.rs"]
 mod hosts;
+#[path = "scale/many.rs"]
+mod many;
 #[path = "scale/peer.rs"]
 mod peer;
 #[path = "scale/report.rs"]
@@ -60,7 +65,7 @@ struct Settings {
 }
 
 /// The scenarios `INX_BENCH_ONLY` can name.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "new",
     "unchanged",
     "list",
@@ -69,6 +74,7 @@ const SCENARIOS: [&str; 8] = [
     "parallel",
     "image",
     "hosts",
+    "scale",
 ];
 
 /// The scenarios to run: `INX_BENCH_ONLY`'s, or all. An unknown name stops the bench.
@@ -135,7 +141,15 @@ fn main() {
         }
     };
     let load_before = load();
-    let bed = Bed::new(s.large.unwrap_or(s.medium));
+    let scale_sizes = many::sizes(full);
+    let most = scale_sizes
+        .iter()
+        .copied()
+        .filter(|_| want("scale"))
+        .chain([s.large.unwrap_or(s.medium)])
+        .max()
+        .unwrap_or(s.medium);
+    let bed = Bed::new(most);
     let mut out = String::new();
 
     let mut up = Table::new(
@@ -170,7 +184,7 @@ fn main() {
         list(&bed, &s, &medium, s.runs, &mut checks);
     }
     if want("update") {
-        update(&bed, &s, &medium, &mut checks);
+        update(&bed, s.runs, &medium, &mut checks);
     }
     let disk_table = want("disk").then(|| disk(&bed, &s, &medium));
     let parallel_table = want("parallel").then(|| parallel(&bed, &s, &medium));
@@ -225,6 +239,8 @@ fn main() {
         None
     };
 
+    let scale = want("scale").then(|| many::run(&bed, &scale_sizes, s.full));
+
     let scenarios = if only.len() == SCENARIOS.len() {
         String::new()
     } else {
@@ -248,6 +264,9 @@ fn main() {
         Some(&images.time),
         Some(&images.disk),
         hosts_table.as_ref(),
+        scale.as_ref().map(|t| &t.up),
+        scale.as_ref().map(|t| &t.costs),
+        scale.as_ref().map(|t| &t.large),
     ];
     for t in tables.into_iter().flatten().filter(|t| !t.is_empty()) {
         out.push_str(&t.render());
@@ -637,7 +656,7 @@ fn wait_running(names: &[String], systems: &[String]) {
 
 /// An in-place update of running containers: inx switches v1 to v2; the raw side switches
 /// v2 back to v1 with `nix build`, `nix-env --set` and `switch-to-configuration switch`.
-fn update(bed: &Bed, s: &Settings, names: &[String], checks: &mut Table) {
+fn update(bed: &Bed, runs: usize, names: &[String], checks: &mut Table) {
     let n = names.len();
     eprintln!("bench: in-place update of {n}");
     bed.declare(names, "v2");
@@ -647,7 +666,7 @@ fn update(bed: &Bed, s: &Settings, names: &[String], checks: &mut Table) {
     wait_running(names, &v1);
     let mut inx = Vec::new();
     let mut raw = Vec::new();
-    for _ in 0..s.runs {
+    for _ in 0..runs {
         // Always v1 -> v2 by inx, then v2 -> v1 by hand: the same work each way.
         bed.declare(names, "v2");
         inx.push(timed(|| {

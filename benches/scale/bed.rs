@@ -231,6 +231,17 @@ impl Bed {
         })
     }
 
+    /// The real inx on the bench's flake as a command to spawn (to watch it as it runs).
+    pub fn inx_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inx"));
+        cmd.arg("--flake")
+            .arg(self.flake())
+            .args(args)
+            .env("INX_PROFILES_DIR", PROFILES)
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// The real inx with another PATH (for the counting shims).
     pub fn inx_env(&self, args: &[&str], path: &str) -> Run {
         self.fx.inx_with(args, |c| {
@@ -253,21 +264,7 @@ impl Bed {
 
     /// Deletes these instances (one incus call) and their host profiles; untimed.
     pub fn clear(&self, names: &[String]) {
-        let wanted: BTreeSet<&String> = names.iter().collect();
-        let present: Vec<String> = existing()
-            .into_iter()
-            .filter(|n| wanted.contains(n))
-            .collect();
-        if !present.is_empty() {
-            checked(
-                Command::new("incus")
-                    .args(["delete", "--force"])
-                    .args(&present),
-            );
-        }
-        for n in names {
-            let _ = std::fs::remove_dir_all(Path::new(PROFILES).join(n));
-        }
+        clear(names);
     }
 
     /// Counting stand-ins: `nix`, `nix-env`, `nix-store` and `incus` that log each call and
@@ -310,6 +307,25 @@ impl Drop for Bed {
         self.release_big();
         let _ = std::fs::remove_file(Path::new(PROFILES).join(".lock"));
         let _ = std::fs::remove_dir(PROFILES);
+    }
+}
+
+/// Deletes these instances (one incus call) and their host profiles; untimed.
+pub fn clear(names: &[String]) {
+    let wanted: BTreeSet<&String> = names.iter().collect();
+    let present: Vec<String> = existing()
+        .into_iter()
+        .filter(|n| wanted.contains(n))
+        .collect();
+    if !present.is_empty() {
+        checked(
+            Command::new("incus")
+                .args(["delete", "--force"])
+                .args(&present),
+        );
+    }
+    for n in names {
+        let _ = std::fs::remove_dir_all(Path::new(PROFILES).join(n));
     }
 }
 

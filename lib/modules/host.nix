@@ -145,7 +145,8 @@
           UMask = "0007";
         };
         deployed = deploy.authorizedKeys != [ ];
-        # The limits Incus documents for many instances (incus-sysctl.conf, which says why each).
+        # The limits Incus documents for many instances (incus-sysctl.conf, which says why each;
+        # scripts/host-limits.sh reads it too, and the manual shows it): its `key = value` lines.
         incusSysctl = lib.listToAttrs (
           map (
             line:
@@ -153,8 +154,9 @@
               kv = map (lib.replaceStrings [ " " ] [ "" ]) (lib.splitString "=" line);
             in
             lib.nameValuePair (lib.head kv) (lib.toInt (lib.last kv))
-          ) (lib.filter (line: line != "" && !lib.hasPrefix "#" line) (lib.splitString "\n" (builtins.readFile ./incus-sysctl.conf)))
+          ) (lib.filter (line: line != "" && !lib.hasPrefix "#" line) sysctlLines)
         );
+        sysctlLines = lib.splitString "\n" (builtins.readFile ./incus-sysctl.conf);
       in
       {
         options.services.inx = {
@@ -247,8 +249,8 @@
               instances, over NixOS's own 524288. Every container's systemd takes inotify
               instances and watches from one shared count (root's, which owns the containers'
               user namespaces). The other limits Incus documents come from NixOS's Incus
-              module as they are. Set at a priority just above `mkDefault`: a value of your own
-              (set plainly) wins.
+              module as they are. Set at priority 999, just above `mkDefault`: a value of your
+              own set plainly wins (one set with `mkDefault` does not).
             '';
           };
 

@@ -138,8 +138,9 @@ let
         name = lib.head kv;
         value = lib.toInt (lib.last kv);
       }
-    ) (lib.filter (l: l != "" && !lib.hasPrefix "#" l) (lib.splitString "\n" (builtins.readFile (inx + "/lib/modules/incus-sysctl.conf"))))
+    ) (lib.filter (l: l != "" && !lib.hasPrefix "#" l) (lib.splitString "\n" incusSysctlText))
   );
+  incusSysctlText = builtins.readFile (inx + "/lib/modules/incus-sysctl.conf");
   inotify = c: {
     instances = c.boot.kernel.sysctl."fs.inotify.max_user_instances";
     watches = c.boot.kernel.sysctl."fs.inotify.max_user_watches";

@@ -1,7 +1,8 @@
 # `checks.x86_64-linux.vm`: the user's path in NixOS VMs with `nixosModules.host`: a host whose
 # Incus was set up before is left alone, a fresh one is initialised, and there a real NixOS
 # container goes through up, a switch in place, rollback, a snapshot, a build inside kept by
-# `inx gc`, the snapshot restored after it, and a member of incus-admin without sudo. Needs KVM
+# `inx gc`, the snapshot restored after it, and a member of incus-admin without sudo; the host
+# has the kernel limits Incus documents for many containers. Needs KVM
 # and nixpkgs; it was never run on inx's own CI machines, which have neither (docs/verified.md): there it is only evaluated, against the nixpkgs stand-in.
 #
 # The containers' systems are built outside the VM and copied into its store
@@ -124,6 +125,7 @@ pkgs.testers.runNixOSTest {
 
   testScript = ''
     import json
+    import re
 
     def state(machine):
         """What inx's initialisation could change: the pools (less `used_by`, which grows with
@@ -167,6 +169,18 @@ pkgs.testers.runNixOSTest {
         host.wait_for_unit("inx-incus-init.service")
         assert state(host) == before, "the second start changed what the first made"
         host.wait_for_unit("inx-roots.service")
+
+    with subtest("the kernel and incusd have the limits Incus documents for many containers"):
+        wanted = {}
+        for line in open("${./modules/incus-sysctl.conf}"):
+            if "=" in line and not line.startswith("#"):
+                key, value = (part.strip() for part in line.split("="))
+                wanted[key] = int(value)
+        have = {key: int(host.succeed(f"sysctl -n {key}")) for key in wanted}
+        low = {key: have[key] for key in wanted if have[key] < wanted[key]}
+        assert len(wanted) == 10 and not low, f"below Incus's values: {low}"
+        limits = host.succeed("cat /proc/$(pidof incusd)/limits")
+        assert re.search(r"Max open files\s+1048576\s+1048576", limits), limits
 
     host.succeed("mkdir -p /root/flake && cp ${flakeAt v1}/flake.nix /root/flake/")
     host.succeed("cd /root/flake && inx up")

@@ -12,6 +12,9 @@ if [ "$(id -u)" = 0 ]; then
   trap 'scripts/hosts.sh down || true' EXIT
   scripts/hosts.sh up
   export INX_TEST_HOSTS_ROOT=${INX_HOSTS_ROOT:-/var/lib/inx-test/hosts}
+  # Incus's limits for many instances (a Debian 12 host's 128 inotify instances and 200 keys
+  # run out long before 500 containers): the kernel's and every running incusd's, only raised.
+  scripts/host-limits.sh
 else
   echo "bench: not root, so the host is not provisioned; the bench needs Nix and Incus ready" >&2
 fi

@@ -186,3 +186,64 @@ fn the_manual_builds_with_mdbook() {
     );
     assert!(out_dir.path().join("index.html").exists());
 }
+
+/// docs/modules.md's table of the limits Incus documents for many containers shows the values
+/// of the files the host module and scripts/host-limits.sh read: a row for every `key = value`
+/// of lib/modules/incus-sysctl.conf and every `Limit…=` of incus-service-limits.conf, with that
+/// value, and no sysctl the file lacks.
+#[test]
+fn the_many_containers_table_shows_the_limit_files_values() {
+    let read = |path: &str| std::fs::read_to_string(repo().join(path)).unwrap();
+    let page = read("docs/modules.md");
+    let section = page
+        .split_once("\n## Many containers on one host\n")
+        .expect("docs/modules.md has the section")
+        .1;
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ")).collect();
+    let pairs = |path: &str, prefix: &str| -> Vec<(String, String)> {
+        read(path)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && l.starts_with(prefix))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    };
+    let sysctls = pairs("lib/modules/incus-sysctl.conf", "");
+    let service = pairs("lib/modules/incus-service-limits.conf", "Limit");
+    assert_eq!(sysctls.len(), 10, "{sysctls:?}");
+    assert_eq!(service.len(), 2, "{service:?}");
+    let mut wrong = Vec::new();
+    for (key, value) in &sysctls {
+        if !rows
+            .iter()
+            .any(|r| r.starts_with(&format!("| `{key}` | {value} |")))
+        {
+            wrong.push(format!("no row `{key}` | {value}"));
+        }
+    }
+    for (key, value) in &service {
+        let shown = if value.parse::<u64>().is_ok() {
+            value.clone()
+        } else {
+            format!("`{value}`")
+        };
+        if !rows
+            .iter()
+            .any(|r| r.contains(&format!("(`{key}`) | {shown} |")))
+        {
+            wrong.push(format!("no row (`{key}`) | {shown}"));
+        }
+    }
+    for row in &rows {
+        let Some(key) = row.strip_prefix("| `").and_then(|r| r.split('`').next()) else {
+            continue;
+        };
+        if key.contains('.') && !sysctls.iter().any(|(k, _)| k == key) {
+            wrong.push(format!(
+                "a row for {key}, which lib/modules/incus-sysctl.conf lacks"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "docs/modules.md's table: {wrong:#?}");
+}

@@ -1,12 +1,16 @@
 # The host side of inx, as a NixOS module (`nixosModules.host`): inx on PATH, Incus on and, if
 # fresh, initialised (a storage pool, a bridge the firewall trusts, a default profile; an Incus
 # that is set up is left alone), and builds made inside containers kept across the host's GC
-# (`inx roots watch` as a service, and a roots sync before every run of the host's scheduled GC).
+# (`inx roots watch` as a service, and a roots sync before every run of the host's scheduled GC);
+# the inotify limits Incus documents for many containers.
 #
 # Option names checked against nixpkgs' nixos/modules/virtualisation/incus.nix
 # (virtualisation.incus.{enable,clientPackage,preseed,socketActivation}; its assertion wants
 # nftables when the firewall is on; incus-preseed.service runs `incus admin init --preseed` at
-# every start of incus.service, which is why inx sets no preseed),
+# every start of incus.service, which is why inx sets no preseed; it sets Incus's sysctls at
+# mkDefault, the inotify ones at mkOverride 1050, and incus.service's LimitNOFILE and
+# LimitMEMLOCK), config/sysctl.nix (boot.kernel.sysctl: a freeform set whose keys each take one
+# definition per priority; vm.max_map_count and the inotify limits at mkDefault),
 # services/networking/firewall.nix (trustedInterfaces), services/misc/nix-gc.nix (the `nix-gc`
 # service of nix.gc.automatic), config/nix.nix (nix.settings.allowed-users, trusted-users,
 # flake-registry), config/nix-flakes.nix (nix.registry.<name>.{from,to,exact}, written to
@@ -141,6 +145,18 @@
           UMask = "0007";
         };
         deployed = deploy.authorizedKeys != [ ];
+        # The limits Incus documents for many instances (incus-sysctl.conf, which says why each;
+        # scripts/host-limits.sh reads it too, and the manual shows it): its `key = value` lines.
+        incusSysctl = lib.listToAttrs (
+          map (
+            line:
+            let
+              kv = map (lib.replaceStrings [ " " ] [ "" ]) (lib.splitString "=" line);
+            in
+            lib.nameValuePair (lib.head kv) (lib.toInt (lib.last kv))
+          ) (lib.filter (line: line != "" && !lib.hasPrefix "#" line) sysctlLines)
+        );
+        sysctlLines = lib.splitString "\n" (builtins.readFile ./incus-sysctl.conf);
       in
       {
         options.services.inx = {
@@ -224,6 +240,20 @@
             '';
           };
 
+          kernelLimits = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = ''
+              Raise the inotify limits (`fs.inotify.max_user_instances` and
+              `max_user_watches`) to the 1048576 Incus documents for hosts with many
+              instances, over NixOS's own 524288. Every container's systemd takes inotify
+              instances and watches from one shared count (root's, which owns the containers'
+              user namespaces). The other limits Incus documents come from NixOS's Incus
+              module as they are. Set at priority 999, just above `mkDefault`: a value of your
+              own set plainly wins (one set with `mkDefault` does not).
+            '';
+          };
+
           deploy = {
             authorizedKeys = lib.mkOption {
               type = lib.types.listOf lib.types.str;
@@ -304,6 +334,20 @@
               ExecStart = initScript;
             };
           };
+          # Many containers (services.inx.kernelLimits): incus.nix sets every other limit of
+          # Incus's "Server settings for an Incus production setup" (at mkDefault, which inx must
+          # not repeat: two definitions of one sysctl at the same priority fail evaluation), and
+          # sysctl.nix sets vm.max_map_count higher. Its inotify values (mkOverride 1050) lose to
+          # sysctl.nix's mkDefault 524288; 999 wins over both, and a plain setting over it.
+          boot.kernel.sysctl = lib.mkIf cfg.kernelLimits (
+            lib.mapAttrs (_: lib.mkOverride 999) (
+              lib.getAttrs [
+                "fs.inotify.max_user_instances"
+                "fs.inotify.max_user_watches"
+              ] incusSysctl
+            )
+          );
+
           # The NixOS firewall would drop the containers' DHCP and DNS on the bridge.
           networking.firewall.trustedInterfaces = bridges;
           # Incus on NixOS refuses iptables when the firewall is on. Hosts with rules in

@@ -126,8 +126,74 @@ let
     ]
   );
 
+  # The limits Incus documents (lib/modules/incus-sysctl.conf, `key = value` lines) and the
+  # sysctls a host evaluates to.
+  incusLimits = builtins.listToAttrs (
+    map (
+      line:
+      let
+        kv = lib.splitString " = " line;
+      in
+      {
+        name = lib.head kv;
+        value = lib.toInt (lib.last kv);
+      }
+    ) (lib.filter (l: l != "" && !lib.hasPrefix "#" l) (lib.splitString "\n" incusSysctlText))
+  );
+  incusSysctlText = builtins.readFile (inx + "/lib/modules/incus-sysctl.conf");
+  inotify = c: {
+    instances = c.boot.kernel.sysctl."fs.inotify.max_user_instances";
+    watches = c.boot.kernel.sysctl."fs.inotify.max_user_watches";
+  };
+  ownLimits = outcome (
+    hostOn
+    ++ [
+      {
+        boot.kernel.sysctl = {
+          "fs.inotify.max_user_instances" = 8192;
+          "kernel.keys.maxkeys" = 5000;
+        };
+      }
+    ]
+  );
+  limitsOff = outcome (hostOn ++ [ { services.inx.kernelLimits = false; } ]);
+
   hostChecks =
     check "host: evaluates with services.inx.enable" (h != null)
+    ++ check "host: incus-sysctl.conf lists the limits Incus documents" (
+      lib.length (lib.attrNames incusLimits) == 10
+    )
+    ++ expect "host: every limit in incus-sysctl.conf is met or exceeded (the keys below it)" (
+      lib.filter (k: !(h.boot.kernel.sysctl.${k} or 0 >= incusLimits.${k})) (lib.attrNames incusLimits)
+    ) [ ]
+    ++ expect "host: the inotify limits are Incus's, over NixOS's own 524288" (inotify h) {
+      instances = 1048576;
+      watches = 1048576;
+    }
+    ++ expect "host: NixOS's higher vm.max_map_count and incus.nix's other limits stand" {
+      maps = h.boot.kernel.sysctl."vm.max_map_count";
+      keys = h.boot.kernel.sysctl."kernel.keys.maxkeys";
+    } {
+      maps = 1048576;
+      keys = 2000;
+    }
+    ++ expect "host: a limit of one's own wins over inx's and incus.nix's" {
+      inherit (inotify ownLimits) instances watches;
+      keys = ownLimits.boot.kernel.sysctl."kernel.keys.maxkeys";
+    } {
+      instances = 8192;
+      watches = 1048576;
+      keys = 5000;
+    }
+    ++ expect "host: kernelLimits = false leaves NixOS's own inotify limits" (inotify limitsOff) {
+      instances = 524288;
+      watches = 524288;
+    }
+    # Why inx sets its own at 999 and repeats none of incus.nix's: a second definition of a
+    # sysctl at incus.nix's priority fails the evaluation (the stand-in's type is nixpkgs').
+    ++ check "host: a second mkDefault of a sysctl incus.nix sets fails, as on NixOS" (
+      fails (hostOn ++ [ { boot.kernel.sysctl."kernel.keys.maxkeys" = lib.mkDefault 2000; } ])
+    )
     # The same lines the end-to-end tests apply with systemd-tmpfiles (tests/e2e/users.rs).
     ++ expect "host: inx's folders shared with incus-admin" h.systemd.tmpfiles.rules [
       "d /nix/var/nix/profiles/inx 2770 root incus-admin -"
@@ -402,6 +468,10 @@ let
       && off.virtualisation.incus.preseed == null
       && !(off.systemd.services ? inx-incus-init)
       && !(off.nix.settings ? flake-registry)
+      && inotify off == {
+        instances = 524288;
+        watches = 524288;
+      }
     );
 
   # --- the guest module, through mkContainer as users reach it ---

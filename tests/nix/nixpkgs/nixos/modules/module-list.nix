@@ -11,6 +11,7 @@
   ./config/environment.nix
   ./config/users.nix
   ./config/nix.nix
+  ./config/sysctl.nix
   ./config/networking.nix
   ./services/misc.nix
   ./virtualisation/incus.nix

@@ -1,5 +1,7 @@
-# nixos/modules/virtualisation/incus.nix: the options inx sets or reads, their types, and the
-# module's assertion that the firewall use nftables. The preseed's type is the YAML format's
+# nixos/modules/virtualisation/incus.nix: the options inx sets or reads, their types, the
+# module's assertion that the firewall use nftables, and the kernel limits it sets at the
+# priorities it sets them (the values of Incus's "Server settings for an Incus production
+# setup"; the inotify ones below mkDefault, so NixOS's own 524288 wins over them). The preseed's type is the YAML format's
 # value type (pkgs/pkgs-lib/formats.nix) as a freeform submodule, so lists of definitions
 # concatenate and every key takes priorities of its own, as on NixOS.
 { config, lib, pkgs, ... }:
@@ -48,8 +50,24 @@ in
         message = "Incus on NixOS is unsupported using iptables. Set `networking.nftables.enable = true;`";
       }
     ];
+    boot.kernel.sysctl = {
+      "fs.aio-max-nr" = lib.mkDefault 524288;
+      "fs.inotify.max_queued_events" = lib.mkDefault 1048576;
+      "fs.inotify.max_user_instances" = lib.mkOverride 1050 1048576;
+      "fs.inotify.max_user_watches" = lib.mkOverride 1050 1048576;
+      "kernel.dmesg_restrict" = lib.mkDefault 1;
+      "kernel.keys.maxbytes" = lib.mkDefault 2000000;
+      "kernel.keys.maxkeys" = lib.mkDefault 2000;
+      "net.core.bpf_jit_limit" = lib.mkDefault 1000000000;
+      "net.ipv4.neigh.default.gc_thresh3" = lib.mkDefault 8192;
+      "net.ipv6.neigh.default.gc_thresh3" = lib.mkDefault 8192;
+    };
     # incus.service starts at boot unless socket-activated; incus-preseed runs with it.
     systemd.services.incus.wantedBy = lib.mkIf (!cfg.socketActivation) [ "multi-user.target" ];
+    systemd.services.incus.serviceConfig = {
+      LimitMEMLOCK = "infinity";
+      LimitNOFILE = "1048576";
+    };
     systemd.services.incus-preseed = lib.mkIf (cfg.preseed != null) {
       wantedBy = [ "incus.service" ];
       after = [ "incus.service" ];

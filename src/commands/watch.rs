@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 enum Event {
     /// A new link in gcroots/auto, read the moment it appeared (the host may delete it soon).
     Auto(String),
-    /// A fresh listing of the containers, made because they changed or time passed.
-    Listed(Result<Vec<Container>>),
+    /// A fresh listing of the containers, made because they changed or time passed, and when
+    /// it began (on a host with hundreds of containers a listing takes seconds, and it shows
+    /// the containers as they were when it began).
+    Listed(Instant, Result<Vec<Container>>),
     /// The kernel's queue of inotify events overflowed: new links may have gone unread.
     Overflow,
 }
@@ -35,8 +37,9 @@ const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
 /// whenever a container is created, started, stopped or deleted, and every `interval`
-/// seconds. Listing containers takes a process, so it runs on its own thread: a new link never
-/// waits for a listing. Runs until killed.
+/// seconds. Listing containers takes a process (and Incus about 25 ms a container), so it runs
+/// on its own thread, whoever asks for it: a new link never waits for a listing. Runs until
+/// killed.
 pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
     let layout = Layout::new();
     let (tx, rx) = mpsc::channel();
@@ -55,9 +58,10 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
 
     let refresh = lister(ctx, tx);
     watch_incus(ctx, refresh.clone());
+    let timer = refresh.clone();
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(interval.max(1)));
-        if refresh.send(()).is_err() {
+        if timer.send(()).is_err() {
             return;
         }
     });
@@ -83,13 +87,13 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
             match decide.next(Instant::now()) {
                 Next::Fast(new) => {
                     let fast = sync_with(ctx, &layout, &containers, &new, Depth::NewOnly, cap);
-                    decide.unclaimed(unclaimed(&new, &fast));
+                    decide.unclaimed(unclaimed(&new, &fast), Instant::now());
                     log_sync(ctx, fast);
                 }
-                Next::List => decide.take([Event::Listed(gather(
-                    &*ctx.runner,
-                    &crate::clients::incus::Client::default(),
-                ))]),
+                // The lister's thread lists; its answer comes back as an event.
+                Next::List => {
+                    let _ = refresh.send(());
+                }
                 Next::Full(listed, links) => {
                     if let Some(list) = listed {
                         containers = list;
@@ -112,7 +116,7 @@ pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {
 enum Next {
     /// Root these new links with the containers known now: one sync for a whole burst.
     Fast(BTreeSet<String>),
-    /// List the containers now, on this thread, and hand the listing back to `take`.
+    /// Ask the lister for a listing (it comes back as an event).
     List,
     /// Sync every container fully, with these containers when a listing came (otherwise the
     /// last ones), and with these links as well as the auto links there are now.
@@ -129,8 +133,13 @@ enum Next {
 struct Decide {
     relist_after: Duration,
     /// New links no container has claimed yet: a container may be too new for the last
-    /// listing. They are tried again with the next one.
+    /// listing. They are tried again with each listing until one that began after they were
+    /// left unclaimed (an older one may not show the container yet).
     pending: BTreeSet<String>,
+    /// When the oldest of `pending` was left unclaimed.
+    pending_since: Option<Instant>,
+    /// When a listing was asked for that has not come back yet: no second is asked meanwhile.
+    asked: Option<Instant>,
     /// When the last good listing was taken in.
     listed_at: Instant,
     /// Whether the last listing succeeded. While Incus does not answer, unclaimed links wait
@@ -138,7 +147,7 @@ struct Decide {
     answering: bool,
     /// What the burst brought that is not done yet: new links, the newest listing.
     new: BTreeSet<String>,
-    listed: Option<Result<Vec<Container>>>,
+    listed: Option<(Instant, Result<Vec<Container>>)>,
     /// Links may have been missed since the last full sync.
     missed: bool,
 }
@@ -148,6 +157,8 @@ impl Decide {
         Decide {
             relist_after,
             pending: BTreeSet::new(),
+            pending_since: None,
+            asked: None,
             listed_at,
             answering: true,
             new: BTreeSet::new(),
@@ -163,14 +174,17 @@ impl Decide {
                 Event::Auto(origin) => {
                     self.new.insert(origin);
                 }
-                Event::Listed(list) => self.listed = Some(list),
+                Event::Listed(began, list) => self.listed = Some((began, list)),
                 Event::Overflow => self.missed = true,
             }
         }
     }
 
-    /// The links of the last `Next::Fast` that no container claimed.
-    fn unclaimed(&mut self, links: BTreeSet<String>) {
+    /// The links of the last `Next::Fast` that no container claimed, at `now`.
+    fn unclaimed(&mut self, links: BTreeSet<String>, now: Instant) {
+        if !links.is_empty() && self.pending_since.is_none() {
+            self.pending_since = Some(now);
+        }
         self.pending.extend(links);
     }
 
@@ -178,27 +192,41 @@ impl Decide {
         if !self.new.is_empty() {
             return Next::Fast(std::mem::take(&mut self.new));
         }
-        match self.listed.take() {
-            Some(Ok(list)) => {
-                self.listed_at = now;
-                self.answering = true;
-                self.missed = false;
-                return Next::Full(Some(list), std::mem::take(&mut self.pending));
+        if let Some((began, listed)) = self.listed.take() {
+            if self.asked.is_some_and(|asked| began >= asked) {
+                self.asked = None;
             }
-            Some(Err(e)) => {
-                self.answering = false;
-                return Next::CannotList(e);
+            match listed {
+                Ok(list) => {
+                    self.listed_at = now;
+                    self.answering = true;
+                    self.missed = false;
+                    // Tried with a listing that began after they were left unclaimed:
+                    // no container claims them (a build on the host itself).
+                    let tried = if self.pending_since.is_none_or(|since| began >= since) {
+                        self.pending_since = None;
+                        std::mem::take(&mut self.pending)
+                    } else {
+                        self.pending.clone()
+                    };
+                    return Next::Full(Some(list), tried);
+                }
+                Err(e) => {
+                    self.answering = false;
+                    return Next::CannotList(e);
+                }
             }
-            None => {}
         }
-        // Unclaimed links: list now, on this thread, rather than wait for Incus's event (the
-        // host may delete the link at its next root query), once the last listing is old
-        // enough; until then, wake up when it is.
-        let relist_in = (!self.pending.is_empty() && self.answering).then(|| {
-            self.relist_after
-                .saturating_sub(now.saturating_duration_since(self.listed_at))
-        });
+        // Unclaimed links: ask for a listing now rather than wait for Incus's event (the host
+        // may delete the link at its next root query), once the last listing is old enough
+        // and none is on its way; until then, wake up when it is.
+        let relist_in =
+            (!self.pending.is_empty() && self.answering && self.asked.is_none()).then(|| {
+                self.relist_after
+                    .saturating_sub(now.saturating_duration_since(self.listed_at))
+            });
         if relist_in == Some(Duration::ZERO) {
+            self.asked = Some(now);
             return Next::List;
         }
         // A full sync reads every link in gcroots/auto, the missed ones too (those the host
@@ -244,8 +272,9 @@ fn lister(ctx: &Ctx, events: mpsc::Sender<Event>) -> mpsc::Sender<()> {
     std::thread::spawn(move || {
         while rx.recv().is_ok() {
             while rx.try_recv().is_ok() {}
+            let began = Instant::now();
             if events
-                .send(Event::Listed(gather(&*runner, &incus)))
+                .send(Event::Listed(began, gather(&*runner, &incus)))
                 .is_err()
             {
                 return;
@@ -329,11 +358,11 @@ fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
         loop {
             let began = std::time::Instant::now();
             let result = runner.stream_lines(&cmd, &mut |line| {
-                let is_instance = serde_json::from_str::<serde_json::Value>(line)
+                let relevant = serde_json::from_str::<serde_json::Value>(line)
                     .ok()
                     .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))
-                    .is_some_and(|a| a.starts_with("instance-"));
-                if is_instance {
+                    .is_some_and(|a| changes_roots(&a));
+                if relevant {
                     let _ = refresh.send(());
                 }
             });
@@ -357,10 +386,58 @@ fn watch_incus(ctx: &Ctx, refresh: mpsc::Sender<()>) {
     });
 }
 
+/// Whether an Incus lifecycle event can change what the roots come from: which containers
+/// there are, whether they run (their init's root), their config or their snapshots. An
+/// `incus exec` (every build a user starts with it), a file or log read, a console: none
+/// does, and each would cost a listing and a full sync, which on a host with hundreds of
+/// containers holds up the next new build's root for seconds.
+fn changes_roots(action: &str) -> bool {
+    action.starts_with("instance-")
+        && !action.ends_with("-retrieved")
+        && !matches!(
+            action,
+            "instance-exec"
+                | "instance-console"
+                | "instance-console-reset"
+                | "instance-file-pushed"
+                | "instance-file-deleted"
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::name::ContainerName;
+
+    #[test]
+    fn only_lifecycle_events_that_change_containers_make_a_sync() {
+        for action in [
+            "instance-created",
+            "instance-started",
+            "instance-stopped",
+            "instance-shutdown",
+            "instance-restarted",
+            "instance-deleted",
+            "instance-renamed",
+            "instance-updated",
+            "instance-snapshot-created",
+            "instance-snapshot-deleted",
+            "instance-restored",
+        ] {
+            assert!(changes_roots(action), "{action}");
+        }
+        for action in [
+            "instance-exec",
+            "instance-log-retrieved",
+            "instance-file-retrieved",
+            "instance-console",
+            "instance-file-pushed",
+            "network-updated",
+            "image-created",
+        ] {
+            assert!(!changes_roots(action), "{action}");
+        }
+    }
     use std::path::PathBuf;
 
     const AFTER: Duration = Duration::from_secs(1);
@@ -387,6 +464,53 @@ mod tests {
             .collect()
     }
 
+    /// A listing that began at `began`.
+    fn listed(began: Instant, names: &[&str]) -> Event {
+        Event::Listed(began, Ok(listing(names)))
+    }
+
+    fn failed() -> Event {
+        Event::Listed(Instant::now(), Err(Error::new(Kind::Incus, "down")))
+    }
+
+    /// With a listing on the way, no second is asked for; one that began before the link was
+    /// left unclaimed (it may not show the container yet) tries it but keeps it, and the next
+    /// listing is asked for; one that began after settles it.
+    #[test]
+    fn a_listing_older_than_an_unclaimed_link_keeps_it_for_the_next() {
+        let t0 = Instant::now();
+        let mut decide = Decide::new(AFTER, t0);
+        let result = links(&["/root/result"]);
+        decide.take([auto("/root/result")]);
+        let asked = t0 + Duration::from_secs(2);
+        let done = steps_unclaimed(&mut decide, asked, &result);
+        assert!(matches!(&done[..], [Next::Fast(_), Next::List]), "{done:?}");
+        decide.take([]);
+        let done = steps(&mut decide, asked + Duration::from_secs(5));
+        assert!(
+            matches!(&done[..], [Next::Wait(None)]),
+            "one listing at a time: {done:?}"
+        );
+        // The interval's listing, begun before the link came, arrives first: it tries the
+        // link and keeps it; the listing asked for is still on its way (the lister lists
+        // again for a request that came while it listed).
+        decide.take([listed(t0 + Duration::from_millis(500), &["old"])]);
+        let later = asked + Duration::from_secs(6);
+        let done = steps(&mut decide, later);
+        let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
+            panic!("tried, kept, and no second listing asked for: {done:?}")
+        };
+        assert_eq!(tried, &result);
+        decide.take([listed(later, &["new"])]);
+        let done = steps(&mut decide, later + AFTER);
+        let [Next::Full(Some(list), tried), Next::Wait(None)] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(names(list), ["new"]);
+        assert_eq!(tried, &result);
+        assert!(decide.pending.is_empty(), "settled");
+    }
+
     fn names(list: &[Container]) -> Vec<String> {
         list.iter().map(|c| c.name.to_string()).collect()
     }
@@ -407,7 +531,7 @@ mod tests {
         loop {
             let step = decide.next(now);
             if let Next::Fast(new) = &step {
-                decide.unclaimed(new.intersection(unclaimed).cloned().collect());
+                decide.unclaimed(new.intersection(unclaimed).cloned().collect(), now);
             }
             let wait = matches!(step, Next::Wait(_) | Next::List);
             done.push(step);
@@ -463,8 +587,8 @@ mod tests {
         let now = t0 + Duration::from_secs(2);
         let done = steps_unclaimed(&mut decide, now, &result);
         assert!(matches!(&done[..], [Next::Fast(_), Next::List]), "{done:?}");
-        // The listing made on this thread comes back, and the link is tried again with it.
-        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        // The listing the lister made comes back, and the link is tried again with it.
+        decide.take([listed(now, &["new"])]);
         let done = steps(&mut decide, now);
         let [Next::Full(Some(list), tried), Next::Wait(None)] = &done[..] else {
             panic!("a full sync with the new listing: {done:?}")
@@ -472,7 +596,7 @@ mod tests {
         assert_eq!(names(list), ["new"]);
         assert_eq!(tried, &result);
         // Tried once: the next burst does not carry it again.
-        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        decide.take([listed(now, &["new"])]);
         let done = steps(&mut decide, now + Duration::from_secs(5));
         let [Next::Full(_, tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
@@ -495,7 +619,7 @@ mod tests {
             "no listing yet, but a look again when the last one is {AFTER:?} old: {done:?}"
         );
         // The next listing, whoever asked for it, takes the link along.
-        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        decide.take([listed(t0 + Duration::from_millis(400), &["web"])]);
         let done = steps(&mut decide, t0 + Duration::from_millis(400));
         let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
@@ -531,7 +655,7 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         let done = steps_unclaimed(&mut decide, later, &links(&["/root/result"]));
         assert!(matches!(&done[..], [Next::Fast(_), Next::List]), "{done:?}");
-        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        decide.take([failed()]);
         let done = steps(&mut decide, later);
         assert!(
             matches!(&done[..], [Next::CannotList(_), Next::Wait(None)]),
@@ -548,9 +672,9 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([
             auto("/root/a"),
-            Event::Listed(Ok(listing(&["old"]))),
+            listed(t0, &["old"]),
             auto("/root/b"),
-            Event::Listed(Ok(listing(&["new"]))),
+            listed(t0, &["new"]),
         ]);
         let done = steps_unclaimed(&mut decide, t0, &links(&["/root/b"]));
         let [Next::Fast(new), Next::Full(Some(list), tried), Next::Wait(None)] = &done[..] else {
@@ -567,13 +691,13 @@ mod tests {
         let mut decide = Decide::new(AFTER, t0);
         decide.take([auto("/root/result")]);
         steps_unclaimed(&mut decide, t0, &links(&["/root/result"]));
-        decide.take([Event::Listed(Err(Error::new(Kind::Incus, "down")))]);
+        decide.take([failed()]);
         let done = steps(&mut decide, t0);
         assert!(
             matches!(&done[..], [Next::CannotList(_), Next::Wait(None)]),
             "{done:?}"
         );
-        decide.take([Event::Listed(Ok(listing(&["web"])))]);
+        decide.take([listed(t0, &["web"])]);
         let done = steps(&mut decide, t0);
         let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
@@ -612,7 +736,7 @@ mod tests {
             panic!("{done:?}")
         };
         assert_eq!(tried, &result);
-        decide.take([Event::Listed(Ok(listing(&["new"])))]);
+        decide.take([listed(t0, &["new"])]);
         let done = steps(&mut decide, t0);
         let [Next::Full(Some(_), tried), Next::Wait(None)] = &done[..] else {
             panic!("{done:?}")
@@ -624,7 +748,7 @@ mod tests {
     fn an_overflow_and_a_listing_in_one_burst_give_one_full_sync() {
         let t0 = Instant::now();
         let mut decide = Decide::new(AFTER, t0);
-        decide.take([Event::Overflow, Event::Listed(Ok(listing(&["web"])))]);
+        decide.take([Event::Overflow, listed(t0, &["web"])]);
         let done = steps(&mut decide, t0);
         assert!(
             matches!(&done[..], [Next::Full(Some(_), _), Next::Wait(None)]),

@@ -191,8 +191,10 @@ pub fn decide(
         Depth::NewOnly => (old.roots.clone(), candidates.iter().collect()),
     };
     let mut unknown = Vec::new();
+    // One resolver for all: the same directories are asked about again and again.
+    let mut resolver = confine::Resolver::new(root);
     for origin in to_check {
-        match confine::resolve(root, origin) {
+        match resolver.resolve(origin) {
             Resolved::Store(path) if host_has(&path) => {
                 found.insert(origin.clone(), path);
             }

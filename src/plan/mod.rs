@@ -48,7 +48,12 @@ pub enum What {
     Restart,
     Switch,
     Config,
+    /// The user's devices added or removed.
     Devices,
+    /// inx's own devices (the shared store, the profile folder, the daemon's socket) added or
+    /// removed: whether their server can shift them matters. Named `devices` in JSON, as any.
+    #[serde(rename = "devices")]
+    InxDevices,
     Profiles,
     Delete,
     RemoveProfile,
@@ -263,11 +268,7 @@ impl Plan {
         self.steps
             .iter()
             .filter(|s| s.container.as_ref().is_some_and(&on))
-            .any(|s| match (&s.what, &s.action) {
-                (What::Create, _) => true,
-                (What::Devices, Action::Run(cmd)) => cmd.args.iter().any(|a| a.starts_with("inx-")),
-                _ => false,
-            })
+            .any(|s| matches!(s.what, What::Create | What::InxDevices))
     }
 }
 

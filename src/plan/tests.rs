@@ -201,8 +201,8 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
             What::Build,
             What::Profile,
             What::Profile,
-            What::Devices,
-            What::Devices,
+            What::InxDevices,
+            What::InxDevices,
             What::Switch,
             What::Config
         ]

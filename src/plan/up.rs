@@ -5,7 +5,7 @@ use super::{run, start, step, unmanaged_error, Action, Plan, Shutdown, Step, Wha
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
-use crate::containers::manifest::Manifest;
+use crate::containers::manifest::{self, Manifest};
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
 use crate::hosts::Store;
@@ -311,13 +311,13 @@ fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec
         if let Some(props) = t.spec.devices.get(PROFILES_DEVICE) {
             steps.push(run(
                 name,
-                What::Devices,
+                What::InxDevices,
                 format!("remove device {PROFILES_DEVICE}: its directory was removed on the host"),
                 incus.device_remove(name, PROFILES_DEVICE),
             ));
             steps.push(run(
                 name,
-                What::Devices,
+                What::InxDevices,
                 format!("add device {PROFILES_DEVICE}: bind the new profile directory"),
                 incus.device_add(name, PROFILES_DEVICE, props),
             ));
@@ -422,10 +422,17 @@ fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step
             incus.config_unset(name, key),
         ));
     }
+    let devices = |device: &str| {
+        if manifest::is_inx_device(device) {
+            What::InxDevices
+        } else {
+            What::Devices
+        }
+    };
     for device in &diff.remove_devices {
         steps.push(run(
             name,
-            What::Devices,
+            devices(device),
             format!("remove device {device}"),
             incus.device_remove(name, device),
         ));
@@ -433,7 +440,7 @@ fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step
     for (device, props) in &diff.add_devices {
         steps.push(run(
             name,
-            What::Devices,
+            devices(device),
             format!("add device {device}"),
             incus.device_add(name, device, props),
         ));

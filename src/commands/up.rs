@@ -10,7 +10,7 @@ use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::name::RemoteName;
 use crate::output::errln;
-use crate::plan::{self, Facts, ImageSource, Plan, What};
+use crate::plan::{self, Facts, ImageSource, Note, Plan, What};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -41,17 +41,16 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
     }
     let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
     let local_info = (query, server);
-    let (unplaced, mut done) =
-        deploy(ctx, &manifests, listings, &local_info, from_image, shutdown)?;
+    let mut done = deploy(ctx, &manifests, listings, &local_info, from_image, shutdown)?;
     // Containers on a cluster with no target were created where Incus put them: a second
     // round, with fresh listings, gives them their store and starts them.
     let placed: Vec<Manifest> = manifests
         .iter()
-        .filter(|m| unplaced.contains(&m.name))
+        .filter(|m| done.placed_later().any(|n| *n == m.name))
         .cloned()
         .collect();
     if !placed.is_empty() && !ctx.dry_run {
-        let (_, second) = deploy(
+        let second = deploy(
             ctx,
             &placed,
             BTreeMap::new(),
@@ -61,7 +60,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
         )?;
         // One document for the whole command: the second round's steps follow the first's.
         done.steps.extend(second.steps);
-        done.notes.retain(|n| !n.starts_with("then: "));
+        done.notes.retain(|n| !matches!(n, Note::Placed(_)));
         done.notes.extend(second.notes);
     }
     ctx.report(&done);
@@ -69,8 +68,8 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
 }
 
 /// Gathers the rest (other servers, other hosts' profiles), plans and carries out `up` for
-/// these containers. Returns the containers left for a second round (created where a cluster
-/// placed them) and the plan, to be reported.
+/// these containers. Returns the plan, to be reported; its `placed_later` are left for a
+/// second round (created where a cluster placed them).
 fn deploy(
     ctx: &Ctx,
     manifests: &[Manifest],
@@ -78,7 +77,7 @@ fn deploy(
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
     shutdown: plan::Shutdown,
-) -> Result<(Vec<ContainerName>, Plan)> {
+) -> Result<Plan> {
     let placements: Vec<Placement> = manifests
         .iter()
         .map(|m| ctx.placement.over(&m.host))
@@ -181,17 +180,11 @@ fn deploy(
         ctx.runner.progress(format_args!("{name}: up to date"));
     }
     for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
-        if !note.starts_with("then: ") {
+        if let Note::Remark(_) = note {
             errln!("note: {note}");
         }
     }
-    let unplaced = located
-        .iter()
-        .zip(manifests)
-        .filter(|((_, store), _)| store.is_none())
-        .map(|(_, m)| m.name.clone())
-        .collect();
-    Ok((unplaced, plan))
+    Ok(plan)
 }
 
 struct FactsIn<'a> {

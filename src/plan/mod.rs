@@ -181,8 +181,39 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Containers that need nothing.
     pub unchanged: Vec<ContainerName>,
-    /// What the user should know that no step does.
-    pub notes: Vec<String>,
+    /// What the user should know that no step does, and what comes after the plan.
+    pub notes: Vec<Note>,
+}
+
+/// A line under a plan. Printed (and in JSON) as text; `then:` lines say what comes after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A remark.
+    Remark(String),
+    /// What a dry run stopped before: the rest of the command needs this plan carried out.
+    Then(String),
+    /// A container created where a cluster places it: once it is there, `up` gathers where
+    /// and plans it again (its store, profile, device, start).
+    Placed(ContainerName),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Note::Remark(text) => f.write_str(text),
+            Note::Then(text) => write!(f, "then: {text}"),
+            Note::Placed(name) => write!(
+                f,
+                "then: {name}: copy its system to the member it is on, point its profile there, bind it and start"
+            ),
+        }
+    }
+}
+
+impl Serialize for Note {
+    fn serialize<S: serde::Serializer>(&self, to: S) -> std::result::Result<S::Ok, S::Error> {
+        to.collect_str(self)
+    }
 }
 
 impl Plan {
@@ -226,11 +257,9 @@ impl Plan {
             out.push_str(&format!("# {name}: up to date\n"));
         }
         for note in &self.notes {
-            // "then: ..." says what a dry run stopped before; other notes are remarks.
-            if note.starts_with("then: ") {
-                out.push_str(&format!("# {note}\n"));
-            } else {
-                out.push_str(&format!("# note: {note}\n"));
+            match note {
+                Note::Remark(_) => out.push_str(&format!("# note: {note}\n")),
+                Note::Then(_) | Note::Placed(_) => out.push_str(&format!("# {note}\n")),
             }
         }
         out
@@ -255,6 +284,14 @@ impl Plan {
             });
         }
         plan
+    }
+
+    /// The containers to gather and plan again once Incus has placed them (see `Note::Placed`).
+    pub fn placed_later(&self) -> impl Iterator<Item = &ContainerName> {
+        self.notes.iter().filter_map(|n| match n {
+            Note::Placed(name) => Some(name),
+            _ => None,
+        })
     }
 
     /// Whether the plan deletes a root filesystem (then `destroy` wants confirmation).

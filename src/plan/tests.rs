@@ -612,7 +612,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(
-        plan.notes[0].contains("inx destroy web"),
+        plan.notes[0].to_string().contains("inx destroy web"),
         "{:?}",
         plan.notes
     );

@@ -1,7 +1,7 @@
 //! The plan of `inx up`: each declared container brought to its declared state, one build for
 //! all of them first.
 
-use super::{run, start, step, unmanaged_error, Action, Plan, Shutdown, Step, What};
+use super::{run, start, step, unmanaged_error, Action, Note, Plan, Shutdown, Step, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
@@ -240,9 +240,7 @@ fn plan_unplaced(t: &Facts, plan: &mut Plan) {
         t.incus
             .create_empty(name, None, &spec.profiles, instance::create_input(&spec)),
     ));
-    plan.notes.push(format!(
-        "then: {name}: copy its system to the member it is on, point its profile there, bind it and start"
-    ));
+    plan.notes.push(Note::Placed(name.clone()));
 }
 
 fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec<Step>) {
@@ -354,9 +352,9 @@ fn plan_image_container(
     let name = &t.manifest.name;
     let Some(inst) = t.instance else {
         let Some(files) = &image.files else {
-            plan.notes.push(format!(
+            plan.notes.push(Note::Remark(format!(
                 "{name}: after the build, import its image and create the instance from it"
-            ));
+            )));
             return;
         };
         if !image.present {
@@ -405,9 +403,9 @@ fn plan_image_container(
     plan.steps.extend(steps);
     let recorded = inst.config.get(KEY_SYSTEM).map(String::as_str);
     if recorded != Some(t.manifest.toplevel.as_str()) {
-        plan.notes.push(format!(
+        plan.notes.push(Note::Remark(format!(
             "{name} runs from an image of an older system; inx does not replace its root filesystem: `inx destroy {name}` and `inx up {name}` make it again from the new image"
-        ));
+        )));
     }
 }
 

@@ -8,7 +8,6 @@ use crate::hosts::gather;
 use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
-use crate::name::RemoteName;
 use crate::output::errln;
 use crate::plan::{self, Facts, ImageSource, Note, Plan, What};
 use std::collections::BTreeMap;
@@ -108,63 +107,42 @@ fn deploy(
     let states = gather::profiles(&ctx.gather()?, profiles, &stores)?;
     let images = image_sources(ctx, manifests, &servers, &placements, from_image)?;
 
-    // Plan, assuming every server can shift the shared mounts; a server's answer matters only
-    // when inx's devices are about to be written there (a server that failed that query but
-    // listed fine fails nothing else).
+    // What each server said of idmapped mounts: plan/ decides where it matters.
+    let idmap: plan::Idmap = std::iter::once((&None, local_info))
+        .chain(servers.info.iter())
+        .map(|(remote, (query, answer))| {
+            let can = answer
+                .clone()
+                .and_then(|out| incus::checked(query, out))
+                .map(|out| incus::parse_idmapped_mounts(&out));
+            (remote.clone(), can)
+        })
+        .collect();
+
     let flake = ctx.flake_record();
-    let targets = |no_shift: &BTreeSet<Option<RemoteName>>| -> Result<Vec<Facts>> {
-        manifests
-            .iter()
-            .zip(&placements)
-            .zip(&located)
-            .map(|((m, p), (inst, store))| {
-                let (dir, exists, state) = states[&m.name].clone();
-                Ok(facts_of(FactsIn {
-                    m,
-                    instance: *inst,
-                    flake: &flake,
-                    shift: !no_shift.contains(&p.remote),
-                    image: images.get(&m.name),
-                    incus: ctx.incus()?.on(p.remote.as_ref()),
-                    placement: p,
-                    store: store.clone(),
-                    profile_dir: dir,
-                    profile_dir_exists: exists,
-                    profile: state,
-                }))
-            })
-            .collect()
-    };
-    let mut no_shift = BTreeSet::new();
-    let mut plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
-    for (remote, (query, answer)) in std::iter::once((&None, local_info)).chain(servers.info.iter())
-    {
-        let writes = plan.writes_inx_devices_on(|c| {
-            placements
-                .iter()
-                .zip(manifests)
-                .any(|(p, m)| &m.name == c && &p.remote == remote)
-        });
-        if !writes {
-            continue;
-        }
-        let answer = match answer {
-            Ok(out) => incus::checked(query, out.clone())?,
-            Err(e) => return Err(e.clone()),
-        };
-        if !incus::parse_idmapped_mounts(&answer) {
-            let server = match remote {
-                None => "this Incus server".to_string(),
-                Some(r) => format!("the Incus server {r}"),
-            };
-            errln!(
-                "warning: {server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
-            );
-            no_shift.insert(remote.clone());
-        }
-    }
-    if !no_shift.is_empty() {
-        plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
+    let targets: Vec<Facts> = manifests
+        .iter()
+        .zip(&placements)
+        .zip(&located)
+        .map(|((m, p), (inst, store))| {
+            let (dir, exists, state) = states[&m.name].clone();
+            Ok(facts_of(FactsIn {
+                m,
+                instance: *inst,
+                flake: &flake,
+                image: images.get(&m.name),
+                incus: ctx.incus()?.on(p.remote.as_ref()),
+                placement: p,
+                store: store.clone(),
+                profile_dir: dir,
+                profile_dir_exists: exists,
+                profile: state,
+            }))
+        })
+        .collect::<Result<_>>()?;
+    let plan = plan::up(&targets, &idmap, &ctx.build_root(), shutdown)?;
+    for warning in &plan.warnings {
+        errln!("warning: {warning}");
     }
     if !ctx.dry_run {
         let elsewhere: BTreeSet<&ContainerName> = manifests
@@ -191,7 +169,6 @@ struct FactsIn<'a> {
     m: &'a Manifest,
     instance: Option<&'a incus::Instance>,
     flake: &'a str,
-    shift: bool,
     image: Option<&'a ImageSource>,
     incus: incus::Client,
     placement: &'a Placement,
@@ -206,7 +183,6 @@ fn facts_of(t: FactsIn) -> Facts {
         m,
         instance,
         flake,
-        shift,
         image,
         ..
     } = t;
@@ -217,7 +193,8 @@ fn facts_of(t: FactsIn) -> Facts {
         _ => managed.and_then(instance::recorded_system),
     };
     let spec = match image {
-        None => instance::desired(m, flake, &t.profile_dir, shift),
+        // Shifted: plan::up unshifts them on a server that cannot idmap mounts.
+        None => instance::desired(m, flake, &t.profile_dir, true),
         Some(image) => {
             // An existing instance keeps the image and system it was made from.
             let recorded = |key: &str| instance.and_then(|i| i.config.get(key)).cloned();

@@ -143,6 +143,18 @@ pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool
     }
 }
 
+/// `spec` with inx's shared mounts not shifted: as `desired` makes it for a server that
+/// cannot idmap mounts.
+pub fn without_shift(spec: &Spec) -> Spec {
+    let mut spec = spec.clone();
+    for (name, device) in &mut spec.devices {
+        if crate::containers::manifest::is_inx_device(name) {
+            device.remove("shift");
+        }
+    }
+    spec
+}
+
 pub fn is_from_image(instance: &Instance) -> bool {
     instance.config.contains_key(KEY_IMAGE)
 }
@@ -449,6 +461,14 @@ mod tests {
         };
         let spec = desired(&manifest(privileged), ".", Path::new("/p"), true);
         assert!(spec.devices.values().all(|d| !d.contains_key("shift")));
+        let shifted = desired(
+            &manifest(IncusSettings::default()),
+            ".",
+            Path::new("/p"),
+            true,
+        );
+        assert!(shifted.devices["inx-store"].contains_key("shift"));
+        assert_eq!(without_shift(&shifted), plain);
     }
 
     #[test]

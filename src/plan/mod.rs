@@ -14,7 +14,7 @@ pub use lifecycle::{destroy, lifecycle, Doomed, HostDirs, Lifecycle};
 pub use relocate::{relocate, Move};
 pub use rollback::rollback;
 pub use snapshot::{restore as restore_snapshot, take as take_snapshot};
-pub use up::{up, Facts, ImageSource};
+pub use up::{up, Facts, Idmap, ImageSource};
 
 use crate::clients::incus::Client;
 use crate::clients::nix;
@@ -183,6 +183,10 @@ pub struct Plan {
     pub unchanged: Vec<ContainerName>,
     /// What the user should know that no step does, and what comes after the plan.
     pub notes: Vec<Note>,
+    /// What the user is warned of as the plan is made (on stderr; no part of the plan's
+    /// text or JSON).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// A line under a plan. Printed (and in JSON) as text; `then:` lines say what comes after.

@@ -80,9 +80,14 @@ fn target<'a>(
 }
 
 fn shell(targets: &[Facts]) -> String {
-    up(targets, BUILD_ROOT.as_ref(), Shutdown::default())
-        .unwrap()
-        .to_shell()
+    up(
+        targets,
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap()
+    .to_shell()
 }
 
 #[test]
@@ -97,6 +102,7 @@ fn nothing_changed_plans_nothing() {
     let inst = deployed(&m, "Running");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -112,6 +118,7 @@ fn changed_system_switches_in_place_without_restart() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -133,6 +140,7 @@ fn a_switch_that_failed_before_is_retried() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -148,6 +156,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), Some((OLD, 1)), None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -164,11 +173,16 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(&[t], BUILD_ROOT.as_ref(), Shutdown::default())
-            .unwrap()
-            .steps
-            .iter()
-            .any(|s| matches!(s.action, Action::CreateDir(_)))
+        up(
+            &[t],
+            &Idmap::new(),
+            BUILD_ROOT.as_ref(),
+            Shutdown::default(),
+        )
+        .unwrap()
+        .steps
+        .iter()
+        .any(|s| matches!(s.action, Action::CreateDir(_)))
     };
     // Someone removed the profile directory of a running container: it is made again.
     let gone = target(&m, Some(&inst), None, Some(NEW));
@@ -189,6 +203,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let new = manifest("web", NEW, IncusSettings::default());
     let plan = up(
         &[target(&new, Some(&inst), None, Some(OLD))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -211,6 +226,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let stopped = deployed(&new, "Stopped");
     let plan = up(
         &[target(&new, Some(&stopped), None, None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -233,6 +249,7 @@ fn live_config_change_does_not_restart() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -251,6 +268,7 @@ fn config_change_that_acts_at_start_restarts() {
     let new = manifest("web", NEW, settings);
     let plan = up(
         &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -265,6 +283,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -284,6 +303,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&other, None, None, None),
             target(&m, Some(&foreign), None, None),
         ],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -298,6 +318,7 @@ fn several_containers_share_one_build() {
     let b = manifest("b", NEW, IncusSettings::default());
     let plan = up(
         &[target(&a, None, None, None), target(&b, None, None, None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -329,7 +350,13 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[t],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -341,7 +368,13 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(&[unchanged], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[unchanged],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -363,7 +396,13 @@ fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hol
         port: None,
         opts: Vec::new(),
     }));
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[t],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     let of_host: Vec<What> = plan
         .steps
         .iter()
@@ -380,6 +419,7 @@ fn plan_as_json() {
     let inst = deployed(&m, "Stopped");
     let plan = up(
         &[target(&m, Some(&inst), Some((NEW, 1)), None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -508,6 +548,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
     let new = up(
         &[target(&m, None, None, None)],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -516,6 +557,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let inst = deployed(&m, "Running");
     let same = up(
         &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -529,6 +571,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         .remove("shift");
     let fix = up(
         &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -544,6 +587,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let user_dev = manifest("web", NEW, settings);
     let add = up(
         &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -575,12 +619,24 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[t.clone()],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[t],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -608,7 +664,13 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = up(
+        &[t],
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(
@@ -696,7 +758,7 @@ fn every_kind_of_step_on_other_hosts() {
         timeout: 10,
         force: false,
     };
-    let plan = up(&targets, BUILD_ROOT.as_ref(), quick).unwrap();
+    let plan = up(&targets, &Idmap::new(), BUILD_ROOT.as_ref(), quick).unwrap();
     // Hosts' steps (no container) come before every container's.
     let first_container = plan
         .steps
@@ -746,4 +808,93 @@ fn stop_and_destroy_on_another_host() {
     )]);
     let destroyed = destroy(&[name("web")], &doomed, Shutdown::default()).unwrap();
     insta::assert_snapshot!(format!("{}\n{}", stop.to_shell(), destroyed.to_shell()));
+}
+
+/// The create step's input of a plan's only create.
+fn create_input(plan: &Plan) -> String {
+    let create = plan.steps.iter().find(|s| s.what == What::Create);
+    match create.map(|s| &s.action) {
+        Some(Action::Run(cmd)) => cmd.stdin.clone().expect("a create has its input"),
+        other => panic!("no create: {other:?}"),
+    }
+}
+
+#[test]
+fn a_server_that_cannot_idmap_mounts_gets_unshifted_binds_kept_and_a_warning() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let plan_with = |can: bool| {
+        let idmap = Idmap::from([(None, Ok(can))]);
+        up(
+            &[target(&m, None, None, None)],
+            &idmap,
+            BUILD_ROOT.as_ref(),
+            Shutdown::default(),
+        )
+        .unwrap()
+    };
+    let able = plan_with(true);
+    assert!(create_input(&able).contains("\"shift\""));
+    assert!(able.warnings.is_empty(), "{:?}", able.warnings);
+
+    let unable = plan_with(false);
+    assert!(!create_input(&unable).contains("\"shift\""));
+    assert_eq!(
+        unable.warnings,
+        ["this Incus server cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"]
+    );
+    // The warning is no part of the plan as printed.
+    assert!(!unable.to_shell().contains("idmap"));
+
+    // An instance made with unshifted binds keeps them there: nothing to do (the warning
+    // again, as shifted binds would be written but for that server).
+    let inst = Instance {
+        devices: instance::without_shift(&spec(&m)).devices,
+        ..deployed(&m, "Running")
+    };
+    let idmap = Idmap::from([(None, Ok(false))]);
+    let same = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &idmap,
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(same.steps.is_empty(), "{}", same.to_shell());
+    assert_eq!(same.warnings, unable.warnings);
+}
+
+#[test]
+fn a_failed_idmap_question_fails_up_only_where_inx_devices_are_written() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let failed = || Err(Error::new(Kind::Failed, "query failed"));
+    let h2 = crate::name::RemoteName::parse("h2").unwrap();
+    let new = [target(&m, None, None, None)];
+    // Asked of the local server, which is to get the create: the error.
+    let err = up(
+        &new,
+        &Idmap::from([(None, failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.message, "query failed");
+    // Asked of another server, where nothing is written: no matter.
+    let plan = up(
+        &new,
+        &Idmap::from([(None, Ok(true)), (Some(h2), failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(create_input(&plan).contains("\"shift\""));
+    // An unchanged container writes nothing: no matter either.
+    let inst = deployed(&m, "Running");
+    let same = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::from([(None, failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(same.steps.is_empty(), "{}", same.to_shell());
 }

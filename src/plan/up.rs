@@ -10,13 +10,15 @@ use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
 use crate::hosts::Store;
 use crate::images::ImageFiles;
-use crate::name::{ContainerName, StorePath};
+use crate::name::{ContainerName, RemoteName, StorePath};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Everything known about one container that `up` should bring to its declared state.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub manifest: &'a Manifest,
+    /// The instance as declared, its shared mounts shifted (see `up` for servers that cannot).
     pub spec: Spec,
     pub profile_dir: PathBuf,
     /// Whether the profile directory exists (a new container's does not yet).
@@ -51,12 +53,78 @@ pub struct ImageSource {
     pub present: bool,
 }
 
+/// What each server answered when asked whether it can idmap mounts (`query /1.0`, see
+/// `incus::parse_idmapped_mounts`), by remote (`None`: the local server), or why asking
+/// failed. A server not here is taken to be able.
+pub type Idmap = BTreeMap<Option<RemoteName>, Result<bool>>;
+
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-/// A running container that must stop for a setting is stopped as `shutdown` says.
-pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Result<Plan> {
+/// A running container that must stop for a setting is stopped as `shutdown` says. The
+/// shared mounts are shifted (`Facts::spec`) on every server but those that cannot idmap
+/// them (see `unshifted`).
+pub fn up(
+    targets: &[Facts],
+    idmap: &Idmap,
+    build_root: &std::path::Path,
+    shutdown: Shutdown,
+) -> Result<Plan> {
     for t in targets {
         refuse(t)?;
     }
+    let plan = plan_each(targets, build_root, shutdown);
+    let (no_shift, warnings) = unshifted(&plan, targets, idmap)?;
+    if no_shift.is_empty() {
+        return Ok(plan);
+    }
+    let targets: Vec<Facts> = targets
+        .iter()
+        .map(|t| Facts {
+            spec: if no_shift.contains(&t.incus.remote) {
+                instance::without_shift(&t.spec)
+            } else {
+                t.spec.clone()
+            },
+            ..t.clone()
+        })
+        .collect();
+    let mut plan = plan_each(&targets, build_root, shutdown);
+    plan.warnings = warnings;
+    Ok(plan)
+}
+
+/// The servers whose containers get unshifted mounts, and a warning for each: those that
+/// cannot idmap mounts. A server's answer matters only where `plan` writes inx's devices
+/// there, and so does a failed question (a server that listed fine fails nothing else).
+fn unshifted(
+    plan: &Plan,
+    targets: &[Facts],
+    idmap: &Idmap,
+) -> Result<(BTreeSet<Option<RemoteName>>, Vec<String>)> {
+    let mut no_shift = BTreeSet::new();
+    let mut warnings = Vec::new();
+    for (remote, answer) in idmap {
+        let writes = plan.writes_inx_devices_on(|c| {
+            targets
+                .iter()
+                .any(|t| &t.manifest.name == c && &t.incus.remote == remote)
+        });
+        if !writes || *answer.as_ref().map_err(Clone::clone)? {
+            continue;
+        }
+        let server = match remote {
+            None => "this Incus server".to_string(),
+            Some(r) => format!("the Incus server {r}"),
+        };
+        warnings.push(format!(
+            "{server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
+        ));
+        no_shift.insert(remote.clone());
+    }
+    Ok((no_shift, warnings))
+}
+
+/// The plan of `up` with each container's spec as it is.
+fn plan_each(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Plan {
     let mut plan = Plan::default();
     // Every system a profile is about to take is realised with a root, built or not: a path
     // that exists but nothing roots could be collected before `nix-env --set` holds it.
@@ -87,7 +155,7 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
             }
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// What `up` refuses before any step: an instance inx does not manage, one on another

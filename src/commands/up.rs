@@ -9,7 +9,7 @@ use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::output::errln;
-use crate::plan::{self, Facts, ImageSource, Note, Plan, What};
+use crate::plan::{self, Facts, ImageNeed, ImageSource, Note, Plan, What};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -239,58 +239,30 @@ fn image_sources(
     placements: &[Placement],
     from_image: bool,
 ) -> Result<BTreeMap<ContainerName, ImageSource>> {
+    // Every refusal before any evaluation.
+    let needs: Vec<ImageNeed> = manifests
+        .iter()
+        .zip(placements)
+        .map(|(m, p)| plan::image_need(m, p.is_local(), servers.instance(p, &m.name), from_image))
+        .collect::<Result<_>>()?;
     let mut sources = BTreeMap::new();
     let mut outputs: Vec<ImageOutputs> = Vec::new();
-    for (m, p) in manifests.iter().zip(placements) {
-        let wanted = from_image || m.from_image;
-        if wanted && !p.is_local() {
-            return Err(Error::input(format!(
-                "{} is declared to run from its image on another server; inx runs image-based containers on the local server only",
-                m.name
-            ))
-            .with_hint("publish the image there with `inx image publish NAME REMOTE:` and launch it with incus, or drop fromImage to use that host's store"));
-        }
-        let inst = servers
-            .instance(p, &m.name)
-            .filter(|i| instance::is_managed(i));
-        match inst.map(instance::is_from_image) {
-            Some(true) if !wanted => {
-                return Err(Error::input(format!(
-                    "{} was made from its image, but is now declared to use the shared store",
-                    m.name
-                ))
-                .with_hint(format!("`inx destroy {0}` and `inx up {0}` make it again from the shared store, or pass --from-image", m.name)))
+    for (m, need) in manifests.iter().zip(needs) {
+        match need {
+            ImageNeed::Nothing => {}
+            ImageNeed::Kept => {
+                sources.insert(m.name.clone(), ImageSource::kept());
             }
-            Some(false) if wanted => {
-                return Err(Error::input(format!(
-                    "{} was made from the shared store; inx does not turn it into an image-based container",
-                    m.name
-                ))
-                .with_hint(format!("`inx destroy {0}` and `inx up --from-image {0}` make it again from its image", m.name)))
+            ImageNeed::Outputs => {
+                let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
+                let out = ctx.evaluate(&cmd)?;
+                outputs.push(images::parse_eval(
+                    &out.stdout,
+                    &m.name,
+                    ImageKind::Container,
+                )?);
             }
-            _ => {}
         }
-        if !wanted {
-            continue;
-        }
-        if inst.is_some() {
-            sources.insert(
-                m.name.clone(),
-                ImageSource {
-                    files: None,
-                    to_build: Vec::new(),
-                    present: true,
-                },
-            );
-            continue;
-        }
-        let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
-        let out = ctx.evaluate(&cmd)?;
-        outputs.push(images::parse_eval(
-            &out.stdout,
-            &m.name,
-            ImageKind::Container,
-        )?);
     }
     if outputs.is_empty() {
         return Ok(sources);

@@ -14,7 +14,7 @@ pub use lifecycle::{destroy, lifecycle, Doomed, HostDirs, Lifecycle};
 pub use relocate::{relocate, Move};
 pub use rollback::rollback;
 pub use snapshot::{restore as restore_snapshot, take as take_snapshot};
-pub use up::{up, Facts, Idmap, ImageSource};
+pub use up::{image_need, up, Facts, Idmap, ImageNeed, ImageSource};
 
 use crate::clients::incus::Client;
 use crate::clients::nix;

@@ -898,3 +898,56 @@ fn a_failed_idmap_question_fails_up_only_where_inx_devices_are_written() {
     .unwrap();
     assert!(same.steps.is_empty(), "{}", same.to_shell());
 }
+
+#[test]
+fn image_need_refuses_another_server_and_a_change_of_kind_and_evaluates_only_new_instances() {
+    let shared = manifest("web", NEW, IncusSettings::default());
+    let imaged = Manifest {
+        from_image: true,
+        ..shared.clone()
+    };
+    let made_shared = deployed(&shared, "Running");
+    let mut made_from_image = made_shared.clone();
+    made_from_image
+        .config
+        .insert(instance::KEY_IMAGE.into(), FP.into());
+    let mut unmanaged = made_from_image.clone();
+    unmanaged.config.remove(instance::KEY_MANAGED);
+
+    let need = |m: &Manifest, local: bool, inst: Option<&Instance>, flag: bool| {
+        image_need(m, local, inst, flag)
+    };
+    assert_eq!(
+        need(&shared, true, None, false).unwrap(),
+        ImageNeed::Nothing
+    );
+    assert_eq!(
+        need(&shared, false, None, false).unwrap(),
+        ImageNeed::Nothing
+    );
+    assert_eq!(
+        need(&imaged, true, None, false).unwrap(),
+        ImageNeed::Outputs
+    );
+    assert_eq!(need(&shared, true, None, true).unwrap(), ImageNeed::Outputs);
+    assert_eq!(
+        need(&imaged, true, Some(&made_from_image), false).unwrap(),
+        ImageNeed::Kept
+    );
+    // An instance inx does not manage is refused later, by `up`: nothing to evaluate.
+    assert_eq!(
+        need(&imaged, true, Some(&unmanaged), false).unwrap(),
+        ImageNeed::Outputs
+    );
+    let refused = |m: &Manifest, local: bool, inst: Option<&Instance>, flag: bool| {
+        let e = need(m, local, inst, flag).unwrap_err();
+        assert_eq!(e.kind, Kind::Input);
+        e.message
+    };
+    assert!(refused(&imaged, false, None, false).contains("on the local server only"));
+    assert!(refused(&shared, false, None, true).contains("on the local server only"));
+    assert!(refused(&shared, true, Some(&made_from_image), false)
+        .contains("was made from its image, but is now declared to use the shared store"));
+    assert!(refused(&imaged, true, Some(&made_shared), false)
+        .contains("was made from the shared store"));
+}

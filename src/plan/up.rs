@@ -58,6 +58,69 @@ pub struct ImageSource {
 /// failed. A server not here is taken to be able.
 pub type Idmap = BTreeMap<Option<RemoteName>, Result<bool>>;
 
+/// What `up` needs of a container's image, decided before anything is evaluated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageNeed {
+    /// It runs from the shared store.
+    Nothing,
+    /// Its instance was made from its image and keeps it: nothing to evaluate or build.
+    Kept,
+    /// Its instance is to be made from its image: its image outputs are evaluated and built.
+    Outputs,
+}
+
+impl ImageSource {
+    /// The image of an instance made from it before (see `ImageNeed::Kept`).
+    pub fn kept() -> ImageSource {
+        ImageSource {
+            files: None,
+            to_build: Vec::new(),
+            present: true,
+        }
+    }
+}
+
+/// What `up` needs of `m`'s image: `wanted` with --from-image or fromImage, on the local
+/// server (`local`), where `instance` is what that server lists of that name. Refuses an
+/// image on another server, and an instance made one way now declared the other.
+pub fn image_need(
+    m: &Manifest,
+    local: bool,
+    instance: Option<&Instance>,
+    from_image: bool,
+) -> Result<ImageNeed> {
+    let wanted = from_image || m.from_image;
+    if wanted && !local {
+        return Err(Error::input(format!(
+            "{} is declared to run from its image on another server; inx runs image-based containers on the local server only",
+            m.name
+        ))
+        .with_hint("publish the image there with `inx image publish NAME REMOTE:` and launch it with incus, or drop fromImage to use that host's store"));
+    }
+    let managed = instance.filter(|i| instance::is_managed(i));
+    match managed.map(instance::is_from_image) {
+        Some(true) if !wanted => Err(Error::input(format!(
+            "{} was made from its image, but is now declared to use the shared store",
+            m.name
+        ))
+        .with_hint(format!(
+            "`inx destroy {0}` and `inx up {0}` make it again from the shared store, or pass --from-image",
+            m.name
+        ))),
+        Some(false) if wanted => Err(Error::input(format!(
+            "{} was made from the shared store; inx does not turn it into an image-based container",
+            m.name
+        ))
+        .with_hint(format!(
+            "`inx destroy {0}` and `inx up --from-image {0}` make it again from its image",
+            m.name
+        ))),
+        _ if !wanted => Ok(ImageNeed::Nothing),
+        Some(_) => Ok(ImageNeed::Kept),
+        None => Ok(ImageNeed::Outputs),
+    }
+}
+
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
 /// A running container that must stop for a setting is stopped as `shutdown` says. The
 /// shared mounts are shifted (`Facts::spec`) on every server but those that cannot idmap

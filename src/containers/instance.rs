@@ -78,6 +78,10 @@ pub fn recorded_system(instance: &Instance) -> Option<StorePath> {
         .and_then(|s| StorePath::parse(s).ok())
 }
 
+/// How long a clean shutdown may take before the container is killed: systemd's
+/// DefaultTimeoutStopSec, which nixos-container's `container@` units keep.
+pub const STOP_TIMEOUT: u32 = 90;
+
 /// `shift` is whether Incus can idmap the shared mounts (so the store is owned by root inside
 /// an unprivileged container rather than by nobody).
 pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool) -> Spec {

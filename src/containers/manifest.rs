@@ -1,8 +1,8 @@
 //! The Rust side of the flake contract: what `lib.mkContainer` puts in `inxManifest`, as read by
 //! one `nix eval --json` for all containers (see `nix::eval_manifests`).
 
+use crate::containers::placement::{Placement, SshSettings};
 use crate::error::{Error, Kind, Result};
-use crate::hosts::{Placement, SshSettings};
 use crate::name::{ContainerName, StorePath};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@ pub use up::{image_need, up, Facts, Idmap, ImageNeed, ImageSource};
 use crate::clients::incus::Client;
 use crate::clients::nix;
 use crate::cmd::Cmd;
-use crate::containers::instance::KEY_MANAGED;
+use crate::containers::instance::{KEY_MANAGED, STOP_TIMEOUT};
 use crate::error::{Error, Kind};
 use crate::name::ContainerName;
 use serde::Serialize;
@@ -135,10 +135,6 @@ pub struct Halt {
     pub kill: Cmd,
     pub timeout: u32,
 }
-
-/// How long a clean shutdown may take before the container is killed: systemd's
-/// DefaultTimeoutStopSec, which nixos-container's `container@` units keep.
-pub const STOP_TIMEOUT: u32 = 90;
 
 /// How the commands that stop a running container stop it (`--timeout`, `--force`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod name;
 mod output;
 mod plan;
 mod roots;
+mod sha256;
 mod utc;
 
 use crate::output::errln;

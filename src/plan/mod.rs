@@ -91,15 +91,16 @@ pub enum Action {
     CreateDir(PathBuf),
     RemoveDir(PathBuf),
     /// A container's GC roots directory: inx's links and index in it, then the directory if
-    /// that left it empty.
-    RemoveRoots(PathBuf),
+    /// that left it empty. Printed (and in JSON) as the directory.
+    #[serde(serialize_with = "RootsDir::as_dir")]
+    RemoveRoots(RootsDir),
     /// A container's GC roots directory made to hold exactly these roots (see `roots::write`).
     WriteRoots {
         dir: PathBuf,
         index: crate::roots::Index,
     },
-    /// Image files written into a folder, nothing half-written (see `staging::Folder`).
-    WriteFolder(crate::images::staging::Folder),
+    /// Image files written into a folder, nothing half-written (see `execute::folder`).
+    WriteFolder(crate::execute::folder::Folder),
     /// A container's snapshot roots made to be exactly these (see `roots::write_links`).
     WriteSnapshotRoots {
         dir: PathBuf,
@@ -107,6 +108,19 @@ pub enum Action {
     },
     /// A stop or restart that never hangs (see `Halt`).
     Halt(Halt),
+}
+
+/// A container's GC roots directory, and the roots lock to hold while it is changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootsDir {
+    pub dir: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl RootsDir {
+    fn as_dir<S: serde::Serializer>(&self, to: S) -> std::result::Result<S::Ok, S::Error> {
+        self.dir.serialize(to)
+    }
 }
 
 /// The start of `name` through `on`.
@@ -236,15 +250,15 @@ impl Plan {
                 Action::RemoveDir(p) => {
                     format!("rm -rf {}", crate::cmd::quote(&p.display().to_string()))
                 }
-                Action::RemoveRoots(p) => {
-                    let d = crate::cmd::quote(&p.display().to_string());
+                Action::RemoveRoots(RootsDir { dir, .. }) => {
+                    let d = crate::cmd::quote(&dir.display().to_string());
                     format!("rm -rf {d}/snapshots && rm -f {d}/r-* {d}/roots.json && rmdir {d}")
                 }
                 Action::WriteSnapshotRoots { dir, links } => {
-                    crate::roots::links_to_shell(dir, links)
+                    crate::execute::roots::links_to_shell(dir, links)
                 }
-                Action::WriteRoots { dir, index } => crate::roots::to_shell(dir, index),
-                Action::WriteFolder(folder) => crate::images::staging::to_shell(folder),
+                Action::WriteRoots { dir, index } => crate::execute::roots::to_shell(dir, index),
+                Action::WriteFolder(folder) => crate::execute::folder::to_shell(folder),
                 Action::Halt(Halt { clean, kill, .. }) => match clean {
                     Some(clean) => format!("{} || {}", clean.to_shell(), kill.to_shell()),
                     None => kill.to_shell(),

@@ -520,6 +520,7 @@ fn destroy_removes_instance_and_profile_only() {
             PathBuf::from(format!("/nix/var/nix/gcroots/inx/{n}")),
             exist,
         ),
+        roots_lock: "/nix/var/nix/gcroots/inx/.lock".into(),
         ssh: None,
     };
     let client = Client::default();
@@ -802,6 +803,7 @@ fn stop_and_destroy_on_another_host() {
             dirs: HostDirs {
                 profile: ("/nix/var/nix/profiles/inx/web".into(), true),
                 roots: ("/nix/var/nix/gcroots/inx/web".into(), true),
+                roots_lock: "/nix/var/nix/gcroots/inx/.lock".into(),
                 ssh: Some(dest),
             },
         },

@@ -16,7 +16,7 @@ use crate::clients::incus::{self, Backend, Client, Remote, RemoteName};
 use crate::clients::nix;
 use crate::error::{Error, Result};
 use crate::execute;
-use crate::images::staging;
+use crate::execute::folder;
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};

@@ -6,6 +6,7 @@ mod clients;
 mod cmd;
 mod commands;
 mod containers;
+mod digest;
 mod error;
 mod execute;
 mod host_files;
@@ -15,7 +16,6 @@ mod name;
 mod output;
 mod plan;
 mod roots;
-mod sha256;
 mod utc;
 
 use crate::output::errln;

@@ -168,7 +168,7 @@ pub fn write(folder: &Folder) -> Result<()> {
             Content::Sha256Sums(of) => {
                 let mut sums = String::new();
                 for rel in of {
-                    let hash = crate::sha256::of_file(&staged.path(rel))?;
+                    let hash = crate::digest::sha256_file(&staged.path(rel))?;
                     sums.push_str(&format!("{hash}  {rel}\n"));
                 }
                 staged.write(&file.path, sums.as_bytes())?

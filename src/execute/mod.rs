@@ -19,6 +19,7 @@ pub mod progress;
 #[cfg(test)]
 pub mod recorder;
 pub mod roots;
+pub mod steps;
 
 use crate::clients::incus;
 use crate::clients::incus::Client;
@@ -26,10 +27,10 @@ use crate::cmd::{failure, Cmd};
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::Run;
 use crate::name::ContainerName;
-use crate::plan::{Action, Halt, Plan, Start, Step, What};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use steps::{Action, Halt, Plan, Start, Step, What};
 
 /// How many containers' steps run at once.
 const JOBS: usize = 4;

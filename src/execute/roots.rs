@@ -1,6 +1,6 @@
 //! A container's GC roots folder as the executor writes it (`Action::WriteRoots`,
 //! `WriteSnapshotRoots`, `RemoveRoots`): its `r-*` links and their index, its snapshot links.
-//! What the roots are is the roots domain's (`crate::roots`).
+//! Which roots a container has is decided in the roots domain.
 
 use crate::name::StorePath;
 use serde::{Deserialize, Serialize};

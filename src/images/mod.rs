@@ -190,7 +190,7 @@ impl ImageOutputs {
     pub fn files(&self) -> Result<ImageFiles> {
         let metadata = find_file(&self.metadata.out_path, "tar.xz")?;
         let root = find_file(&self.root.out_path, self.kind.root_ext())?;
-        let fingerprint = crate::sha256::of_files(&[&metadata, &root])?;
+        let fingerprint = crate::digest::sha256_files(&[&metadata, &root])?;
         Ok(ImageFiles {
             kind: self.kind,
             metadata,
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(find_file(file.to_str().unwrap(), "squashfs").unwrap(), file);
         // The same as `cat META ROOT | sha256sum`.
         assert_eq!(
-            crate::sha256::of_files(&[&found, &file]).unwrap(),
+            crate::digest::sha256_files(&[&found, &file]).unwrap(),
             "e0cf642cb0d3e186cf613398341be54a385c45f650c077942a80fc6b6409903c"
         );
     }

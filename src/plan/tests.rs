@@ -6,7 +6,7 @@ use crate::containers::manifest::{ConfigValue, IncusSettings};
 use crate::containers::profile::ProfileState;
 use crate::name::StorePath;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";
 /// Where the plans root their builds (a live inx's `.builds/PID/r`).

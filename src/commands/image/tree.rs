@@ -53,11 +53,11 @@ pub fn simplestreams(
         properties: &outputs.properties,
         fingerprint: &files.fingerprint,
         metadata: FileInfo {
-            sha256: crate::sha256::of_file(&files.metadata)?,
+            sha256: crate::digest::sha256_file(&files.metadata)?,
             size: size(&files.metadata)?,
         },
         root: FileInfo {
-            sha256: crate::sha256::of_file(&files.root)?,
+            sha256: crate::digest::sha256_file(&files.root)?,
             size: size(&files.root)?,
         },
     };

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// The SHA-256 of the files' contents, one after the other.
-pub fn of_files(files: &[&Path]) -> Result<String> {
+pub fn sha256_files(files: &[&Path]) -> Result<String> {
     let mut hasher = Sha256::new();
     for file in files {
         hash_into(file, &mut hasher)?;
@@ -15,7 +15,7 @@ pub fn of_files(files: &[&Path]) -> Result<String> {
 }
 
 /// The SHA-256 of one file's contents.
-pub fn of_file(file: &Path) -> Result<String> {
+pub fn sha256_file(file: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     hash_into(file, &mut hasher)?;
     Ok(hex(&hasher.finalize()))

@@ -79,7 +79,8 @@ fn target<'a>(
     }
 }
 
-fn shell(targets: &[Facts]) -> String {
+/// The plan of `up` on servers that can idmap mounts, stopping as by default.
+fn planned(targets: &[Facts]) -> Plan {
     up(
         targets,
         &Idmap::new(),
@@ -87,7 +88,10 @@ fn shell(targets: &[Facts]) -> String {
         Shutdown::default(),
     )
     .unwrap()
-    .to_shell()
+}
+
+fn shell(targets: &[Facts]) -> String {
+    planned(targets).to_shell()
 }
 
 #[test]
@@ -100,13 +104,7 @@ fn new_container_is_built_profiled_created_and_started() {
 fn nothing_changed_plans_nothing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.unchanged, [name("web")]);
 }
@@ -116,13 +114,7 @@ fn changed_system_switches_in_place_without_restart() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -138,13 +130,7 @@ fn a_switch_that_failed_before_is_retried() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(whats, [What::Switch, What::Config]);
 }
@@ -154,13 +140,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Stopped");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((OLD, 1)), None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((OLD, 1)), None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -173,16 +153,10 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(
-            &[t],
-            &Idmap::new(),
-            BUILD_ROOT.as_ref(),
-            Shutdown::default(),
-        )
-        .unwrap()
-        .steps
-        .iter()
-        .any(|s| matches!(s.action, Action::CreateDir(_)))
+        planned(&[t])
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::CreateDir(_)))
     };
     // Someone removed the profile directory of a running container: it is made again.
     let gone = target(&m, Some(&inst), None, Some(NEW));
@@ -201,13 +175,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), None, Some(OLD))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), None, Some(OLD))]);
     insta::assert_snapshot!(plan.to_shell());
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
@@ -224,13 +192,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     );
     // Stopped, it binds the directory when it starts: nothing to do.
     let stopped = deployed(&new, "Stopped");
-    let plan = up(
-        &[target(&new, Some(&stopped), None, None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&stopped), None, None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -247,13 +209,7 @@ fn live_config_change_does_not_restart() {
         ..Default::default()
     };
     let new = manifest("web", NEW, settings);
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     insta::assert_snapshot!(plan.to_shell());
 }
 
@@ -266,13 +222,7 @@ fn config_change_that_acts_at_start_restarts() {
         ..Default::default()
     };
     let new = manifest("web", NEW, settings);
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     insta::assert_snapshot!(plan.to_shell());
 }
 
@@ -281,13 +231,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     // The profile was set and the instance created, but the start never ran.
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Stopped");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 1)), None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(whats, [What::Start]);
 }
@@ -316,13 +260,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
 fn several_containers_share_one_build() {
     let a = manifest("a", OLD, IncusSettings::default());
     let b = manifest("b", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&a, None, None, None), target(&b, None, None, None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&a, None, None, None), target(&b, None, None, None)]);
     let builds: Vec<&Step> = plan
         .steps
         .iter()
@@ -350,13 +288,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(
-        &[t],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[t]);
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -368,13 +300,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(
-        &[unchanged],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[unchanged]);
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -396,13 +322,7 @@ fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hol
         port: None,
         opts: Vec::new(),
     }));
-    let plan = up(
-        &[t],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[t]);
     let of_host: Vec<What> = plan
         .steps
         .iter()
@@ -417,13 +337,7 @@ fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hol
 fn plan_as_json() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Stopped");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 1)), None)]);
     // As `--json` prints it.
     insta::assert_json_snapshot!(crate::output::document(&plan));
 }
@@ -547,22 +461,10 @@ fn destroy_removes_instance_and_profile_only() {
 #[test]
 fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
-    let new = up(
-        &[target(&m, None, None, None)],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let new = planned(&[target(&m, None, None, None)]);
     assert!(new.writes_inx_devices_on(|_| true), "a create writes them");
     let inst = deployed(&m, "Running");
-    let same = up(
-        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let same = planned(&[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(!same.writes_inx_devices_on(|_| true));
     let mut unshifted = inst.clone();
     unshifted
@@ -570,13 +472,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         .get_mut("inx-store")
         .unwrap()
         .remove("shift");
-    let fix = up(
-        &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let fix = planned(&[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))]);
     assert!(fix.writes_inx_devices_on(|_| true));
     let settings = IncusSettings {
         devices: BTreeMap::from([(
@@ -586,13 +482,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         ..Default::default()
     };
     let user_dev = manifest("web", NEW, settings);
-    let add = up(
-        &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let add = planned(&[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(
         !add.writes_inx_devices_on(|_| true),
         "a user's device is not inx's"
@@ -620,24 +510,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(
-        &[t.clone()],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[t.clone()]);
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(
-        &[t],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[t]);
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -665,13 +543,7 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(
-        &[t],
-        &Idmap::new(),
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[t]);
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(

@@ -82,7 +82,7 @@ pub enum Action {
         dir: PathBuf,
         index: super::roots::Index,
     },
-    /// Image files written into a folder, nothing half-written (see `execute::folder`).
+    /// Image files written into a folder, nothing half-written (see `folder::write`).
     WriteFolder(super::folder::Folder),
     /// A container's snapshot roots made to be exactly these (see `roots::write_links`).
     WriteSnapshotRoots {

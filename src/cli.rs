@@ -104,7 +104,7 @@ pub struct Timeout {
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = crate::plan::STOP_TIMEOUT,
+        default_value_t = crate::containers::instance::STOP_TIMEOUT,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub timeout: u32,

@@ -9,9 +9,20 @@
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DIR_MODE: u32 = 0o2770;
+
+/// inx's host profiles, where the executor makes folders shared (see `profiles_root`).
+pub const PROFILES_ROOT: &str = "/nix/var/nix/profiles/inx";
+
+/// `PROFILES_ROOT`, or where `INX_PROFILES_DIR` moves it, for tests that must not touch the
+/// host's profiles.
+pub fn profiles_root() -> PathBuf {
+    std::env::var_os("INX_PROFILES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(PROFILES_ROOT))
+}
 pub const FILE_MODE: u32 = 0o660;
 
 /// Nix's own folders, which every user must be able to enter (users' profiles and roots are

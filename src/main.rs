@@ -6,6 +6,7 @@ mod clients;
 mod cmd;
 mod commands;
 mod containers;
+mod digest;
 mod error;
 mod execute;
 mod host_files;

@@ -44,6 +44,7 @@ pub fn destroy(ctx: &Ctx, names: &[String], force: bool, shutdown: plan::Shutdow
             let dirs = plan::HostDirs {
                 profile: (profile, exists),
                 roots,
+                roots_lock: here.lock_file(),
                 ssh,
             };
             let d = plan::Doomed {

@@ -36,7 +36,7 @@ use crate::execute::process::{Run, Runner};
 use crate::execute::{self, lock};
 use crate::name::{ContainerName, ProjectName};
 use crate::output::{self, out};
-use crate::plan::{Plan, What};
+use crate::plan::{Note, Plan, What};
 use crate::roots::build_roots::{self, BuildRoots};
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -225,7 +225,7 @@ impl Ctx {
             return Ok(true);
         }
         if self.dry_run {
-            plan.notes.push(format!("then: {then}"));
+            plan.notes.push(Note::Then(then.to_string()));
             self.print_plan(&plan);
             return Ok(false);
         }

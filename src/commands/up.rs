@@ -8,9 +8,8 @@ use crate::hosts::gather;
 use crate::hosts::{Placement, Store};
 use crate::images::{self, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
-use crate::name::RemoteName;
 use crate::output::errln;
-use crate::plan::{self, Facts, ImageSource, Plan, What};
+use crate::plan::{self, Facts, ImageNeed, ImageSource, Note, Plan, What};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -41,17 +40,16 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
     }
     let listings = BTreeMap::from([(None, incus::parse_list(&incus::checked(&list, listed?)?)?)]);
     let local_info = (query, server);
-    let (unplaced, mut done) =
-        deploy(ctx, &manifests, listings, &local_info, from_image, shutdown)?;
+    let mut done = deploy(ctx, &manifests, listings, &local_info, from_image, shutdown)?;
     // Containers on a cluster with no target were created where Incus put them: a second
     // round, with fresh listings, gives them their store and starts them.
     let placed: Vec<Manifest> = manifests
         .iter()
-        .filter(|m| unplaced.contains(&m.name))
+        .filter(|m| done.placed_later().any(|n| *n == m.name))
         .cloned()
         .collect();
     if !placed.is_empty() && !ctx.dry_run {
-        let (_, second) = deploy(
+        let second = deploy(
             ctx,
             &placed,
             BTreeMap::new(),
@@ -61,7 +59,7 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
         )?;
         // One document for the whole command: the second round's steps follow the first's.
         done.steps.extend(second.steps);
-        done.notes.retain(|n| !n.starts_with("then: "));
+        done.notes.retain(|n| !matches!(n, Note::Placed(_)));
         done.notes.extend(second.notes);
     }
     ctx.report(&done);
@@ -69,8 +67,8 @@ pub fn up(ctx: &Ctx, names: &[String], from_image: bool, shutdown: plan::Shutdow
 }
 
 /// Gathers the rest (other servers, other hosts' profiles), plans and carries out `up` for
-/// these containers. Returns the containers left for a second round (created where a cluster
-/// placed them) and the plan, to be reported.
+/// these containers. Returns the plan, to be reported; its `placed_later` are left for a
+/// second round (created where a cluster placed them).
 fn deploy(
     ctx: &Ctx,
     manifests: &[Manifest],
@@ -78,7 +76,7 @@ fn deploy(
     local_info: &(Cmd, Result<Output>),
     from_image: bool,
     shutdown: plan::Shutdown,
-) -> Result<(Vec<ContainerName>, Plan)> {
+) -> Result<Plan> {
     let placements: Vec<Placement> = manifests
         .iter()
         .map(|m| ctx.placement.over(&m.host))
@@ -109,63 +107,42 @@ fn deploy(
     let states = gather::profiles(&ctx.gather()?, profiles, &stores)?;
     let images = image_sources(ctx, manifests, &servers, &placements, from_image)?;
 
-    // Plan, assuming every server can shift the shared mounts; a server's answer matters only
-    // when inx's devices are about to be written there (a server that failed that query but
-    // listed fine fails nothing else).
+    // What each server said of idmapped mounts: plan/ decides where it matters.
+    let idmap: plan::Idmap = std::iter::once((&None, local_info))
+        .chain(servers.info.iter())
+        .map(|(remote, (query, answer))| {
+            let can = answer
+                .clone()
+                .and_then(|out| incus::checked(query, out))
+                .map(|out| incus::parse_idmapped_mounts(&out));
+            (remote.clone(), can)
+        })
+        .collect();
+
     let flake = ctx.flake_record();
-    let targets = |no_shift: &BTreeSet<Option<RemoteName>>| -> Result<Vec<Facts>> {
-        manifests
-            .iter()
-            .zip(&placements)
-            .zip(&located)
-            .map(|((m, p), (inst, store))| {
-                let (dir, exists, state) = states[&m.name].clone();
-                Ok(facts_of(FactsIn {
-                    m,
-                    instance: *inst,
-                    flake: &flake,
-                    shift: !no_shift.contains(&p.remote),
-                    image: images.get(&m.name),
-                    incus: ctx.incus()?.on(p.remote.as_ref()),
-                    placement: p,
-                    store: store.clone(),
-                    profile_dir: dir,
-                    profile_dir_exists: exists,
-                    profile: state,
-                }))
-            })
-            .collect()
-    };
-    let mut no_shift = BTreeSet::new();
-    let mut plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
-    for (remote, (query, answer)) in std::iter::once((&None, local_info)).chain(servers.info.iter())
-    {
-        let writes = plan.writes_inx_devices_on(|c| {
-            placements
-                .iter()
-                .zip(manifests)
-                .any(|(p, m)| &m.name == c && &p.remote == remote)
-        });
-        if !writes {
-            continue;
-        }
-        let answer = match answer {
-            Ok(out) => incus::checked(query, out.clone())?,
-            Err(e) => return Err(e.clone()),
-        };
-        if !incus::parse_idmapped_mounts(&answer) {
-            let server = match remote {
-                None => "this Incus server".to_string(),
-                Some(r) => format!("the Incus server {r}"),
-            };
-            errln!(
-                "warning: {server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
-            );
-            no_shift.insert(remote.clone());
-        }
-    }
-    if !no_shift.is_empty() {
-        plan = plan::up(&targets(&no_shift)?, &ctx.build_root(), shutdown)?;
+    let targets: Vec<Facts> = manifests
+        .iter()
+        .zip(&placements)
+        .zip(&located)
+        .map(|((m, p), (inst, store))| {
+            let (dir, exists, state) = states[&m.name].clone();
+            Ok(facts_of(FactsIn {
+                m,
+                instance: *inst,
+                flake: &flake,
+                image: images.get(&m.name),
+                incus: ctx.incus()?.on(p.remote.as_ref()),
+                placement: p,
+                store: store.clone(),
+                profile_dir: dir,
+                profile_dir_exists: exists,
+                profile: state,
+            }))
+        })
+        .collect::<Result<_>>()?;
+    let plan = plan::up(&targets, &idmap, &ctx.build_root(), shutdown)?;
+    for warning in &plan.warnings {
+        errln!("warning: {warning}");
     }
     if !ctx.dry_run {
         let elsewhere: BTreeSet<&ContainerName> = manifests
@@ -181,24 +158,17 @@ fn deploy(
         ctx.runner.progress(format_args!("{name}: up to date"));
     }
     for note in plan.notes.iter().filter(|_| !ctx.dry_run) {
-        if !note.starts_with("then: ") {
+        if let Note::Remark(_) = note {
             errln!("note: {note}");
         }
     }
-    let unplaced = located
-        .iter()
-        .zip(manifests)
-        .filter(|((_, store), _)| store.is_none())
-        .map(|(_, m)| m.name.clone())
-        .collect();
-    Ok((unplaced, plan))
+    Ok(plan)
 }
 
 struct FactsIn<'a> {
     m: &'a Manifest,
     instance: Option<&'a incus::Instance>,
     flake: &'a str,
-    shift: bool,
     image: Option<&'a ImageSource>,
     incus: incus::Client,
     placement: &'a Placement,
@@ -213,7 +183,6 @@ fn facts_of(t: FactsIn) -> Facts {
         m,
         instance,
         flake,
-        shift,
         image,
         ..
     } = t;
@@ -224,7 +193,8 @@ fn facts_of(t: FactsIn) -> Facts {
         _ => managed.and_then(instance::recorded_system),
     };
     let spec = match image {
-        None => instance::desired(m, flake, &t.profile_dir, shift),
+        // Shifted: plan::up unshifts them on a server that cannot idmap mounts.
+        None => instance::desired(m, flake, &t.profile_dir, true),
         Some(image) => {
             // An existing instance keeps the image and system it was made from.
             let recorded = |key: &str| instance.and_then(|i| i.config.get(key)).cloned();
@@ -269,58 +239,30 @@ fn image_sources(
     placements: &[Placement],
     from_image: bool,
 ) -> Result<BTreeMap<ContainerName, ImageSource>> {
+    // Every refusal before any evaluation.
+    let needs: Vec<ImageNeed> = manifests
+        .iter()
+        .zip(placements)
+        .map(|(m, p)| plan::image_need(m, p.is_local(), servers.instance(p, &m.name), from_image))
+        .collect::<Result<_>>()?;
     let mut sources = BTreeMap::new();
     let mut outputs: Vec<ImageOutputs> = Vec::new();
-    for (m, p) in manifests.iter().zip(placements) {
-        let wanted = from_image || m.from_image;
-        if wanted && !p.is_local() {
-            return Err(Error::input(format!(
-                "{} is declared to run from its image on another server; inx runs image-based containers on the local server only",
-                m.name
-            ))
-            .with_hint("publish the image there with `inx image publish NAME REMOTE:` and launch it with incus, or drop fromImage to use that host's store"));
-        }
-        let inst = servers
-            .instance(p, &m.name)
-            .filter(|i| instance::is_managed(i));
-        match inst.map(instance::is_from_image) {
-            Some(true) if !wanted => {
-                return Err(Error::input(format!(
-                    "{} was made from its image, but is now declared to use the shared store",
-                    m.name
-                ))
-                .with_hint(format!("`inx destroy {0}` and `inx up {0}` make it again from the shared store, or pass --from-image", m.name)))
+    for (m, need) in manifests.iter().zip(needs) {
+        match need {
+            ImageNeed::Nothing => {}
+            ImageNeed::Kept => {
+                sources.insert(m.name.clone(), ImageSource::kept());
             }
-            Some(false) if wanted => {
-                return Err(Error::input(format!(
-                    "{} was made from the shared store; inx does not turn it into an image-based container",
-                    m.name
-                ))
-                .with_hint(format!("`inx destroy {0}` and `inx up --from-image {0}` make it again from its image", m.name)))
+            ImageNeed::Outputs => {
+                let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
+                let out = ctx.evaluate(&cmd)?;
+                outputs.push(images::parse_eval(
+                    &out.stdout,
+                    &m.name,
+                    ImageKind::Container,
+                )?);
             }
-            _ => {}
         }
-        if !wanted {
-            continue;
-        }
-        if inst.is_some() {
-            sources.insert(
-                m.name.clone(),
-                ImageSource {
-                    files: None,
-                    to_build: Vec::new(),
-                    present: true,
-                },
-            );
-            continue;
-        }
-        let cmd = images::eval_images(&ctx.flake, &m.name, ImageKind::Container);
-        let out = ctx.evaluate(&cmd)?;
-        outputs.push(images::parse_eval(
-            &out.stdout,
-            &m.name,
-            ImageKind::Container,
-        )?);
     }
     if outputs.is_empty() {
         return Ok(sources);

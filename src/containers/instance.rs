@@ -78,6 +78,10 @@ pub fn recorded_system(instance: &Instance) -> Option<StorePath> {
         .and_then(|s| StorePath::parse(s).ok())
 }
 
+/// How long a clean shutdown may take before the container is killed: systemd's
+/// DefaultTimeoutStopSec, which nixos-container's `container@` units keep.
+pub const STOP_TIMEOUT: u32 = 90;
+
 /// `shift` is whether Incus can idmap the shared mounts (so the store is owned by root inside
 /// an unprivileged container rather than by nobody).
 pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool) -> Spec {
@@ -141,6 +145,18 @@ pub fn desired(manifest: &Manifest, flake: &str, profile_dir: &Path, shift: bool
         devices,
         profiles,
     }
+}
+
+/// `spec` with inx's shared mounts not shifted: as `desired` makes it for a server that
+/// cannot idmap mounts.
+pub fn without_shift(spec: &Spec) -> Spec {
+    let mut spec = spec.clone();
+    for (name, device) in &mut spec.devices {
+        if crate::containers::manifest::is_inx_device(name) {
+            device.remove("shift");
+        }
+    }
+    spec
 }
 
 pub fn is_from_image(instance: &Instance) -> bool {
@@ -449,6 +465,14 @@ mod tests {
         };
         let spec = desired(&manifest(privileged), ".", Path::new("/p"), true);
         assert!(spec.devices.values().all(|d| !d.contains_key("shift")));
+        let shifted = desired(
+            &manifest(IncusSettings::default()),
+            ".",
+            Path::new("/p"),
+            true,
+        );
+        assert!(shifted.devices["inx-store"].contains_key("shift"));
+        assert_eq!(without_shift(&shifted), plain);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Rust side of the flake contract: what `lib.mkContainer` puts in `inxManifest`, as read by
 //! one `nix eval --json` for all containers (see `nix::eval_manifests`).
 
+use crate::containers::placement::{Placement, SshSettings};
 use crate::error::{Error, Kind, Result};
-use crate::hosts::{Placement, SshSettings};
 use crate::name::{ContainerName, StorePath};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -113,6 +113,11 @@ impl RawHost {
     }
 }
 
+/// Whether a device is one of inx's own (the flake may declare none of that name).
+pub fn is_inx_device(name: &str) -> bool {
+    name.starts_with("inx-")
+}
+
 /// The output of `nix::eval_placements`: each declared name and where it runs.
 pub fn parse_placements(json: &str) -> Result<BTreeMap<String, Placement>> {
     let raw: BTreeMap<String, Option<RawHost>> = serde_json::from_str(json).map_err(|e| {
@@ -193,7 +198,7 @@ fn parse_one(name: &str, value: serde_json::Value) -> Result<Manifest> {
         )
     })?;
     for device in raw.incus.devices.keys() {
-        if device.starts_with("inx-") {
+        if is_inx_device(device) {
             return Err(Error::input(format!(
                 "inxContainers.{name}: device name {device:?} is reserved (inx- devices are inx's own)"
             )));

@@ -4,5 +4,6 @@
 pub mod generations;
 pub mod instance;
 pub mod manifest;
+pub mod placement;
 pub mod profile;
 pub mod runs;

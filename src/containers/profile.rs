@@ -6,7 +6,7 @@ use crate::name::{ContainerName, ProjectName, StorePath};
 use serde::Serialize;
 use std::path::PathBuf;
 
-pub const DEFAULT_ROOT: &str = "/nix/var/nix/profiles/inx";
+use crate::host_files::PROFILES_ROOT;
 
 #[derive(Debug, Clone)]
 pub struct Profiles {
@@ -32,16 +32,14 @@ impl Profiles {
     /// The profiles of another host: always under the default root there.
     pub fn on_other_host(&self) -> Profiles {
         Profiles {
-            root: PathBuf::from(DEFAULT_ROOT),
+            root: PathBuf::from(PROFILES_ROOT),
             project: self.project.clone(),
         }
     }
 
     /// `INX_PROFILES_DIR` moves the root, for tests that must not touch the host's profiles.
     pub fn root() -> PathBuf {
-        std::env::var_os("INX_PROFILES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+        crate::host_files::profiles_root()
     }
 
     /// `ROOT/NAME` for the default project; `ROOT/.projects/PROJECT/NAME` for others (a name

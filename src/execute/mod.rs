@@ -10,12 +10,16 @@
 //! failure is still its container's alone. The plan shows one start per container; `-v` shows
 //! the call that ran.
 
+pub mod folder;
+pub mod hold;
 pub mod interrupt;
 pub mod lock;
 pub mod process;
 pub mod progress;
 #[cfg(test)]
 pub mod recorder;
+pub mod roots;
+pub mod steps;
 
 use crate::clients::incus;
 use crate::clients::incus::Client;
@@ -23,10 +27,10 @@ use crate::cmd::{failure, Cmd};
 use crate::error::{Error, Kind, Result};
 use crate::execute::process::Run;
 use crate::name::ContainerName;
-use crate::plan::{Action, Halt, Plan, Start, Step, What};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use steps::{Action, Halt, Plan, Start, Step, What};
 
 /// How many containers' steps run at once.
 const JOBS: usize = 4;
@@ -220,8 +224,8 @@ fn run_hosts(runner: &dyn Run, hosts: &[(&str, Vec<&Step>)], bar: &progress::Bar
 /// Starts a host's hold; an error when it ended before it held the host.
 fn hold(runner: &dyn Run, cmd: &Cmd) -> Result<process::Held> {
     runner
-        .hold(cmd, crate::hosts::ssh::HELD)?
-        .map_err(|out| crate::hosts::ssh::hold_failed(cmd, &out))
+        .hold(cmd, hold::HELD)?
+        .map_err(|out| hold::hold_failed(cmd, &out))
 }
 
 /// Runs the starts of `ready` as one call per client (and project); returns the containers
@@ -306,7 +310,7 @@ fn run_watched(runner: &dyn Run, step: &Step, bar: &progress::Bar) -> Result<()>
 /// A folder of inx's host profiles is shared with their group (see `host_files`); any other
 /// (an image's out-link folder, say) is the user's, made as the umask says.
 fn create_dir(path: &std::path::Path) -> std::io::Result<()> {
-    if path.starts_with(crate::containers::profile::Profiles::root()) {
+    if path.starts_with(crate::host_files::profiles_root()) {
         crate::host_files::create_dir_all(path)
     } else {
         std::fs::create_dir_all(path)
@@ -335,10 +339,10 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
             )),
             _ => Ok(()),
         },
-        Action::RemoveRoots(dir) => remove_roots(dir, &crate::roots::Layout::new().lock_file()),
-        Action::WriteFolder(folder) => crate::images::staging::write(folder),
+        Action::RemoveRoots(roots) => remove_roots(&roots.dir, &roots.lock),
+        Action::WriteFolder(folder) => folder::write(folder),
         // As for WriteRoots: the caller holds the roots lock.
-        Action::WriteSnapshotRoots { dir, links } => crate::roots::write_links(dir, links)
+        Action::WriteSnapshotRoots { dir, links } => crate::execute::roots::write_links(dir, links)
             .map_err(|e| {
                 Error::new(
                     Kind::Failed,
@@ -347,7 +351,7 @@ fn run_step(runner: &dyn Run, step: &Step) -> Result<()> {
                 .with_hint("inx keeps GC roots under /nix/var/nix/gcroots/inx: run it as root, or as a member of the group that owns that folder (incus-admin with nixosModules.host)")
             }),
         // The caller holds the roots lock: it decided these roots under it.
-        Action::WriteRoots { dir, index } => crate::roots::write(dir, index).map_err(|e| {
+        Action::WriteRoots { dir, index } => crate::execute::roots::write(dir, index).map_err(|e| {
             Error::new(
                 Kind::Failed,
                 format!("cannot write GC roots in {}: {e}", dir.display()),
@@ -427,8 +431,8 @@ fn run_halt(runner: &dyn Run, step: &Step, halt: &Halt) -> Result<()> {
 /// (the host lock of `destroy` is another one).
 fn remove_roots(dir: &std::path::Path, lock_file: &std::path::Path) -> Result<()> {
     let _lock = crate::execute::lock::wait(lock_file)?;
-    crate::roots::write_links(&dir.join("snapshots"), &Default::default())
-        .and_then(|()| crate::roots::write(dir, &Default::default()))
+    crate::execute::roots::write_links(&dir.join("snapshots"), &Default::default())
+        .and_then(|()| crate::execute::roots::write(dir, &Default::default()))
         .map_err(|e| {
             Error::new(
                 Kind::Failed,

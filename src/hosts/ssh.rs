@@ -6,6 +6,7 @@ use crate::clients::nix::FEATURES;
 use crate::cmd::{quote, Cmd, Output};
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Kind, Result};
+use crate::execute::hold::{HELD, LOCKED, LOCK_FILE};
 use crate::name::{HostWord, StorePath};
 use std::path::PathBuf;
 
@@ -20,16 +21,6 @@ pub struct SshDest {
 
 /// The last line of every script: a host that printed it ran the whole script.
 const DONE: &str = "inx-done";
-
-/// What `hold` prints once it holds the host's lock and roots.
-pub const HELD: &str = "inx-held";
-
-/// What `hold` prints (then exits 9) when another inx holds the host's lock.
-const LOCKED: &str = "inx-locked";
-
-/// The host lock there: the same file as that host's own inx takes (`Profiles::lock_file`),
-/// so an inx there and one here do not change its profiles at once either.
-const LOCK_FILE: &str = "/nix/var/nix/profiles/inx/.lock";
 
 /// Where `hold` keeps its roots there: the build roots folder of that host's own inx, in the
 /// same layout (`NAME/` held by the lock on `NAME.lock`; see `roots::build_roots`), so that
@@ -188,25 +179,6 @@ impl SshDest {
     }
 }
 
-/// Why a `hold` session (`cmd`) ended before it held its host.
-pub fn hold_failed(cmd: &Cmd, out: &Output) -> Error {
-    if out.code == Some(9) && out.stdout.lines().any(|l| l == LOCKED) {
-        // `hold` puts the login right before `--`.
-        let login = cmd
-            .args
-            .iter()
-            .position(|a| a == "--")
-            .and_then(|i| i.checked_sub(1))
-            .map_or("the host", |i| cmd.args[i].as_str());
-        return Error::new(
-            Kind::Locked,
-            format!("another inx is changing containers on {login} (it holds {LOCK_FILE} there)"),
-        )
-        .with_hint("wait for it to finish and run this again");
-    }
-    crate::cmd::failure(Kind::Failed, cmd, out)
-}
-
 /// The output of `read_profiles`: each directory's state (`None`: no such directory).
 pub fn parse_profiles(cmd: &Cmd, out: &Output, count: usize) -> Result<Vec<Option<ProfileState>>> {
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -311,6 +283,7 @@ mod tests {
 
     #[test]
     fn a_hold_refused_for_the_lock_is_exit_9_naming_the_host() {
+        use crate::execute::hold::hold_failed;
         let cmd = dest(None).hold(&[]);
         let out = |code: i32, stdout: &str| Output {
             code: Some(code),

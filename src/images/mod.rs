@@ -3,15 +3,12 @@
 //! outputs, and the image's fingerprint as Incus and LXD compute it.
 
 pub mod simplestreams;
-pub mod staging;
 
 use crate::clients::nix;
 use crate::cmd::Cmd;
 use crate::error::{Error, Kind, Result};
 use crate::name::ContainerName;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Which image: a container's (squashfs root filesystem) or a virtual machine's (qcow2 disk).
@@ -193,7 +190,7 @@ impl ImageOutputs {
     pub fn files(&self) -> Result<ImageFiles> {
         let metadata = find_file(&self.metadata.out_path, "tar.xz")?;
         let root = find_file(&self.root.out_path, self.kind.root_ext())?;
-        let fingerprint = fingerprint(&[&metadata, &root])?;
+        let fingerprint = crate::digest::sha256_files(&[&metadata, &root])?;
         Ok(ImageFiles {
             kind: self.kind,
             metadata,
@@ -265,40 +262,6 @@ fn collect(dir: &Path, suffix: &str, found: &mut Vec<PathBuf>) {
             _ => {}
         }
     }
-}
-
-/// The SHA-256 of the files' contents, one after the other.
-pub fn fingerprint(files: &[&Path]) -> Result<String> {
-    let mut hasher = Sha256::new();
-    for file in files {
-        hash_into(file, &mut hasher)?;
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn sha256_file(file: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    hash_into(file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hash_into(file: &Path, hasher: &mut Sha256) -> Result<()> {
-    let cannot = |e: std::io::Error| {
-        Error::new(Kind::Failed, format!("cannot read {}: {e}", file.display()))
-    };
-    let mut f = std::fs::File::open(file).map_err(cannot)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(cannot)?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub use crate::name::Alias;
@@ -378,7 +341,7 @@ mod tests {
         assert_eq!(find_file(file.to_str().unwrap(), "squashfs").unwrap(), file);
         // The same as `cat META ROOT | sha256sum`.
         assert_eq!(
-            fingerprint(&[&found, &file]).unwrap(),
+            crate::digest::sha256_files(&[&found, &file]).unwrap(),
             "e0cf642cb0d3e186cf613398341be54a385c45f650c077942a80fc6b6409903c"
         );
     }

@@ -1,7 +1,9 @@
 //! The plans of `inx start|stop|restart` and `inx destroy`: only managed instances, only
 //! what is needed.
 
-use super::{missing_error, run, start, step, unmanaged_error, Action, Plan, Shutdown, What};
+use super::{
+    missing_error, run, start, step, unmanaged_error, Action, Plan, RootsDir, Shutdown, What,
+};
 use crate::clients::incus::{Client, Instance};
 use crate::containers::instance;
 use crate::error::{Error, Result};
@@ -62,6 +64,8 @@ pub fn lifecycle(
 pub struct HostDirs {
     pub profile: (PathBuf, bool),
     pub roots: (PathBuf, bool),
+    /// The roots lock here, which `roots sync` and `watch` hold while they write roots.
+    pub roots_lock: PathBuf,
     pub ssh: Option<SshDest>,
 }
 
@@ -96,6 +100,7 @@ pub fn destroy(
         let HostDirs {
             profile: (dir, exists),
             roots: (roots, has_roots),
+            roots_lock,
             ssh,
         } = dirs;
         if inst.is_none() && !exists && !has_roots {
@@ -143,7 +148,10 @@ pub fn destroy(
                 name,
                 What::RemoveRoots,
                 "remove its GC roots (what it built can be collected)",
-                Action::RemoveRoots(roots.clone()),
+                Action::RemoveRoots(RootsDir {
+                    dir: roots.clone(),
+                    lock: roots_lock.clone(),
+                }),
             ));
         }
     }

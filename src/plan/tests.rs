@@ -6,7 +6,7 @@ use crate::containers::manifest::{ConfigValue, IncusSettings};
 use crate::containers::profile::ProfileState;
 use crate::name::StorePath;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const OLD: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web-1";
 /// Where the plans root their builds (a live inx's `.builds/PID/r`).
@@ -79,10 +79,19 @@ fn target<'a>(
     }
 }
 
+/// The plan of `up` on servers that can idmap mounts, stopping as by default.
+fn planned(targets: &[Facts]) -> Plan {
+    up(
+        targets,
+        &Idmap::new(),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap()
+}
+
 fn shell(targets: &[Facts]) -> String {
-    up(targets, BUILD_ROOT.as_ref(), Shutdown::default())
-        .unwrap()
-        .to_shell()
+    planned(targets).to_shell()
 }
 
 #[test]
@@ -95,12 +104,7 @@ fn new_container_is_built_profiled_created_and_started() {
 fn nothing_changed_plans_nothing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.unchanged, [name("web")]);
 }
@@ -110,12 +114,7 @@ fn changed_system_switches_in_place_without_restart() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((OLD, 1)), Some(OLD))]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -131,12 +130,7 @@ fn a_switch_that_failed_before_is_retried() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(OLD))]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(whats, [What::Switch, What::Config]);
 }
@@ -146,12 +140,7 @@ fn stopped_container_is_started_with_its_new_system() {
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Stopped");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), Some((OLD, 1)), None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((OLD, 1)), None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -164,8 +153,7 @@ fn the_profile_directory_is_made_only_where_it_is_missing() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Running");
     let creates_dir = |t: Facts| {
-        up(&[t], BUILD_ROOT.as_ref(), Shutdown::default())
-            .unwrap()
+        planned(&[t])
             .steps
             .iter()
             .any(|s| matches!(s.action, Action::CreateDir(_)))
@@ -187,12 +175,7 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
     let old = manifest("web", OLD, IncusSettings::default());
     let inst = deployed(&old, "Running");
     let new = manifest("web", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&new, Some(&inst), None, Some(OLD))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), None, Some(OLD))]);
     insta::assert_snapshot!(plan.to_shell());
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
@@ -201,20 +184,15 @@ fn a_running_container_whose_profile_directory_was_removed_gets_the_new_one_boun
             What::Build,
             What::Profile,
             What::Profile,
-            What::Devices,
-            What::Devices,
+            What::InxDevices,
+            What::InxDevices,
             What::Switch,
             What::Config
         ]
     );
     // Stopped, it binds the directory when it starts: nothing to do.
     let stopped = deployed(&new, "Stopped");
-    let plan = up(
-        &[target(&new, Some(&stopped), None, None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&stopped), None, None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(
         whats,
@@ -231,12 +209,7 @@ fn live_config_change_does_not_restart() {
         ..Default::default()
     };
     let new = manifest("web", NEW, settings);
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     insta::assert_snapshot!(plan.to_shell());
 }
 
@@ -249,12 +222,7 @@ fn config_change_that_acts_at_start_restarts() {
         ..Default::default()
     };
     let new = manifest("web", NEW, settings);
-    let plan = up(
-        &[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&new, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     insta::assert_snapshot!(plan.to_shell());
 }
 
@@ -263,12 +231,7 @@ fn interrupted_up_finishes_where_it_stopped() {
     // The profile was set and the instance created, but the start never ran.
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Stopped");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 1)), None)]);
     let whats: Vec<What> = plan.steps.iter().map(|s| s.what).collect();
     assert_eq!(whats, [What::Start]);
 }
@@ -284,6 +247,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
             target(&other, None, None, None),
             target(&m, Some(&foreign), None, None),
         ],
+        &Idmap::new(),
         BUILD_ROOT.as_ref(),
         Shutdown::default(),
     )
@@ -296,12 +260,7 @@ fn unmanaged_instance_is_refused_before_any_step() {
 fn several_containers_share_one_build() {
     let a = manifest("a", OLD, IncusSettings::default());
     let b = manifest("b", NEW, IncusSettings::default());
-    let plan = up(
-        &[target(&a, None, None, None), target(&b, None, None, None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&a, None, None, None), target(&b, None, None, None)]);
     let builds: Vec<&Step> = plan
         .steps
         .iter()
@@ -329,7 +288,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     let m = manifest("web", NEW, IncusSettings::default());
     let mut t = target(&m, None, None, None);
     t.built = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[t]);
     let first = &plan.steps[0];
     assert_eq!(first.what, What::Build);
     assert_eq!(
@@ -341,7 +300,7 @@ fn a_built_system_is_rooted_until_its_profile_holds_it() {
     };
     assert_eq!(cmd.args, ["--add-root", BUILD_ROOT, "--realise", NEW]);
     let unchanged = target(&m, None, Some((NEW, 1)), None);
-    let plan = up(&[unchanged], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[unchanged]);
     assert!(
         plan.steps.iter().all(|s| s.what != What::Build),
         "a system its profile holds needs no root of the command's"
@@ -363,7 +322,7 @@ fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hol
         port: None,
         opts: Vec::new(),
     }));
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[t]);
     let of_host: Vec<What> = plan
         .steps
         .iter()
@@ -378,12 +337,7 @@ fn a_container_on_another_host_is_copied_and_profiled_there_under_that_hosts_hol
 fn plan_as_json() {
     let m = manifest("web", NEW, IncusSettings::default());
     let inst = deployed(&m, "Stopped");
-    let plan = up(
-        &[target(&m, Some(&inst), Some((NEW, 1)), None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let plan = planned(&[target(&m, Some(&inst), Some((NEW, 1)), None)]);
     // As `--json` prints it.
     insta::assert_json_snapshot!(crate::output::document(&plan));
 }
@@ -480,6 +434,7 @@ fn destroy_removes_instance_and_profile_only() {
             PathBuf::from(format!("/nix/var/nix/gcroots/inx/{n}")),
             exist,
         ),
+        roots_lock: "/nix/var/nix/gcroots/inx/.lock".into(),
         ssh: None,
     };
     let client = Client::default();
@@ -506,20 +461,10 @@ fn destroy_removes_instance_and_profile_only() {
 #[test]
 fn only_plans_that_write_inx_devices_need_the_idmap_question() {
     let m = manifest("web", NEW, IncusSettings::default());
-    let new = up(
-        &[target(&m, None, None, None)],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let new = planned(&[target(&m, None, None, None)]);
     assert!(new.writes_inx_devices_on(|_| true), "a create writes them");
     let inst = deployed(&m, "Running");
-    let same = up(
-        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let same = planned(&[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(!same.writes_inx_devices_on(|_| true));
     let mut unshifted = inst.clone();
     unshifted
@@ -527,12 +472,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         .get_mut("inx-store")
         .unwrap()
         .remove("shift");
-    let fix = up(
-        &[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let fix = planned(&[target(&m, Some(&unshifted), Some((NEW, 2)), Some(NEW))]);
     assert!(fix.writes_inx_devices_on(|_| true));
     let settings = IncusSettings {
         devices: BTreeMap::from([(
@@ -542,12 +482,7 @@ fn only_plans_that_write_inx_devices_need_the_idmap_question() {
         ..Default::default()
     };
     let user_dev = manifest("web", NEW, settings);
-    let add = up(
-        &[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))],
-        BUILD_ROOT.as_ref(),
-        Shutdown::default(),
-    )
-    .unwrap();
+    let add = planned(&[target(&user_dev, Some(&inst), Some((NEW, 2)), Some(NEW))]);
     assert!(
         !add.writes_inx_devices_on(|_| true),
         "a user's device is not inx's"
@@ -575,12 +510,12 @@ fn a_container_from_its_image_is_imported_and_created_without_shared_mounts() {
         to_build: vec![],
         present: false,
     });
-    let plan = up(&[t.clone()], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[t.clone()]);
     insta::assert_snapshot!(plan.to_shell());
     assert!(!plan.to_shell().contains("inx-store"));
     // With the image already on the server, no import.
     t.image.as_mut().unwrap().present = true;
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[t]);
     assert!(!plan.steps.iter().any(|s| s.what == What::Import));
 }
 
@@ -608,11 +543,11 @@ fn an_image_container_with_a_new_system_is_reported_not_switched() {
         to_build: vec![],
         present: true,
     });
-    let plan = up(&[t], BUILD_ROOT.as_ref(), Shutdown::default()).unwrap();
+    let plan = planned(&[t]);
     assert!(plan.steps.is_empty(), "{}", plan.to_shell());
     assert_eq!(plan.notes.len(), 1);
     assert!(
-        plan.notes[0].contains("inx destroy web"),
+        plan.notes[0].to_string().contains("inx destroy web"),
         "{:?}",
         plan.notes
     );
@@ -696,7 +631,7 @@ fn every_kind_of_step_on_other_hosts() {
         timeout: 10,
         force: false,
     };
-    let plan = up(&targets, BUILD_ROOT.as_ref(), quick).unwrap();
+    let plan = up(&targets, &Idmap::new(), BUILD_ROOT.as_ref(), quick).unwrap();
     // Hosts' steps (no container) come before every container's.
     let first_container = plan
         .steps
@@ -740,10 +675,153 @@ fn stop_and_destroy_on_another_host() {
             dirs: HostDirs {
                 profile: ("/nix/var/nix/profiles/inx/web".into(), true),
                 roots: ("/nix/var/nix/gcroots/inx/web".into(), true),
+                roots_lock: "/nix/var/nix/gcroots/inx/.lock".into(),
                 ssh: Some(dest),
             },
         },
     )]);
     let destroyed = destroy(&[name("web")], &doomed, Shutdown::default()).unwrap();
     insta::assert_snapshot!(format!("{}\n{}", stop.to_shell(), destroyed.to_shell()));
+}
+
+/// The create step's input of a plan's only create.
+fn create_input(plan: &Plan) -> String {
+    let create = plan.steps.iter().find(|s| s.what == What::Create);
+    match create.map(|s| &s.action) {
+        Some(Action::Run(cmd)) => cmd.stdin.clone().expect("a create has its input"),
+        other => panic!("no create: {other:?}"),
+    }
+}
+
+#[test]
+fn a_server_that_cannot_idmap_mounts_gets_unshifted_binds_kept_and_a_warning() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let plan_with = |can: bool| {
+        let idmap = Idmap::from([(None, Ok(can))]);
+        up(
+            &[target(&m, None, None, None)],
+            &idmap,
+            BUILD_ROOT.as_ref(),
+            Shutdown::default(),
+        )
+        .unwrap()
+    };
+    let able = plan_with(true);
+    assert!(create_input(&able).contains("\"shift\""));
+    assert!(able.warnings.is_empty(), "{:?}", able.warnings);
+
+    let unable = plan_with(false);
+    assert!(!create_input(&unable).contains("\"shift\""));
+    assert_eq!(
+        unable.warnings,
+        ["this Incus server cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"]
+    );
+    // The warning is no part of the plan as printed.
+    assert!(!unable.to_shell().contains("idmap"));
+
+    // An instance made with unshifted binds keeps them there: nothing to do (the warning
+    // again, as shifted binds would be written but for that server).
+    let inst = Instance {
+        devices: instance::without_shift(&spec(&m)).devices,
+        ..deployed(&m, "Running")
+    };
+    let idmap = Idmap::from([(None, Ok(false))]);
+    let same = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &idmap,
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(same.steps.is_empty(), "{}", same.to_shell());
+    assert_eq!(same.warnings, unable.warnings);
+}
+
+#[test]
+fn a_failed_idmap_question_fails_up_only_where_inx_devices_are_written() {
+    let m = manifest("web", NEW, IncusSettings::default());
+    let failed = || Err(Error::new(Kind::Failed, "query failed"));
+    let h2 = crate::name::RemoteName::parse("h2").unwrap();
+    let new = [target(&m, None, None, None)];
+    // Asked of the local server, which is to get the create: the error.
+    let err = up(
+        &new,
+        &Idmap::from([(None, failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.message, "query failed");
+    // Asked of another server, where nothing is written: no matter.
+    let plan = up(
+        &new,
+        &Idmap::from([(None, Ok(true)), (Some(h2), failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(create_input(&plan).contains("\"shift\""));
+    // An unchanged container writes nothing: no matter either.
+    let inst = deployed(&m, "Running");
+    let same = up(
+        &[target(&m, Some(&inst), Some((NEW, 2)), Some(NEW))],
+        &Idmap::from([(None, failed())]),
+        BUILD_ROOT.as_ref(),
+        Shutdown::default(),
+    )
+    .unwrap();
+    assert!(same.steps.is_empty(), "{}", same.to_shell());
+}
+
+#[test]
+fn image_need_refuses_another_server_and_a_change_of_kind_and_evaluates_only_new_instances() {
+    let shared = manifest("web", NEW, IncusSettings::default());
+    let imaged = Manifest {
+        from_image: true,
+        ..shared.clone()
+    };
+    let made_shared = deployed(&shared, "Running");
+    let mut made_from_image = made_shared.clone();
+    made_from_image
+        .config
+        .insert(instance::KEY_IMAGE.into(), FP.into());
+    let mut unmanaged = made_from_image.clone();
+    unmanaged.config.remove(instance::KEY_MANAGED);
+
+    let need = |m: &Manifest, local: bool, inst: Option<&Instance>, flag: bool| {
+        image_need(m, local, inst, flag)
+    };
+    assert_eq!(
+        need(&shared, true, None, false).unwrap(),
+        ImageNeed::Nothing
+    );
+    assert_eq!(
+        need(&shared, false, None, false).unwrap(),
+        ImageNeed::Nothing
+    );
+    assert_eq!(
+        need(&imaged, true, None, false).unwrap(),
+        ImageNeed::Outputs
+    );
+    assert_eq!(need(&shared, true, None, true).unwrap(), ImageNeed::Outputs);
+    assert_eq!(
+        need(&imaged, true, Some(&made_from_image), false).unwrap(),
+        ImageNeed::Kept
+    );
+    // An instance inx does not manage is refused later, by `up`: nothing to evaluate.
+    assert_eq!(
+        need(&imaged, true, Some(&unmanaged), false).unwrap(),
+        ImageNeed::Outputs
+    );
+    let refused = |m: &Manifest, local: bool, inst: Option<&Instance>, flag: bool| {
+        let e = need(m, local, inst, flag).unwrap_err();
+        assert_eq!(e.kind, Kind::Input);
+        e.message
+    };
+    assert!(refused(&imaged, false, None, false).contains("on the local server only"));
+    assert!(refused(&shared, false, None, true).contains("on the local server only"));
+    assert!(refused(&shared, true, Some(&made_from_image), false)
+        .contains("was made from its image, but is now declared to use the shared store"));
+    assert!(refused(&imaged, true, Some(&made_shared), false)
+        .contains("was made from the shared store"));
 }

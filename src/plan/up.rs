@@ -1,22 +1,24 @@
 //! The plan of `inx up`: each declared container brought to its declared state, one build for
 //! all of them first.
 
-use super::{run, start, step, unmanaged_error, Action, Plan, Shutdown, Step, What};
+use super::{run, start, step, unmanaged_error, Action, Note, Plan, Shutdown, Step, What};
 use crate::clients::incus::{Client, Instance};
 use crate::clients::nix;
 use crate::containers::instance::{self, Diff, Spec, KEY_SYSTEM};
-use crate::containers::manifest::Manifest;
+use crate::containers::manifest::{self, Manifest};
 use crate::containers::profile::ProfileState;
 use crate::error::{Error, Result};
 use crate::hosts::Store;
 use crate::images::ImageFiles;
-use crate::name::{ContainerName, StorePath};
+use crate::name::{ContainerName, RemoteName, StorePath};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Everything known about one container that `up` should bring to its declared state.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub manifest: &'a Manifest,
+    /// The instance as declared, its shared mounts shifted (see `up` for servers that cannot).
     pub spec: Spec,
     pub profile_dir: PathBuf,
     /// Whether the profile directory exists (a new container's does not yet).
@@ -51,12 +53,141 @@ pub struct ImageSource {
     pub present: bool,
 }
 
+/// What each server answered when asked whether it can idmap mounts (`query /1.0`, see
+/// `incus::parse_idmapped_mounts`), by remote (`None`: the local server), or why asking
+/// failed. A server not here is taken to be able.
+pub type Idmap = BTreeMap<Option<RemoteName>, Result<bool>>;
+
+/// What `up` needs of a container's image, decided before anything is evaluated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageNeed {
+    /// It runs from the shared store.
+    Nothing,
+    /// Its instance was made from its image and keeps it: nothing to evaluate or build.
+    Kept,
+    /// Its instance is to be made from its image: its image outputs are evaluated and built.
+    Outputs,
+}
+
+impl ImageSource {
+    /// The image of an instance made from it before (see `ImageNeed::Kept`).
+    pub fn kept() -> ImageSource {
+        ImageSource {
+            files: None,
+            to_build: Vec::new(),
+            present: true,
+        }
+    }
+}
+
+/// What `up` needs of `m`'s image: `wanted` with --from-image or fromImage, on the local
+/// server (`local`), where `instance` is what that server lists of that name. Refuses an
+/// image on another server, and an instance made one way now declared the other.
+pub fn image_need(
+    m: &Manifest,
+    local: bool,
+    instance: Option<&Instance>,
+    from_image: bool,
+) -> Result<ImageNeed> {
+    let wanted = from_image || m.from_image;
+    if wanted && !local {
+        return Err(Error::input(format!(
+            "{} is declared to run from its image on another server; inx runs image-based containers on the local server only",
+            m.name
+        ))
+        .with_hint("publish the image there with `inx image publish NAME REMOTE:` and launch it with incus, or drop fromImage to use that host's store"));
+    }
+    let managed = instance.filter(|i| instance::is_managed(i));
+    match managed.map(instance::is_from_image) {
+        Some(true) if !wanted => Err(Error::input(format!(
+            "{} was made from its image, but is now declared to use the shared store",
+            m.name
+        ))
+        .with_hint(format!(
+            "`inx destroy {0}` and `inx up {0}` make it again from the shared store, or pass --from-image",
+            m.name
+        ))),
+        Some(false) if wanted => Err(Error::input(format!(
+            "{} was made from the shared store; inx does not turn it into an image-based container",
+            m.name
+        ))
+        .with_hint(format!(
+            "`inx destroy {0}` and `inx up --from-image {0}` make it again from its image",
+            m.name
+        ))),
+        _ if !wanted => Ok(ImageNeed::Nothing),
+        Some(_) => Ok(ImageNeed::Kept),
+        None => Ok(ImageNeed::Outputs),
+    }
+}
+
 /// The plan of `inx up`. Refuses, before any step, to touch an instance inx does not manage.
-/// A running container that must stop for a setting is stopped as `shutdown` says.
-pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Result<Plan> {
+/// A running container that must stop for a setting is stopped as `shutdown` says. The
+/// shared mounts are shifted (`Facts::spec`) on every server but those that cannot idmap
+/// them (see `unshifted`).
+pub fn up(
+    targets: &[Facts],
+    idmap: &Idmap,
+    build_root: &std::path::Path,
+    shutdown: Shutdown,
+) -> Result<Plan> {
     for t in targets {
         refuse(t)?;
     }
+    let plan = plan_each(targets, build_root, shutdown);
+    let (no_shift, warnings) = unshifted(&plan, targets, idmap)?;
+    if no_shift.is_empty() {
+        return Ok(plan);
+    }
+    let targets: Vec<Facts> = targets
+        .iter()
+        .map(|t| Facts {
+            spec: if no_shift.contains(&t.incus.remote) {
+                instance::without_shift(&t.spec)
+            } else {
+                t.spec.clone()
+            },
+            ..t.clone()
+        })
+        .collect();
+    let mut plan = plan_each(&targets, build_root, shutdown);
+    plan.warnings = warnings;
+    Ok(plan)
+}
+
+/// The servers whose containers get unshifted mounts, and a warning for each: those that
+/// cannot idmap mounts. A server's answer matters only where `plan` writes inx's devices
+/// there, and so does a failed question (a server that listed fine fails nothing else).
+fn unshifted(
+    plan: &Plan,
+    targets: &[Facts],
+    idmap: &Idmap,
+) -> Result<(BTreeSet<Option<RemoteName>>, Vec<String>)> {
+    let mut no_shift = BTreeSet::new();
+    let mut warnings = Vec::new();
+    for (remote, answer) in idmap {
+        let writes = plan.writes_inx_devices_on(|c| {
+            targets
+                .iter()
+                .any(|t| &t.manifest.name == c && &t.incus.remote == remote)
+        });
+        if !writes || *answer.as_ref().map_err(Clone::clone)? {
+            continue;
+        }
+        let server = match remote {
+            None => "this Incus server".to_string(),
+            Some(r) => format!("the Incus server {r}"),
+        };
+        warnings.push(format!(
+            "{server} cannot idmap mounts, so /nix/store shows up owned by nobody inside unprivileged containers (it still works read-only)"
+        ));
+        no_shift.insert(remote.clone());
+    }
+    Ok((no_shift, warnings))
+}
+
+/// The plan of `up` with each container's spec as it is.
+fn plan_each(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -> Plan {
     let mut plan = Plan::default();
     // Every system a profile is about to take is realised with a root, built or not: a path
     // that exists but nothing roots could be collected before `nix-env --set` holds it.
@@ -87,7 +218,7 @@ pub fn up(targets: &[Facts], build_root: &std::path::Path, shutdown: Shutdown) -
             }
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// What `up` refuses before any step: an instance inx does not manage, one on another
@@ -240,9 +371,7 @@ fn plan_unplaced(t: &Facts, plan: &mut Plan) {
         t.incus
             .create_empty(name, None, &spec.profiles, instance::create_input(&spec)),
     ));
-    plan.notes.push(format!(
-        "then: {name}: copy its system to the member it is on, point its profile there, bind it and start"
-    ));
+    plan.notes.push(Note::Placed(name.clone()));
 }
 
 fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec<Step>) {
@@ -311,13 +440,13 @@ fn plan_container(t: &Facts, incus: &Client, shutdown: Shutdown, steps: &mut Vec
         if let Some(props) = t.spec.devices.get(PROFILES_DEVICE) {
             steps.push(run(
                 name,
-                What::Devices,
+                What::InxDevices,
                 format!("remove device {PROFILES_DEVICE}: its directory was removed on the host"),
                 incus.device_remove(name, PROFILES_DEVICE),
             ));
             steps.push(run(
                 name,
-                What::Devices,
+                What::InxDevices,
                 format!("add device {PROFILES_DEVICE}: bind the new profile directory"),
                 incus.device_add(name, PROFILES_DEVICE, props),
             ));
@@ -354,9 +483,9 @@ fn plan_image_container(
     let name = &t.manifest.name;
     let Some(inst) = t.instance else {
         let Some(files) = &image.files else {
-            plan.notes.push(format!(
+            plan.notes.push(Note::Remark(format!(
                 "{name}: after the build, import its image and create the instance from it"
-            ));
+            )));
             return;
         };
         if !image.present {
@@ -405,9 +534,9 @@ fn plan_image_container(
     plan.steps.extend(steps);
     let recorded = inst.config.get(KEY_SYSTEM).map(String::as_str);
     if recorded != Some(t.manifest.toplevel.as_str()) {
-        plan.notes.push(format!(
+        plan.notes.push(Note::Remark(format!(
             "{name} runs from an image of an older system; inx does not replace its root filesystem: `inx destroy {name}` and `inx up {name}` make it again from the new image"
-        ));
+        )));
     }
 }
 
@@ -422,10 +551,17 @@ fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step
             incus.config_unset(name, key),
         ));
     }
+    let devices = |device: &str| {
+        if manifest::is_inx_device(device) {
+            What::InxDevices
+        } else {
+            What::Devices
+        }
+    };
     for device in &diff.remove_devices {
         steps.push(run(
             name,
-            What::Devices,
+            devices(device),
             format!("remove device {device}"),
             incus.device_remove(name, device),
         ));
@@ -433,7 +569,7 @@ fn apply(name: &ContainerName, diff: &Diff, incus: &Client, steps: &mut Vec<Step
     for (device, props) in &diff.add_devices {
         steps.push(run(
             name,
-            What::Devices,
+            devices(device),
             format!("add device {device}"),
             incus.device_add(name, device, props),
         ));

@@ -28,7 +28,7 @@ pub fn build(ctx: &Ctx, name: &str, vm: bool, out_link: Option<&Path>) -> Result
     }
     if ctx.dry_run {
         plan.notes
-            .push("then: print where the files are".to_string());
+            .push(Note::Then("print where the files are".to_string()));
         ctx.print_plan(&plan);
         return Ok(());
     }

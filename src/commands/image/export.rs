@@ -1,7 +1,7 @@
 //! `inx image export`: the files in a folder, with how to import them by hand.
 
 use super::*;
-use crate::images::staging::{Content, Folder, FolderFile};
+use crate::execute::folder::{Content, Folder, FolderFile};
 use crate::output::errln;
 
 /// The JSON of `image export`.
@@ -44,7 +44,7 @@ fn import_text(outputs: &ImageOutputs, files: &ImageFiles, alias: &Alias) -> Str
 
 pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
     let outputs = gather(ctx, name, ImageKind::from_vm_flag(vm))?;
-    staging::free_target(dir)?;
+    folder::free_target(dir)?;
     let Some(files) = built_files(ctx, &outputs, &format!("write {}", dir.display()))? else {
         return Ok(());
     };

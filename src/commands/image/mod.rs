@@ -16,12 +16,12 @@ use crate::clients::incus::{self, Backend, Client, Remote, RemoteName};
 use crate::clients::nix;
 use crate::error::{Error, Result};
 use crate::execute;
-use crate::images::staging;
+use crate::execute::folder;
 use crate::images::{self, Alias, ImageFiles, ImageKind, ImageOutputs};
 use crate::name::ContainerName;
 use crate::output::{self, out, outln};
 use crate::plan::image::{self as image_plan, short, Destination};
-use crate::plan::{Action, Plan, Step, What};
+use crate::plan::{Action, Note, Plan, Step, What};
 use serde::Serialize;
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! `inx image simplestreams`: the image added to a static simplestreams tree.
 
 use super::*;
+use crate::execute::folder::{Content, Folder, FolderFile};
 use crate::images::simplestreams::{self, FileInfo, NewVersion, Outcome};
-use crate::images::staging::{Content, Folder, FolderFile};
 use crate::output::errln;
 
 /// The JSON of `image simplestreams`.
@@ -31,7 +31,7 @@ pub fn simplestreams(
         Err(e) => return Err(simplestreams::unreadable(&images_path, e)),
     };
     if existing.is_none() {
-        staging::free_target(dir).map_err(|e| {
+        folder::free_target(dir).map_err(|e| {
             Error::input(format!(
                 "{} is neither a simplestreams tree nor empty",
                 dir.display()
@@ -53,11 +53,11 @@ pub fn simplestreams(
         properties: &outputs.properties,
         fingerprint: &files.fingerprint,
         metadata: FileInfo {
-            sha256: images::sha256_file(&files.metadata)?,
+            sha256: crate::digest::sha256_file(&files.metadata)?,
             size: size(&files.metadata)?,
         },
         root: FileInfo {
-            sha256: images::sha256_file(&files.root)?,
+            sha256: crate::digest::sha256_file(&files.root)?,
             size: size(&files.root)?,
         },
     };

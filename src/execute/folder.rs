@@ -81,7 +81,7 @@ impl Staging {
     /// Copying and writing are where a Ctrl-C stops (the staged folder then goes with
     /// `Drop`); the renames that publish it are quick and always run to the end.
     pub fn copy(&self, from: &Path, rel: &str) -> Result<()> {
-        crate::execute::interrupt::check()?;
+        super::interrupt::check()?;
         let to = self.parent_of(rel)?;
         std::fs::copy(from, &to).map_err(|e| io_error("write", &to, e))?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
@@ -89,7 +89,7 @@ impl Staging {
     }
 
     pub fn write(&self, rel: &str, contents: &[u8]) -> Result<()> {
-        crate::execute::interrupt::check()?;
+        super::interrupt::check()?;
         let to = self.parent_of(rel)?;
         std::fs::write(&to, contents).map_err(|e| io_error("write", &to, e))
     }
@@ -168,7 +168,7 @@ pub fn write(folder: &Folder) -> Result<()> {
             Content::Sha256Sums(of) => {
                 let mut sums = String::new();
                 for rel in of {
-                    let hash = crate::images::sha256_file(&staged.path(rel))?;
+                    let hash = crate::digest::sha256_file(&staged.path(rel))?;
                     sums.push_str(&format!("{hash}  {rel}\n"));
                 }
                 staged.write(&file.path, sums.as_bytes())?

@@ -491,15 +491,7 @@ fn unchanged(bed: &Bed, s: &Settings, names: &[String], checks: &mut Table) {
                 Side::Inx => inx.push(timed(|| {
                     bed.inx(&["up"]).ok();
                 })),
-                Side::Raw => raw.push(timed(|| {
-                    checked(
-                        Command::new("nix")
-                            .args(NIX_FEATURES)
-                            .args(["build", "--no-link", "--json"])
-                            .args(bed.toplevels(names)),
-                    );
-                    checked(Command::new("incus").args(["list", "--format", "json"]));
-                })),
+                Side::Raw => raw.push(timed(|| bed.evaluate_and_list(names))),
             }
         }
     }

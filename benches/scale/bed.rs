@@ -231,6 +231,18 @@ impl Bed {
         })
     }
 
+    /// What a user runs to see that nothing changed: `nix build` of the systems (it
+    /// evaluates; they are built) and one `incus list`.
+    pub fn evaluate_and_list(&self, names: &[String]) {
+        checked(
+            Command::new("nix")
+                .args(NIX_FEATURES)
+                .args(["build", "--no-link", "--json"])
+                .args(self.toplevels(names)),
+        );
+        checked(Command::new("incus").args(["list", "--format", "json"]));
+    }
+
     /// The real inx on the bench's flake as a command to spawn (to watch it as it runs).
     pub fn inx_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_inx"));

@@ -401,15 +401,7 @@ fn unchanged(bed: &Bed, names: &[String], full: bool, t: &mut Table) {
     let n = names.len();
     eprintln!("bench: scale {n}: nothing-changed up");
     let inx = measured(bed, &["-v", "up"]);
-    let raw = timed(|| {
-        checked(
-            Command::new("nix")
-                .args(NIX_FEATURES)
-                .args(["build", "--no-link", "--json"])
-                .args(bed.toplevels(names)),
-        );
-        checked(Command::new("incus").args(["list", "--format", "json"]));
-    });
+    let raw = timed(|| bed.evaluate_and_list(names));
     let calls = count(&inx.traced);
     if !full {
         assert_eq!(calls.get("nix"), Some(&1), "{calls:?}");

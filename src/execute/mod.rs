@@ -100,28 +100,11 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
                         .get(next.fetch_add(1, Ordering::SeqCst))
                         .map(|i| &chains[*i])
                     {
-                        for step in steps {
-                            let done = crate::execute::interrupt::check().and_then(|()| {
-                                runner.progress(format_args!("{container}: {}", step.description));
-                                bar.now(&format!("{container}: {}", step.description));
-                                run_watched(runner, step, bar)
-                            });
-                            bar.done();
-                            if let Err(e) = done {
-                                if e.kind == Kind::Interrupted {
-                                    progress::line(format_args!(
-                                        "{container}: not finished (interrupted before: {})",
-                                        step.description
-                                    ));
-                                } else {
-                                    progress::line(format_args!("{container}: {e}"));
-                                }
-                                failed
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .insert(container, e);
-                                break;
-                            }
+                        if let Err(e) = run_chain(runner, container, steps, bar) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(container, e);
                         }
                     }
                 });
@@ -163,6 +146,35 @@ pub fn execute(runner: &dyn Run, plan: &Plan) -> Result<()> {
         n => format!("{n} containers failed: {} (see above)", names.join(", ")),
     };
     Err(Error::new(kind, what))
+}
+
+/// One container's steps in order, until one fails (its error, printed as it happens).
+fn run_chain(
+    runner: &dyn Run,
+    container: &ContainerName,
+    steps: &[&Step],
+    bar: &progress::Bar,
+) -> Result<()> {
+    for step in steps {
+        let done = crate::execute::interrupt::check().and_then(|()| {
+            runner.progress(format_args!("{container}: {}", step.description));
+            bar.now(&format!("{container}: {}", step.description));
+            run_watched(runner, step, bar)
+        });
+        bar.done();
+        if let Err(e) = done {
+            if e.kind == Kind::Interrupted {
+                progress::line(format_args!(
+                    "{container}: not finished (interrupted before: {})",
+                    step.description
+                ));
+            } else {
+                progress::line(format_args!("{container}: {e}"));
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Each other host's steps in order, the hosts side by side (each waits on its own network

@@ -24,42 +24,17 @@ pub fn simplestreams(
 ) -> Result<()> {
     let alias = alias_or_default(alias, name, ImageKind::from_vm_flag(vm))?;
     let outputs = gather(ctx, name, ImageKind::from_vm_flag(vm))?;
-    let images_path = dir.join(simplestreams::IMAGES);
-    let existing = match std::fs::read_to_string(&images_path) {
-        Ok(text) => Some(simplestreams::parse_images(&text)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(simplestreams::unreadable(&images_path, e)),
-    };
-    if existing.is_none() {
-        folder::free_target(dir).map_err(|e| {
-            Error::input(format!(
-                "{} is neither a simplestreams tree nor empty",
-                dir.display()
-            ))
-            .with_hint(e.hint.unwrap_or_default())
-        })?;
-    }
+    let existing = read_tree(dir)?;
     let Some(files) = built_files(ctx, &outputs, &format!("add to {}", dir.display()))? else {
         return Ok(());
-    };
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| simplestreams::unreadable(p, e))
     };
     let new = NewVersion {
         alias: &alias,
         kind: files.kind,
         properties: &outputs.properties,
         fingerprint: &files.fingerprint,
-        metadata: FileInfo {
-            sha256: crate::digest::sha256_file(&files.metadata)?,
-            size: size(&files.metadata)?,
-        },
-        root: FileInfo {
-            sha256: crate::digest::sha256_file(&files.root)?,
-            size: size(&files.root)?,
-        },
+        metadata: file_info(&files.metadata)?,
+        root: file_info(&files.root)?,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -89,6 +64,71 @@ pub fn simplestreams(
         }
         Outcome::Added(added) => added,
     };
+    let plan = write_plan(dir, fresh, &added, &files, &outputs.name);
+    // A dry run's JSON is the document the command prints (docs/json.md); its text, the plan.
+    if ctx.dry_run {
+        if ctx.json {
+            report(&added.product, &added.version, true);
+        } else {
+            ctx.print_plan(&plan);
+        }
+        return Ok(());
+    }
+    execute::execute(&*ctx.runner, &plan)?;
+    errln!(
+        "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
+        dir.display(),
+        added.version,
+        added.product,
+        short(&files.fingerprint),
+    );
+    if ctx.json {
+        report(&added.product, &added.version, true);
+    } else {
+        outln!("{}", added.version);
+    }
+    Ok(())
+}
+
+/// The images.json of the tree already in `dir`, if any; `dir` must otherwise be free for a
+/// new tree.
+fn read_tree(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let images_path = dir.join(simplestreams::IMAGES);
+    let existing = match std::fs::read_to_string(&images_path) {
+        Ok(text) => Some(simplestreams::parse_images(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(simplestreams::unreadable(&images_path, e)),
+    };
+    if existing.is_none() {
+        folder::free_target(dir).map_err(|e| {
+            Error::input(format!(
+                "{} is neither a simplestreams tree nor empty",
+                dir.display()
+            ))
+            .with_hint(e.hint.unwrap_or_default())
+        })?;
+    }
+    Ok(existing)
+}
+
+/// A file's digest and size, as the tree lists them.
+fn file_info(path: &Path) -> Result<FileInfo> {
+    Ok(FileInfo {
+        sha256: crate::digest::sha256_file(path)?,
+        size: std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| simplestreams::unreadable(path, e))?,
+    })
+}
+
+/// The one step that writes the new version into the tree.
+fn write_plan(
+    dir: &Path,
+    fresh: bool,
+    added: &simplestreams::Added,
+    files: &ImageFiles,
+    name: &ContainerName,
+) -> Plan {
     let pretty =
         |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("JSON serialises") + "\n";
     let file = |path: String, content: Content| FolderFile { path, content };
@@ -122,9 +162,9 @@ pub fn simplestreams(
             simplestreams::INDEX.to_string(),
         ],
     };
-    let plan = Plan {
+    Plan {
         steps: vec![Step {
-            container: Some(outputs.name.clone()),
+            container: Some(name.clone()),
             host: None,
             what: What::Write,
             description: format!(
@@ -136,28 +176,5 @@ pub fn simplestreams(
             action: Action::WriteFolder(folder),
         }],
         ..Plan::default()
-    };
-    // A dry run's JSON is the document the command prints (docs/json.md); its text, the plan.
-    if ctx.dry_run {
-        if ctx.json {
-            report(&added.product, &added.version, true);
-        } else {
-            ctx.print_plan(&plan);
-        }
-        return Ok(());
     }
-    execute::execute(&*ctx.runner, &plan)?;
-    errln!(
-        "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
-        dir.display(),
-        added.version,
-        added.product,
-        short(&files.fingerprint),
-    );
-    if ctx.json {
-        report(&added.product, &added.version, true);
-    } else {
-        outln!("{}", added.version);
-    }
-    Ok(())
 }

@@ -90,26 +90,20 @@ pub fn export(ctx: &Ctx, name: &str, dir: &Path, vm: bool) -> Result<()> {
         }],
         ..Plan::default()
     };
-    // A dry run's JSON is the document the export prints (docs/json.md); its text, the plan.
-    if ctx.dry_run {
-        if ctx.json {
-            output::json(&exported);
-        } else {
-            ctx.print_plan(&plan);
-        }
-        return Ok(());
-    }
-    execute::execute(&*ctx.runner, &plan)?;
-    errln!(
-        "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
-        dir.display()
-    );
-    if ctx.json {
-        output::json(&exported);
-    } else {
-        outln!("{}", dir.display());
-    }
-    Ok(())
+    write_out(
+        ctx,
+        &plan,
+        || output::json(&exported),
+        || {
+            errln!(
+                "{}: wrote metadata.tar.xz, {root}, SHA256SUMS and IMPORT.txt (how to import them by hand)",
+                dir.display()
+            );
+            if !ctx.json {
+                outln!("{}", dir.display());
+            }
+        },
+    )
 }
 
 #[cfg(test)]

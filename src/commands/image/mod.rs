@@ -49,6 +49,26 @@ fn built_files(ctx: &Ctx, outputs: &ImageOutputs, then: &str) -> Result<Option<I
 }
 
 /// The alias asked for (checked before anything runs), or the default one.
+/// Carries out a plan that writes a folder, or prints it in a dry run. `document` prints the
+/// command's JSON (in a dry run too: it is what the command would print); `done` says what was
+/// written, on stderr, and with `--json` off its one line on stdout.
+fn write_out(ctx: &Ctx, plan: &Plan, document: impl Fn(), done: impl FnOnce()) -> Result<()> {
+    if ctx.dry_run {
+        if ctx.json {
+            document();
+        } else {
+            ctx.print_plan(plan);
+        }
+        return Ok(());
+    }
+    execute::execute(&*ctx.runner, plan)?;
+    done();
+    if ctx.json {
+        document();
+    }
+    Ok(())
+}
+
 fn alias_or_default(alias: Option<&str>, name: &str, kind: ImageKind) -> Result<Alias> {
     let name = ContainerName::parse(name)?;
     alias

@@ -65,29 +65,23 @@ pub fn simplestreams(
         Outcome::Added(added) => added,
     };
     let plan = write_plan(dir, fresh, &added, &files, &outputs.name);
-    // A dry run's JSON is the document the command prints (docs/json.md); its text, the plan.
-    if ctx.dry_run {
-        if ctx.json {
-            report(&added.product, &added.version, true);
-        } else {
-            ctx.print_plan(&plan);
-        }
-        return Ok(());
-    }
-    execute::execute(&*ctx.runner, &plan)?;
-    errln!(
-        "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
-        dir.display(),
-        added.version,
-        added.product,
-        short(&files.fingerprint),
-    );
-    if ctx.json {
-        report(&added.product, &added.version, true);
-    } else {
-        outln!("{}", added.version);
-    }
-    Ok(())
+    write_out(
+        ctx,
+        &plan,
+        || report(&added.product, &added.version, true),
+        || {
+            errln!(
+                "{}: added version {} of {} ({}, alias {alias}); serve the folder over HTTPS, then:\n  incus remote add NAME https://HOST/PATH --protocol simplestreams\n  lxc remote add NAME https://HOST/PATH --protocol simplestreams",
+                dir.display(),
+                added.version,
+                added.product,
+                short(&files.fingerprint),
+            );
+            if !ctx.json {
+                outln!("{}", added.version);
+            }
+        },
+    )
 }
 
 /// The images.json of the tree already in `dir`, if any; `dir` must otherwise be free for a

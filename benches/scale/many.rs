@@ -2,9 +2,10 @@
 //! size (100, 250 and 500 in the full bench) it brings up that many new containers three ways
 //! from the same starting state: inx, the raw commands one by one, and the best raw pipeline a
 //! careful user would type (`nix build`, then profiles and creates four at a time, then
-//! `incus start` of all, 100 to a call). At the largest size it then times, with all containers running: a
-//! nothing-changed `up`, `list`, an in-place update of all, `roots sync`, the host's GC with
-//! `roots watch` running (and how fast and how idle the watcher is), and `destroy` of all.
+//! `incus start` of all, 100 to a call). At the largest size it then times, with all
+//! containers running: a nothing-changed `up`, `list`, an in-place update of all, `roots
+//! sync`, the host's GC with `roots watch` running (and how fast and how idle the watcher is),
+//! and `destroy` of all.
 //!
 //! Beside the times it records what the issue asks of a large host: inx's own peak memory
 //! (its VmHWM, sampled every 10 ms while it runs), the host memory each running container

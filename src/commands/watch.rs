@@ -37,7 +37,7 @@ const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// `inx roots watch`: roots a build the moment its auto link appears, and syncs fully
 /// whenever a container is created, started, stopped or deleted, and every `interval`
-/// seconds. Listing containers takes a process (and Incus about 25 ms a container), so it runs
+/// seconds. Listing containers takes a process (and Incus about 18 ms a container), so it runs
 /// on its own thread, whoever asks for it: a new link never waits for a listing. Runs until
 /// killed.
 pub fn watch(ctx: &Ctx, cap: usize, interval: u64) -> Result<()> {

@@ -6,9 +6,9 @@
 //!
 //! A container's last step, when it is `incus start NAME`, waits for the others: the starts of
 //! every container that got there run as one `incus start A B C` (one call for many takes about
-//! 0.6 of the time of one call each). Incus starts each it can and names each that failed, so a
-//! failure is still its container's alone. The plan shows one start per container; `-v` shows
-//! the call that ran.
+//! 0.6 of the time of one call each; at most `START_BATCH` to a call). Incus starts each it can
+//! and names each that failed, so a failure is still its container's alone. The plan shows one
+//! start per container; `-v` shows the calls that ran.
 
 pub mod folder;
 pub mod hold;

@@ -45,7 +45,13 @@ pub fn resolve(root: &Path, path: &str) -> Resolved {
 pub struct Resolver {
     root: Result<Rc<OwnedFd>, String>,
     dirs: HashMap<Vec<OsString>, Plain>,
+    /// Directories kept open: at most `MAX_OPEN`, past which they are walked as before (a
+    /// container with thousands of build links must not run the watcher out of descriptors).
+    open: usize,
 }
+
+/// The most directories one resolver keeps open.
+const MAX_OPEN: usize = 256;
 
 /// What the resolver knows of a path below the root.
 enum Plain {
@@ -78,6 +84,7 @@ impl Resolver {
         Resolver {
             root,
             dirs: HashMap::new(),
+            open: 0,
         }
     }
 
@@ -143,7 +150,9 @@ impl Resolver {
             );
         }
         match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) if self.open >= MAX_OPEN => Plain::Other,
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
+                self.open += 1;
                 match openat(
                     dir,
                     name,
@@ -417,6 +426,25 @@ mod tests {
         // but a new one sees it.
         f.link("/root/late", STORE);
         assert_eq!(Resolver::new(&f.root()).resolve("/root/late"), store());
+    }
+
+    /// Past `MAX_OPEN` directories a resolver walks as a single walk does, with the same
+    /// answers and no more descriptors.
+    #[test]
+    fn a_resolver_past_its_open_directories_answers_the_same() {
+        let f = Fixture::new(true);
+        let mut paths = Vec::new();
+        for i in 0..MAX_OPEN + 8 {
+            std::fs::create_dir_all(f.root().join(format!("root/p{i}"))).unwrap();
+            f.link(&format!("/root/p{i}/result"), STORE);
+            paths.push(format!("/root/p{i}/result"));
+            paths.push(format!("/root/p{i}/missing"));
+        }
+        let mut resolver = Resolver::new(&f.root());
+        for path in &paths {
+            assert_eq!(resolver.resolve(path), f.resolve(path), "{path}");
+        }
+        assert_eq!(resolver.open, MAX_OPEN);
     }
 
     #[test]

@@ -246,14 +246,21 @@ fn main() {
     } else {
         format!("; scenarios: {}", only.join(", "))
     };
+    // The scale scenario runs once per size whatever INX_BENCH_RUNS says.
+    let runs = match (only.as_slice(), want("scale")) {
+        (["scale"], _) => "one run per size".to_string(),
+        (_, true) => format!(
+            "{} runs, {} for the largest size; scale: one run per size",
+            s.runs, s.runs_large
+        ),
+        _ => format!("{} runs, {} for the largest size", s.runs, s.runs_large),
+    };
     out.push_str(&format!(
-        "{} on {} (load average {} before, {} after; {} runs, {} for the largest size{scenarios})\n\n",
+        "{} on {} (load average {} before, {} after; {runs}{scenarios})\n\n",
         today(),
         machine(),
         load_before,
         load(),
-        s.runs,
-        s.runs_large
     ));
     let tables = [
         Some(&up),

@@ -195,7 +195,8 @@ pub fn run(bed: &Bed, sizes: &[usize], full: bool) -> Tables {
     let names = names(n);
     unchanged(bed, &names, full, &mut t.large);
     list(bed, &names, full, &mut t.large);
-    update(bed, &names, &mut t.large);
+    // All switched in place (v1 to v2 by inx, back by hand), as the `update` scenario.
+    super::update(bed, 1, &names, &mut t.large);
     roots_sync(bed, &names, &mut t.large);
     gc_with_watch(bed, &names, full, &mut t.large);
     destroy(bed, &names, &mut t.large);
@@ -452,11 +453,6 @@ fn list(bed: &Bed, names: &[String], full: bool, t: &mut Table) {
             show(&calls)
         ),
     ]);
-}
-
-/// All containers switched in place (v1 to v2 by inx, back by hand), as the `update` scenario.
-fn update(bed: &Bed, names: &[String], t: &mut Table) {
-    super::update(bed, 1, names, t);
 }
 
 /// `inx roots sync` of every container, against the one listing it cannot do without.
